@@ -1,0 +1,27 @@
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.accounts.services import paper_account_ensure, user_ensure
+
+
+class Command(BaseCommand):
+    help = "Create the demo trader (with a paper account) and the staff admin if they do not exist."
+
+    def handle(self, *args, **options):
+        wanted = [
+            (settings.HOGA_DEMO_USERNAME, settings.HOGA_DEMO_PASSWORD, False, "demo trader"),
+            (settings.HOGA_ADMIN_USERNAME, settings.HOGA_ADMIN_PASSWORD, True, "staff admin"),
+        ]
+        for username, password, staff, label in wanted:
+            chosen = password or secrets.token_urlsafe(12)
+            user, created = user_ensure(
+                username=username, password=chosen, email=settings.HOGA_ADMIN_EMAIL if staff else "", staff=staff
+            )
+            paper_account_ensure(user=user)
+            if created:
+                # Printed once, on creation only; the database keeps just the hash.
+                self.stdout.write(self.style.SUCCESS(f"created {label}: username={username} password={chosen}"))
+            else:
+                self.stdout.write(f"{label} '{username}' exists (password unchanged)")

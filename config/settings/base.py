@@ -1,0 +1,252 @@
+"""Settings shared by every environment.
+
+Every toggle is read here from the environment (django-environ); app code reads
+``django.conf.settings`` only. Each variable is listed in ``.env.example``.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# A local .env is optional and never committed; the process environment wins.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Django core -------------------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_celery_beat",
+    "apps.core",
+    "apps.accounts",
+    "apps.orders",
+    "apps.positions",
+    "apps.marketdata",
+    "apps.sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.hoga",
+            ],
+        },
+    },
+]
+
+# --- Database and cache ------------------------------------------------------------------------
+# DATABASE_URL / REDIS_URL are filled in by scripts/devstack.py when the embedded servers are used.
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/hoga")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "hoga",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+# --- Time: UTC in the database, Asia/Seoul for market logic and display --------------------------
+USE_TZ = True
+TIME_ZONE = "Asia/Seoul"
+MARKET_TIME_ZONE = "Asia/Seoul"
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+USE_I18N = True
+
+# --- Static files ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- REST API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hoga API",
+    "DESCRIPTION": "Korean stock market data, real-time quotes and paper trading (모의투자).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets are served locally: Hoga works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Channels ----------------------------------------------------------------------------------
+# The PubSub layer: one Redis PUBLISH per group message instead of one round trip per member.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "hoga"},
+    }
+}
+
+# --- Celery ------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TIMEZONE = MARKET_TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"apps.marketdata.tasks.feed_*": {"queue": "feed"}}
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = 3600
+# Must exceed the longest task's run time, or Redis redelivers a running task to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=43200)}
+# django-celery-beat's DatabaseScheduler, plus a heartbeat of its last tick for /healthz.
+CELERY_BEAT_SCHEDULER = "apps.core.beat:HeartbeatDatabaseScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5  # seconds: beat ticks (and heartbeats) at least this often
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Health (/healthz) -----------------------------------------------------------------------
+# Parts whose failure makes /healthz answer 503. Queues are checked by asking live workers.
+HEALTH_REQUIRED = env.list("HEALTH_REQUIRED", default=["postgres", "redis", "queue:default", "queue:feed", "beat"])
+HEALTH_BEAT_MAX_AGE = env.int("HEALTH_BEAT_MAX_AGE", default=30)  # seconds since beat's last tick
+
+# --- Flower ------------------------------------------------------------------------------------
+FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/")
+
+# --- Demo users created by `make run` (passwords are generated and printed once when empty) ------
+HOGA_DEMO_USERNAME = env("HOGA_DEMO_USERNAME", default="demo")
+HOGA_DEMO_PASSWORD = env("HOGA_DEMO_PASSWORD", default="")
+HOGA_ADMIN_USERNAME = env("HOGA_ADMIN_USERNAME", default="admin")
+HOGA_ADMIN_PASSWORD = env("HOGA_ADMIN_PASSWORD", default="")
+HOGA_ADMIN_EMAIL = env("HOGA_ADMIN_EMAIL", default="admin@localhost")
+
+# --- Market data -------------------------------------------------------------------------------
+# Directory of recorded KRX data (daily/, intraday/, ticks/, listing/). Empty: synthetic replay.
+_default_data_dir = BASE_DIR.parent / "shared" / "data"
+HOGA_DATA_DIR = env("HOGA_DATA_DIR", default=str(_default_data_dir) if _default_data_dir.is_dir() else "")
+UNIVERSE_SIZE = env.int("HOGA_UNIVERSE_SIZE", default=50)
+
+# --- Broker (KIS) ------------------------------------------------------------------------------
+# MARKET_BROKER=sandbox points the KIS client at the local sandbox broker with its demo keys.
+MARKET_BROKER = env("MARKET_BROKER", default="sandbox")
+KIS_ENV = env("KIS_ENV", default="paper")  # real | paper
+KIS_APP_KEY = env("KIS_APP_KEY", default="")
+KIS_APP_SECRET = env("KIS_APP_SECRET", default="")
+
+# --- Sandbox broker (python manage.py runsandbox) -------------------------------------------------
+SANDBOX_HOST = env("SANDBOX_HOST", default="127.0.0.1")
+SANDBOX_REAL_REST_PORT = env.int("SANDBOX_REAL_REST_PORT", default=19443)
+SANDBOX_PAPER_REST_PORT = env.int("SANDBOX_PAPER_REST_PORT", default=29443)
+SANDBOX_REAL_WS_PORT = env.int("SANDBOX_REAL_WS_PORT", default=21000)
+SANDBOX_PAPER_WS_PORT = env.int("SANDBOX_PAPER_WS_PORT", default=31000)
+# Rate limits per app key, requests per second (KIS documents 20/s real, 2/s paper).
+SANDBOX_REAL_RATE_LIMIT = env.float("SANDBOX_REAL_RATE_LIMIT", default=20.0)
+SANDBOX_PAPER_RATE_LIMIT = env.float("SANDBOX_PAPER_RATE_LIMIT", default=2.0)
+# replay: the session starts at 09:00 KST when the sandbox starts; wallclock: follow real KST.
+SANDBOX_CLOCK = env("SANDBOX_CLOCK", default="replay")
+SANDBOX_SPEED = env.float("SANDBOX_SPEED", default=1.0)
+SANDBOX_REPLAY_DATE = env("SANDBOX_REPLAY_DATE", default="")  # YYYY-MM-DD; empty = latest recorded
+SANDBOX_SEED = env.int("SANDBOX_SEED", default=20260220)
+SANDBOX_WS_MAX_REGISTRATIONS = env.int("SANDBOX_WS_MAX_REGISTRATIONS", default=41)
+SANDBOX_PINGPONG_INTERVAL = env.float("SANDBOX_PINGPONG_INTERVAL", default=10.0)
+SANDBOX_PINGPONG_TIMEOUT = env.float("SANDBOX_PINGPONG_TIMEOUT", default=110.0)
+SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500)  # UNCONFIRMED in KIS docs
+SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
+# Extra "appkey:appsecret:real|paper" credentials the sandbox accepts besides its demo keys.
+SANDBOX_APP_CREDENTIALS = env.list("SANDBOX_APP_CREDENTIALS", default=[])
+# Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header.
+SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="sandbox-admin")
+
+# --- Logging: one line per event, tagged with the process role --------------------------------
+HOGA_PROCESS_ROLE = env("HOGA_PROCESS_ROLE", default="web")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="text")  # text | json
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"role": {"()": "apps.core.logging.RoleFilter", "role": HOGA_PROCESS_ROLE}},
+    "formatters": {
+        "text": {"()": "apps.core.logging.KeyValueFormatter"},
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["role"],
+            "formatter": LOG_FORMAT,
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "asyncio": {"level": "WARNING"},
+        "websockets": {"level": "WARNING"},
+        "aiohttp.access": {"level": "WARNING"},
+    },
+}
