@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("HOGA_VAR_DIR") or ROOT / "var").resolve()  # embedded servers' data
 PG_DIR = VAR / "pg"
 REDIS_DIR = VAR / "redis"
 SECRETS_FILE = VAR / "secrets.env"

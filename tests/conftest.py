@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,14 @@ def api_client(user):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+@pytest_asyncio.fixture
+async def async_db_cleanup():
+    """Close the database connection that async tests open in asgiref's worker thread, so the test
+    database can be dropped at the end of the session."""
+    yield
+    from channels.db import database_sync_to_async
+    from django.db import connections
+
+    await database_sync_to_async(connections.close_all)()

@@ -197,7 +197,11 @@ KIS_APP_KEY = env("KIS_APP_KEY", default="")
 KIS_APP_SECRET = env("KIS_APP_SECRET", default="")
 
 # --- Sandbox broker (python manage.py runsandbox) -------------------------------------------------
-SANDBOX_HOST = env("SANDBOX_HOST", default="127.0.0.1")
+SANDBOX_HOST = env("SANDBOX_HOST", default="127.0.0.1")  # address the sandbox listens on
+# Address clients use to reach the sandbox (differs from SANDBOX_HOST when it listens on 0.0.0.0).
+SANDBOX_CONNECT_HOST = env(
+    "SANDBOX_CONNECT_HOST", default="127.0.0.1" if SANDBOX_HOST in ("0.0.0.0", "::") else SANDBOX_HOST
+)
 SANDBOX_REAL_REST_PORT = env.int("SANDBOX_REAL_REST_PORT", default=19443)
 SANDBOX_PAPER_REST_PORT = env.int("SANDBOX_PAPER_REST_PORT", default=29443)
 SANDBOX_REAL_WS_PORT = env.int("SANDBOX_REAL_WS_PORT", default=21000)

@@ -17,7 +17,7 @@ async def test_anonymous_websocket_is_refused():
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_ping_pong_and_bad_message_error():
+async def test_ping_pong_and_bad_message_error(async_db_cleanup):
     from channels.db import database_sync_to_async
     from django.contrib.auth import get_user_model
 

@@ -1,0 +1,24 @@
+# One image for every Hoga process; docker-compose.yml picks the role (bin/hoga-process <role>).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production \
+    HOGA_BIND=0.0.0.0 \
+    FLOWER_ADDRESS=0.0.0.0
+
+RUN useradd --create-home --uid 1000 hoga
+WORKDIR /app
+
+COPY requirements/ requirements/
+RUN pip install --no-cache-dir -r requirements/prod.txt
+
+COPY . .
+# collectstatic needs a secret to import settings; this one is used for nothing else.
+RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput -v 0 && chown -R hoga:hoga /app
+
+USER hoga
+EXPOSE 8000 5555 29443 31000
+ENTRYPOINT ["bin/hoga-process"]
+CMD ["web"]

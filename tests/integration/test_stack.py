@@ -1,0 +1,131 @@
+"""`make run` end to end: the embedded servers, every process, /healthz, Redis failure and restart.
+
+Runs scripts/devstack.py (what `make run` runs after installing) with its data in a temporary
+directory and free ports, exactly as on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "scripts/devstack.py", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, like a terminal session
+    )
+
+
+def _wait_health(url: str, want_status: int, timeout: float, proc: subprocess.Popen, log: Path) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"make run exited early ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            response = httpx.get(url, timeout=5)
+            last = response.json()
+            if response.status_code == want_status:
+                return last
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"/healthz never answered {want_status} within {timeout}s; last: {last}\n{log.read_text()[-4000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> list[psutil.Process]:
+    """Ctrl-C as a terminal sends it (to the whole foreground group); return processes left behind."""
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    return [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _embedded_redis_pid(var_dir: Path) -> int:
+    return int((var_dir / "redis" / "redis.pid").read_text().strip())
+
+
+def test_make_run_brings_the_stack_up_reports_redis_failure_and_recovers(tmp_path):
+    var_dir = tmp_path / "var"
+    log = tmp_path / "run.log"
+    web_port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        HOGA_VAR_DIR=str(var_dir),
+        HOGA_PORT=str(web_port),
+        FLOWER_PORT=str(_free_port()),
+        SANDBOX_REAL_REST_PORT=str(_free_port()),
+        SANDBOX_PAPER_REST_PORT=str(_free_port()),
+        SANDBOX_REAL_WS_PORT=str(_free_port()),
+        SANDBOX_PAPER_WS_PORT=str(_free_port()),
+        HOGA_DEMO_PASSWORD="demo-pass-1234",
+        HOGA_ADMIN_PASSWORD="admin-pass-1234",
+    )
+    health = f"http://127.0.0.1:{web_port}/healthz"
+
+    proc = _start(env, log)
+    try:
+        started = time.monotonic()
+        report = _wait_health(health, 200, 90, proc, log)
+        took = time.monotonic() - started
+        components = report["components"]
+        for part in ("postgres", "redis", "queue:default", "queue:feed", "beat"):
+            assert components[part]["status"] == "ok", (part, components[part])
+        assert took < 90
+        output = log.read_text()
+        assert "created demo trader: username=demo password=demo-pass-1234" in output
+        assert "universe: " in output
+        for name in ("web", "worker", "feed", "beat", "flower"):
+            assert f"{name}.1 started" in output
+
+        # Flower answers behind basic auth.
+        flower = f"http://127.0.0.1:{env['FLOWER_PORT']}/"
+        secrets_env = dict(line.split("=", 1) for line in (var_dir / "secrets.env").read_text().splitlines())
+        user, password = secrets_env["FLOWER_BASIC_AUTH"].split(":", 1)
+        assert httpx.get(flower, timeout=10).status_code == 401
+        assert httpx.get(flower, auth=(user, password), timeout=10).status_code == 200
+
+        os.kill(_embedded_redis_pid(var_dir), signal.SIGKILL)
+        down = _wait_health(health, 503, 30, proc, log)
+        assert "redis" in down["failing"]
+        assert down["components"]["redis"]["status"] == "down"
+    finally:
+        leftovers = _stop(proc)
+    assert leftovers == [], f"orphans after Ctrl-C: {[p.cmdline() for p in leftovers]}"
+
+    # A second `make run` reuses ./var (no new users, same data) and recovers Redis.
+    proc = _start(env, log)
+    try:
+        report = _wait_health(health, 200, 90, proc, log)
+        assert report["components"]["redis"]["status"] == "ok"
+        assert "demo trader 'demo' exists (password unchanged)" in log.read_text()
+    finally:
+        leftovers = _stop(proc)
+    assert leftovers == []
+    # The embedded servers were stopped too.
+    assert not (var_dir / "pg" / "data" / "postmaster.pid").exists()
