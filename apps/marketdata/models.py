@@ -26,3 +26,192 @@ class Stock(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+
+class BarSource(models.TextChoices):
+    KIS = "kis", "KIS REST"
+    FDR = "fdr", "FinanceDataReader"
+    WS = "ws", "Built from live ticks"
+    YAHOO = "yahoo", "Yahoo Finance (recorded)"
+
+
+class DailyBar(models.Model):
+    """One trading day of one stock from one source. Prices and values in KRW, volume in shares.
+
+    ``adjusted`` says whether prices are adjusted for corporate actions, so that validation only
+    compares like with like.
+    """
+
+    stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="daily_bars")
+    date = models.DateField()
+    open = models.BigIntegerField()
+    high = models.BigIntegerField()
+    low = models.BigIntegerField()
+    close = models.BigIntegerField()
+    volume = models.BigIntegerField()
+    value = models.BigIntegerField(null=True, blank=True, help_text="Traded value (거래대금), KRW.")
+    source = models.CharField(max_length=8, choices=BarSource.choices)
+    adjusted = models.BooleanField(default=False)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["stock", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["stock", "date", "source"], name="daily_bar_unique_per_source"),
+            models.CheckConstraint(
+                condition=models.Q(low__lte=models.F("high")) & models.Q(volume__gte=0), name="daily_bar_sane"
+            ),
+        ]
+        indexes = [models.Index(fields=["source", "date"], name="daily_bar_source_date")]
+
+    def __str__(self) -> str:
+        return f"{self.stock_id} {self.date} {self.source}"
+
+
+class MinuteBar(models.Model):
+    """One minute of one stock from one source; ``ts`` is the aware start of the minute (stored in UTC)."""
+
+    stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="minute_bars")
+    ts = models.DateTimeField()
+    open = models.BigIntegerField()
+    high = models.BigIntegerField()
+    low = models.BigIntegerField()
+    close = models.BigIntegerField()
+    volume = models.BigIntegerField()
+    source = models.CharField(max_length=8, choices=BarSource.choices)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["stock", "ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["stock", "ts", "source"], name="minute_bar_unique_per_source"),
+            models.CheckConstraint(
+                condition=models.Q(low__lte=models.F("high")) & models.Q(volume__gte=0), name="minute_bar_sane"
+            ),
+        ]
+        indexes = [models.Index(fields=["stock", "source", "ts"], name="minute_bar_range")]
+
+    def __str__(self) -> str:
+        return f"{self.stock_id} {self.ts:%Y-%m-%d %H:%M} {self.source}"
+
+
+class CollectionRun(models.Model):
+    """Every run of a collection job, with what it asked for, stored and failed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partial"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    job = models.CharField(max_length=40, db_index=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    requested = models.PositiveIntegerField(default=0)
+    stored = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    backfilled = models.PositiveIntegerField(default=0, help_text="Rows filled into gaps left by earlier runs.")
+    progress = models.FloatField(default=0.0, help_text="0..1 while running.")
+    error_summary = models.JSONField(default=dict, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if not self.requested else round(100.0 * (self.requested - self.failed) / self.requested, 2)
+
+
+class ValidationRun(models.Model):
+    """A comparison of two sources' daily bars (OHLC within a tolerance; volume reported separately)."""
+
+    source_a = models.CharField(max_length=8, choices=BarSource.choices)
+    source_b = models.CharField(max_length=8, choices=BarSource.choices)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    codes = models.JSONField(default=list, blank=True)
+    tolerance_pct = models.DecimalField(max_digits=5, decimal_places=3, default=0.5)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total_compared = models.PositiveIntegerField(default=0, help_text="Stock-days present in both sources.")
+    values_compared = models.PositiveIntegerField(default=0, help_text="OHLC values compared (4 per stock-day).")
+    agreement_pct = models.FloatField(null=True, blank=True)
+    mean_diff_pct = models.FloatField(null=True, blank=True)
+    max_diff_pct = models.FloatField(null=True, blank=True)
+    max_diff_stock = models.CharField(max_length=6, blank=True)
+    max_diff_date = models.DateField(null=True, blank=True)
+    max_diff_field = models.CharField(max_length=8, blank=True)
+    volume_agreement_pct = models.FloatField(null=True, blank=True)
+    volume_max_diff_pct = models.FloatField(null=True, blank=True)
+    only_in_a = models.PositiveIntegerField(default=0)
+    only_in_b = models.PositiveIntegerField(default=0)
+    skipped_adjustment_mismatch = models.PositiveIntegerField(
+        default=0, help_text="Stock-days not compared because one side is adjusted and the other is not."
+    )
+    disagreements = models.PositiveIntegerField(default=0)
+    report_path = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source_a} vs {self.source_b} {self.date_from}..{self.date_to}"
+
+
+class CalendarOverride(models.Model):
+    """An operator-edited correction to the KRX calendar (closures, late opens, shifted closes).
+
+    exchange_calendars' XKRX is the base layer; a row here wins for its date.
+    """
+
+    date = models.DateField(unique=True)
+    closed = models.BooleanField(default=False)
+    open_time = models.TimeField(null=True, blank=True, help_text="KST; empty = the usual 09:00.")
+    close_time = models.TimeField(null=True, blank=True, help_text="KST; empty = the usual 15:30.")
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'closed' if self.closed else f'{self.open_time}-{self.close_time}'}"
+
+
+class BrokerEnv(models.TextChoices):
+    REAL = "real", "real"
+    PAPER = "paper", "paper"
+
+
+class BrokerToken(TimeStampedModel):
+    """The one KIS access token of an app key in one environment, shared by every process.
+
+    The app key itself is never stored: rows are keyed by its sha256. ``token_encrypted`` holds the
+    token encrypted with AES-256-GCM under a key derived from SECRET_KEY (see
+    ``apps.marketdata.broker_services``). The row doubles as the cross-process issuance lock
+    (``SELECT ... FOR UPDATE``). ``last_issued_at`` survives a dropped token so that the
+    1-issuance-per-minute rule can be honoured.
+    """
+
+    app_key_hash = models.CharField(max_length=64, help_text="sha256 hex of the app key.")
+    env = models.CharField(max_length=5, choices=BrokerEnv.choices)
+    token_encrypted = models.TextField(blank=True, default="", help_text="AES-GCM ciphertext; empty = none.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="access_token_token_expired.")
+    issued_at = models.DateTimeField(null=True, blank=True, help_text="When the current token was requested.")
+    last_issued_at = models.DateTimeField(null=True, blank=True, help_text="Last tokenP success for this key.")
+    issue_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["app_key_hash", "env"], name="broker_token_key_env_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.env} {self.app_key_hash[:12]}"

@@ -1,5 +1,8 @@
 from django.urls import path
 
-from .apis import StockListApi
+from .apis import BarsApi, StockListApi
 
-urlpatterns = [path("stocks/", StockListApi.as_view(), name="stock-list")]
+urlpatterns = [
+    path("stocks/", StockListApi.as_view(), name="stock-list"),
+    path("bars", BarsApi.as_view(), name="bars"),
+]

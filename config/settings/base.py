@@ -188,6 +188,8 @@ HOGA_ADMIN_EMAIL = env("HOGA_ADMIN_EMAIL", default="admin@localhost")
 _default_data_dir = BASE_DIR.parent / "shared" / "data"
 HOGA_DATA_DIR = env("HOGA_DATA_DIR", default=str(_default_data_dir) if _default_data_dir.is_dir() else "")
 UNIVERSE_SIZE = env.int("HOGA_UNIVERSE_SIZE", default=50)
+# Where validation reports (CSV) are written.
+REPORTS_DIR = env("HOGA_REPORTS_DIR", default=str(BASE_DIR / "var" / "reports"))
 
 # --- Broker (KIS) ------------------------------------------------------------------------------
 # MARKET_BROKER=sandbox points the KIS client at the local sandbox broker with its demo keys.

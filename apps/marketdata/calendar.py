@@ -1,0 +1,128 @@
+"""The KRX trading calendar: exchange_calendars' XKRX as the base layer, operator overrides on top.
+
+No ORM here: overrides are passed in (see ``selectors.calendar_overrides``). Times are Asia/Seoul.
+XKRX knows the late open on the first trading day of the year and the CSAT-day shift for the years it
+lists; a release can lag KRX announcements, so an override row always wins for its date.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+KST = ZoneInfo("Asia/Seoul")
+REGULAR_OPEN = time(9, 0)
+REGULAR_CLOSE = time(15, 30)
+CLOSING_AUCTION_MINUTES = 10  # 15:20-15:30 closing call auction (종가 단일가)
+
+
+@dataclass(frozen=True)
+class Override:
+    closed: bool
+    open_time: time | None = None
+    close_time: time | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """One trading day: continuous matching from ``open`` to ``auction_start``, then the closing auction,
+    whose single print is stamped at ``close``."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+    @property
+    def auction_start(self) -> datetime:
+        return self.close - timedelta(minutes=CLOSING_AUCTION_MINUTES)
+
+    def minute_labels(self) -> list[datetime]:
+        """Start of every minute that can carry a bar: continuous session minutes plus the closing print.
+
+        A regular day has 380 continuous minutes (09:00..15:19) and the 15:30 closing bar: 381 bars.
+        """
+        minutes = []
+        current = self.open
+        while current < self.auction_start:
+            minutes.append(current)
+            current += timedelta(minutes=1)
+        minutes.append(self.close)
+        return minutes
+
+    def contains(self, moment: datetime) -> bool:
+        return self.open <= moment <= self.close
+
+
+@functools.cache
+def _xkrx():
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar("XKRX")
+
+
+class KrxCalendar:
+    def __init__(self, overrides: Mapping[date, Override] | None = None):
+        self.overrides = dict(overrides or {})
+
+    def session(self, day: date) -> Session | None:
+        """The session on ``day``, or None when KRX is closed."""
+        import pandas as pd
+
+        override = self.overrides.get(day)
+        if override is not None and override.closed:
+            return None
+        cal = _xkrx()
+        label = pd.Timestamp(day)
+        if cal.first_session <= label <= cal.last_session and cal.is_session(label):
+            open_at = cal.session_open(label).tz_convert(KST).to_pydatetime()
+            close_at = cal.session_close(label).tz_convert(KST).to_pydatetime()
+        elif override is not None or (label > cal.last_session and day.weekday() < 5):
+            # An override opens a day XKRX closes; weekdays beyond XKRX's range are assumed regular.
+            open_at = datetime.combine(day, REGULAR_OPEN, tzinfo=KST)
+            close_at = datetime.combine(day, REGULAR_CLOSE, tzinfo=KST)
+        else:
+            return None
+        if override is not None:
+            if override.open_time:
+                open_at = datetime.combine(day, override.open_time, tzinfo=KST)
+            if override.close_time:
+                close_at = datetime.combine(day, override.close_time, tzinfo=KST)
+        return Session(day=day, open=open_at, close=close_at)
+
+    def is_trading_day(self, day: date) -> bool:
+        return self.session(day) is not None
+
+    def sessions_between(self, start: date, end: date) -> list[Session]:
+        sessions = []
+        day = start
+        while day <= end:
+            session = self.session(day)
+            if session is not None:
+                sessions.append(session)
+            day += timedelta(days=1)
+        return sessions
+
+    def previous_trading_day(self, day: date) -> date:
+        candidate = day - timedelta(days=1)
+        for _ in range(30):
+            if self.is_trading_day(candidate):
+                return candidate
+            candidate -= timedelta(days=1)
+        raise ValueError(f"no trading day in the 30 days before {day}")
+
+    def trading_days_back(self, day: date, count: int) -> list[date]:
+        """The ``count`` trading days ending at ``day`` (inclusive when it is one), oldest first."""
+        days: list[date] = []
+        candidate = day
+        while len(days) < count:
+            if self.is_trading_day(candidate):
+                days.append(candidate)
+            candidate -= timedelta(days=1)
+        return sorted(days)
+
+
+def now_kst() -> datetime:
+    return datetime.now(tz=KST)
