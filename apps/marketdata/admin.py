@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import BrokerToken, Stock
+from .models import BrokerToken, CalendarOverride, CollectionRun, DailyBar, MinuteBar, Stock, ValidationRun
 
 
 @admin.register(Stock)
@@ -28,3 +28,55 @@ class BrokerTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(DailyBar)
+class DailyBarAdmin(admin.ModelAdmin):
+    list_display = ("stock", "date", "source", "open", "high", "low", "close", "volume", "adjusted")
+    list_filter = ("source", "adjusted")
+    search_fields = ("stock__code", "stock__name")
+    date_hierarchy = "date"
+    list_select_related = ("stock",)
+    raw_id_fields = ("stock",)
+
+
+@admin.register(MinuteBar)
+class MinuteBarAdmin(admin.ModelAdmin):
+    list_display = ("stock", "ts", "source", "open", "high", "low", "close", "volume")
+    list_filter = ("source",)
+    search_fields = ("stock__code",)
+    list_select_related = ("stock",)
+    raw_id_fields = ("stock",)
+    show_full_result_count = False
+
+
+@admin.register(CollectionRun)
+class CollectionRunAdmin(admin.ModelAdmin):
+    list_display = ("job", "started_at", "status", "requested", "stored", "failed", "backfilled", "progress_pct")
+    list_filter = ("job", "status")
+    readonly_fields = [f.name for f in CollectionRun._meta.fields]
+
+    @admin.display(description="progress")
+    def progress_pct(self, obj: CollectionRun) -> str:
+        return f"{obj.progress * 100:.0f}%"
+
+
+@admin.register(ValidationRun)
+class ValidationRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "source_a",
+        "source_b",
+        "date_from",
+        "date_to",
+        "total_compared",
+        "agreement_pct",
+        "max_diff_pct",
+    )
+    readonly_fields = [f.name for f in ValidationRun._meta.fields]
+
+
+@admin.register(CalendarOverride)
+class CalendarOverrideAdmin(admin.ModelAdmin):
+    list_display = ("date", "closed", "open_time", "close_time", "note")
+    ordering = ("-date",)
