@@ -1,0 +1,130 @@
+"""Plain configuration of the sandbox broker.
+
+The core never reads Django settings: ``config_from_settings()`` is the only bridge, so tests build
+``SandboxConfig`` directly (ports 0, high speed, short intervals).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.sandbox.credentials import DEMO_CREDENTIALS
+from apps.sandbox.ticks import TICK_TABLE_2023_EFFECTIVE
+
+MODES: tuple[str, str] = ("real", "paper")
+CLOCK_MODES: tuple[str, str] = ("replay", "wallclock")
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredential:
+    """One app key pair registered for one mode."""
+
+    appkey: str
+    appsecret: str
+    mode: str
+
+
+def parse_credentials(items: list[str] | tuple[str, ...]) -> tuple[AppCredential, ...]:
+    """Parse ``"appkey:appsecret:real|paper"`` strings; raises ValueError on a malformed entry."""
+    out: list[AppCredential] = []
+    for item in items:
+        parts = item.strip().split(":")
+        if len(parts) != 3 or parts[2] not in MODES or not parts[0] or not parts[1]:
+            raise ValueError(f"SANDBOX_APP_CREDENTIALS entry must be appkey:appsecret:real|paper, got {item!r}")
+        out.append(AppCredential(parts[0], parts[1], parts[2]))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Everything the sandbox needs; immutable for the life of a server."""
+
+    data_dir: Path | None = None
+    universe_size: int = 50
+    host: str = "127.0.0.1"
+    real_rest_port: int = 19443
+    paper_rest_port: int = 29443
+    real_ws_port: int = 21000
+    paper_ws_port: int = 31000
+    real_rate_limit: float = 20.0
+    paper_rate_limit: float = 2.0
+    clock_mode: str = "replay"
+    speed: float = 1.0
+    replay_date: dt.date | None = None
+    seed: int = 20260220
+    ws_max_registrations: int = 41
+    pingpong_interval: float = 10.0
+    pingpong_timeout: float = 110.0
+    token_error_status: int = 500
+    token_rate_status: int = 403
+    app_credentials: tuple[AppCredential, ...] = ()
+    admin_token: str = ""
+    #: Token lifetime (KIS: 1 day) and the window in which a repeated request returns the same token.
+    token_lifetime_s: float = 86400.0
+    token_reuse_s: float = 6 * 3600.0
+    #: Minimum interval between two new issuances for one app key (KIS: 1/min, EGW00133).
+    token_issue_interval_s: float = 60.0
+    #: Real seconds between two WS flushes; ticks inside one flush share a multi-record frame.
+    ws_flush_interval_s: float = 0.05
+    #: Bounded per-connection send queue; a client that lets it overflow is dropped.
+    ws_queue_size: int = 2000
+    #: Average generated trade prints per minute of a replayed bar.
+    ticks_per_minute: float = 20.0
+    tick_table_effective: dt.date = TICK_TABLE_2023_EFFECTIVE
+
+    def __post_init__(self) -> None:
+        if self.clock_mode not in CLOCK_MODES:
+            raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {self.clock_mode!r}")
+        if self.speed <= 0:
+            raise ValueError("speed must be > 0")
+        if self.real_rate_limit <= 0 or self.paper_rate_limit <= 0:
+            raise ValueError("rate limits must be > 0")
+
+    def rate_limit(self, mode: str) -> float:
+        """Requests per second per app key in ``mode``."""
+        return self.real_rate_limit if mode == "real" else self.paper_rate_limit
+
+    def all_credentials(self) -> tuple[AppCredential, ...]:
+        """Demo pairs plus the configured extra pairs."""
+        demo = tuple(AppCredential(k, s, m) for k, s, m in DEMO_CREDENTIALS)
+        return demo + self.app_credentials
+
+
+def config_from_settings(**overrides: object) -> SandboxConfig:
+    """Build the config from ``django.conf.settings`` (the only place settings are read).
+
+    ``overrides`` replace individual fields (used by ``runsandbox`` command-line options).
+    """
+    from django.conf import settings
+
+    replay = str(getattr(settings, "SANDBOX_REPLAY_DATE", "") or "")
+    data_dir = str(getattr(settings, "HOGA_DATA_DIR", "") or "")
+    values: dict[str, object] = {
+        "data_dir": Path(data_dir) if data_dir else None,
+        "universe_size": int(settings.UNIVERSE_SIZE),
+        "host": settings.SANDBOX_HOST,
+        "real_rest_port": int(settings.SANDBOX_REAL_REST_PORT),
+        "paper_rest_port": int(settings.SANDBOX_PAPER_REST_PORT),
+        "real_ws_port": int(settings.SANDBOX_REAL_WS_PORT),
+        "paper_ws_port": int(settings.SANDBOX_PAPER_WS_PORT),
+        "real_rate_limit": float(settings.SANDBOX_REAL_RATE_LIMIT),
+        "paper_rate_limit": float(settings.SANDBOX_PAPER_RATE_LIMIT),
+        "clock_mode": settings.SANDBOX_CLOCK,
+        "speed": float(settings.SANDBOX_SPEED),
+        "replay_date": dt.date.fromisoformat(replay) if replay else None,
+        "seed": int(settings.SANDBOX_SEED),
+        "ws_max_registrations": int(settings.SANDBOX_WS_MAX_REGISTRATIONS),
+        "pingpong_interval": float(settings.SANDBOX_PINGPONG_INTERVAL),
+        "pingpong_timeout": float(settings.SANDBOX_PINGPONG_TIMEOUT),
+        "token_error_status": int(settings.SANDBOX_TOKEN_ERROR_STATUS),
+        "token_rate_status": int(settings.SANDBOX_TOKEN_RATE_STATUS),
+        "app_credentials": parse_credentials(list(settings.SANDBOX_APP_CREDENTIALS)),
+        "admin_token": str(getattr(settings, "SANDBOX_ADMIN_TOKEN", "") or ""),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return SandboxConfig(**values)  # type: ignore[arg-type]
+
+
+__all__ = ["AppCredential", "SandboxConfig", "config_from_settings", "parse_credentials"]

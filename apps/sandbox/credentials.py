@@ -1,0 +1,43 @@
+"""Deterministic demo credentials the sandbox always accepts (one app key pair per mode).
+
+The rest of Hoga uses these when ``MARKET_BROKER=sandbox``. They are derived from fixed strings, so
+they are stable across runs and machines, and have KIS's shapes: a 36-character app key and a
+180-character app secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+
+def _derive(label: str, length: int) -> str:
+    """``length`` URL-safe characters derived from ``label`` (stable, no padding characters)."""
+    out = ""
+    counter = 0
+    while len(out) < length:
+        digest = hashlib.sha512(f"hoga-sandbox:{label}:{counter}".encode()).digest()
+        out += base64.b64encode(digest).decode().replace("+", "").replace("/", "").replace("=", "")
+        counter += 1
+    return out[:length]
+
+
+DEMO_REAL_APP_KEY: str = "PS" + _derive("real-appkey", 34)
+DEMO_REAL_APP_SECRET: str = _derive("real-appsecret", 180)
+DEMO_PAPER_APP_KEY: str = "PS" + _derive("paper-appkey", 34)
+DEMO_PAPER_APP_SECRET: str = _derive("paper-appsecret", 180)
+
+#: (appkey, appsecret, mode) for both demo pairs.
+DEMO_CREDENTIALS: tuple[tuple[str, str, str], ...] = (
+    (DEMO_REAL_APP_KEY, DEMO_REAL_APP_SECRET, "real"),
+    (DEMO_PAPER_APP_KEY, DEMO_PAPER_APP_SECRET, "paper"),
+)
+
+
+def demo_credentials(mode: str) -> tuple[str, str]:
+    """(appkey, appsecret) of the demo pair for ``mode`` ("real" or "paper")."""
+    if mode == "real":
+        return DEMO_REAL_APP_KEY, DEMO_REAL_APP_SECRET
+    if mode == "paper":
+        return DEMO_PAPER_APP_KEY, DEMO_PAPER_APP_SECRET
+    raise ValueError(f"unknown mode {mode!r}")

@@ -1,0 +1,79 @@
+"""``python manage.py runsandbox``: run the sandbox KIS broker until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.sandbox.config import config_from_settings
+from apps.sandbox.server import SandboxServer
+
+logger = logging.getLogger("apps.sandbox")
+
+
+class Command(BaseCommand):
+    help = "Run the sandbox KIS broker (REST + WebSocket, real and paper) replaying recorded KRX data."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host")
+        parser.add_argument("--real-rest-port", type=int)
+        parser.add_argument("--paper-rest-port", type=int)
+        parser.add_argument("--real-ws-port", type=int)
+        parser.add_argument("--paper-ws-port", type=int)
+        parser.add_argument("--speed", type=float)
+        parser.add_argument("--clock", choices=["replay", "wallclock"])
+        parser.add_argument("--replay-date", help="YYYY-MM-DD (default: latest recorded date)")
+        parser.add_argument("--seed", type=int)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if not logger.handlers and not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logger.setLevel(logging.INFO)
+        try:
+            replay_date = dt.date.fromisoformat(opts["replay_date"]) if opts.get("replay_date") else None
+            config = config_from_settings(
+                host=opts.get("host"),
+                real_rest_port=opts.get("real_rest_port"),
+                paper_rest_port=opts.get("paper_rest_port"),
+                real_ws_port=opts.get("real_ws_port"),
+                paper_ws_port=opts.get("paper_ws_port"),
+                speed=opts.get("speed"),
+                clock_mode=opts.get("clock"),
+                replay_date=replay_date,
+                seed=opts.get("seed"),
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        asyncio.run(self._serve(config))
+
+    async def _serve(self, config: Any) -> None:
+        try:
+            server = SandboxServer(config)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await server.start()
+        try:
+            while not stop.is_set():
+                # Heartbeat: one status line every 10 minutes of real time, otherwise wait for a signal.
+                try:
+                    await asyncio.wait_for(stop.wait(), 600)
+                except TimeoutError:
+                    status = server.core.clock_status()
+                    logger.info(
+                        "sandbox heartbeat: %s %s, %s ws connections",
+                        status["now"],
+                        status["session"],
+                        len(server.core.hub.connections),
+                    )
+        finally:
+            logger.info("shutdown requested; closing listeners")
+            await server.stop()

@@ -1,0 +1,461 @@
+"""KIS-shaped payloads built from the replayed market (kis-api.md §5, §6.5, §6.6).
+
+Every value is a string. Sign codes (``prdy_vrss_sign``): 1 upper limit, 2 up, 3 unchanged,
+4 lower limit, 5 down; changes are signed ("-500"). Fields the recorded data cannot supply
+(foreign ownership, PER/PBR/EPS, program trading, credit) are "0"/"0.00"/"".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from apps.sandbox.clock import CLOSE_S, OPEN_S
+from apps.sandbox.data import DailyBar
+from apps.sandbox.layouts import H0STASP0_FIELDS, H0STCNT0_FIELDS
+from apps.sandbox.replay import DayTape, MinuteBar, OrderBook, ReplayMarket, RunningState, Tick
+
+SESSION_MS = (CLOSE_S - OPEN_S) * 1000
+
+
+def sign_code(price: int, prev: int, upper: int = 0, lower: int = 0) -> str:
+    """KIS prdy_vrss_sign for ``price`` against ``prev`` (limits give 1/4)."""
+    if price > prev:
+        return "1" if upper and price >= upper else "2"
+    if price < prev:
+        return "4" if lower and price <= lower else "5"
+    return "3"
+
+
+def rel_sign(a: int, b: int) -> str:
+    """2 / 3 / 5 for a above / equal / below b."""
+    return "2" if a > b else "5" if a < b else "3"
+
+
+def pct(num: float, den: float) -> str:
+    """num/den in percent with 2 decimals ('0.00' when den is 0; never '-0.00')."""
+    if not den:
+        return "0.00"
+    value = round(num / den * 100, 2)
+    return f"{value + 0.0:.2f}"
+
+
+def ratio(num: float, den: float) -> str:
+    """num/den with 2 decimals ('0.00' when den is 0)."""
+    return f"{round(num / den, 2) + 0.0:.2f}" if den else "0.00"
+
+
+def hhmmss(t_ms: int) -> str:
+    s = t_ms // 1000
+    return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
+
+
+def ymd(day: dt.date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Price fields of one stock at one time; ``price`` is the previous close before the first print."""
+
+    tape: DayTape
+    state: RunningState
+
+    @property
+    def price(self) -> int:
+        return self.state.last if self.state.count else self.tape.prev_close
+
+    @property
+    def change(self) -> int:
+        return self.price - self.tape.prev_close
+
+    @property
+    def sign(self) -> str:
+        return sign_code(self.price, self.tape.prev_close, self.tape.upper_limit, self.tape.lower_limit)
+
+    @property
+    def rate(self) -> str:
+        return pct(self.change, self.tape.prev_close)
+
+
+def _window(rows: list[DailyBar], since: dt.date) -> list[DailyBar]:
+    return [r for r in rows if r.date >= since and r.high > 0]
+
+
+def _extreme(rows: list[DailyBar], high: bool) -> tuple[int, str]:
+    if not rows:
+        return 0, ""
+    best = max(rows, key=lambda r: r.high) if high else min(rows, key=lambda r: r.low)
+    return (best.high if high else best.low), ymd(best.date)
+
+
+def inquire_price_output(market: ReplayMarket, tape: DayTape, state: RunningState, now_ms: int) -> dict[str, str]:
+    """``output`` of FHKST01010100 (about 80 fields, per the official example's field list);
+    ``state`` is the tape's state at ``now_ms``."""
+    q = Quote(tape, state)
+    inst = tape.instrument
+    rows = market.daily_rows(tape.code, now_ms)
+    day = market.date
+    w52 = _window(rows, day - dt.timedelta(days=364))
+    d250 = rows[-250:]
+    year = _window(rows, dt.date(day.year, 1, 1))
+    w52h, w52hd = _extreme(w52, True)
+    w52l, w52ld = _extreme(w52, False)
+    d250h, d250hd = _extreme(d250, True)
+    d250l, d250ld = _extreme(d250, False)
+    yh, yhd = _extreme(year, True)
+    yl, yld = _extreme(year, False)
+    price = q.price
+    book = tape.order_book(state)
+    avg = state.value / state.volume if state.volume else 0
+    return {
+        "iscd_stat_cls_code": "55",
+        "marg_rate": "20.00",
+        "rprs_mrkt_kor_name": "KOSPI200" if inst.market == "KOSPI" else inst.market,
+        "new_hgpr_lwpr_cls_code": "",
+        "bstp_kor_isnm": "",
+        "temp_stop_yn": "N",
+        "oprc_rang_cont_yn": "N",
+        "clpr_rang_cont_yn": "N",
+        "crdt_able_yn": "Y",
+        "grmn_rate_cls_code": "40",
+        "elw_pblc_yn": "N",
+        "stck_prpr": str(price),
+        "prdy_vrss": str(q.change),
+        "prdy_vrss_sign": q.sign,
+        "prdy_ctrt": q.rate,
+        "acml_tr_pbmn": str(state.value),
+        "acml_vol": str(state.volume),
+        "prdy_vrss_vol_rate": pct(state.volume, tape.prev_volume),
+        "stck_oprc": str(state.open),
+        "stck_hgpr": str(state.high),
+        "stck_lwpr": str(state.low),
+        "stck_mxpr": str(tape.upper_limit),
+        "stck_llam": str(tape.lower_limit),
+        "stck_sdpr": str(tape.prev_close),
+        "wghn_avrg_stck_prc": f"{avg:.2f}",
+        "hts_frgn_ehrt": "0.00",
+        "frgn_ntby_qty": "0",
+        "pgtr_ntby_qty": "0",
+        "pvt_scnd_dmrs_prc": "0",
+        "pvt_frst_dmrs_prc": "0",
+        "pvt_pont_val": "0",
+        "pvt_frst_dmsp_prc": "0",
+        "pvt_scnd_dmsp_prc": "0",
+        "dmrs_val": "0",
+        "dmsp_val": "0",
+        "cpfn": "0",
+        "rstc_wdth_prc": str(tape.upper_limit - tape.prev_close),
+        "stck_fcam": "0",
+        "stck_sspr": "0",
+        "aspr_unit": str(tape.grid.tick(price)) if price > 0 else "0",
+        "hts_deal_qty_unit_val": "1",
+        "lstn_stcn": str(inst.listed_shares),
+        "hts_avls": str(price * inst.listed_shares // 100_000_000),
+        "per": "0.00",
+        "pbr": "0.00",
+        "stac_month": "12",
+        "vol_tnrt": pct(state.volume, inst.listed_shares),
+        "eps": "0.00",
+        "bps": "0.00",
+        "d250_hgpr": str(d250h),
+        "d250_hgpr_date": d250hd,
+        "d250_hgpr_vrss_prpr_rate": pct(price - d250h, d250h),
+        "d250_lwpr": str(d250l),
+        "d250_lwpr_date": d250ld,
+        "d250_lwpr_vrss_prpr_rate": pct(price - d250l, d250l),
+        "stck_dryy_hgpr": str(yh),
+        "dryy_hgpr_vrss_prpr_rate": pct(price - yh, yh),
+        "dryy_hgpr_date": yhd,
+        "stck_dryy_lwpr": str(yl),
+        "dryy_lwpr_vrss_prpr_rate": pct(price - yl, yl),
+        "dryy_lwpr_date": yld,
+        "w52_hgpr": str(w52h),
+        "w52_hgpr_vrss_prpr_ctrt": pct(price - w52h, w52h),
+        "w52_hgpr_date": w52hd,
+        "w52_lwpr": str(w52l),
+        "w52_lwpr_vrss_prpr_ctrt": pct(price - w52l, w52l),
+        "w52_lwpr_date": w52ld,
+        "whol_loan_rmnd_rate": "0.00",
+        "ssts_yn": "Y",
+        "stck_shrn_iscd": tape.code,
+        "fcam_cnnm": "0",
+        "cpfn_cnnm": "0",
+        "frgn_hldn_qty": "0",
+        "vi_cls_code": "N",
+        "ovtm_vi_cls_code": "N",
+        "last_ssts_cntg_qty": "0",
+        "invt_caful_yn": "N",
+        "mrkt_warn_cls_code": "00",
+        "short_over_yn": "N",
+        "sltr_yn": "N",
+        "askp": str(book.asks[0]),
+        "bidp": str(book.bids[0]),
+    }
+
+
+def zero_output(template: dict[str, str]) -> dict[str, str]:
+    """The same keys with zero values (unknown symbol, per kis-api.md §3.2)."""
+    return {k: ("" if k.endswith(("_date", "_name", "isnm", "_yn", "_code")) else "0") for k in template}
+
+
+# --- daily rows ------------------------------------------------------------------------------------
+
+
+def aggregate(rows: list[DailyBar], period: str) -> list[DailyBar]:
+    """Daily rows grouped per period (D/W/M/Y), oldest first. A period row is dated with the FIRST
+    trading date of the period (so "next DATE_2 = oldest date − 1" never repeats a period)."""
+    if period == "D":
+        return list(rows)
+
+    def key(day: dt.date) -> tuple[int, ...]:
+        if period == "W":
+            iso = day.isocalendar()
+            return (iso[0], iso[1])
+        if period == "M":
+            return (day.year, day.month)
+        return (day.year,)
+
+    out: list[DailyBar] = []
+    group: list[DailyBar] = []
+    for row in [*rows, None]:
+        if group and (row is None or key(row.date) != key(group[0].date)):
+            traded = [r for r in group if r.high > 0] or group
+            out.append(
+                DailyBar(
+                    group[0].date,
+                    traded[0].open,
+                    max(r.high for r in traded),
+                    min(r.low for r in traded),
+                    group[-1].close,
+                    sum(r.volume for r in group),
+                    sum(amount(r) for r in group),
+                    group[-1].source,
+                )
+            )
+            group = []
+        if row is not None:
+            group.append(row)
+    return out
+
+
+def amount(row: DailyBar) -> int:
+    """Recorded trading value, or typical price × volume when the source has none (CREON, Yahoo)."""
+    if row.amount:
+        return row.amount
+    return (row.open + row.high + row.low + row.close) * row.volume // 4
+
+
+def daily_price_rows(rows: list[DailyBar], tape_code: str) -> list[dict[str, str]]:
+    """``output`` rows of FHKST01010400 for ``rows`` (oldest first in, newest first out)."""
+    out: list[dict[str, str]] = []
+    for i, row in enumerate(rows):
+        prev = rows[i - 1] if i > 0 else None
+        prev_close = prev.close if prev else row.close
+        out.append(
+            {
+                "stck_bsop_date": ymd(row.date),
+                "stck_oprc": str(row.open),
+                "stck_hgpr": str(row.high),
+                "stck_lwpr": str(row.low),
+                "stck_clpr": str(row.close),
+                "acml_vol": str(row.volume),
+                "prdy_vrss_vol_rate": pct(row.volume - prev.volume, prev.volume) if prev else "0.00",
+                "prdy_vrss": str(row.close - prev_close),
+                "prdy_vrss_sign": sign_code(row.close, prev_close),
+                "prdy_ctrt": pct(row.close - prev_close, prev_close),
+                "hts_frgn_ehrt": "0.00",
+                "frgn_ntby_qty": "0",
+                "flng_cls_code": "00",
+                "acml_prtt_rate": "0.00",
+            }
+        )
+    return out[::-1]
+
+
+def chart_rows(rows: list[DailyBar], prev_of_first: DailyBar | None) -> list[dict[str, str]]:
+    """``output2`` rows of FHKST03010100 (oldest first in, newest first out)."""
+    out: list[dict[str, str]] = []
+    prev = prev_of_first
+    for row in rows:
+        prev_close = prev.close if prev else row.close
+        out.append(
+            {
+                "stck_bsop_date": ymd(row.date),
+                "stck_clpr": str(row.close),
+                "stck_oprc": str(row.open),
+                "stck_hgpr": str(row.high),
+                "stck_lwpr": str(row.low),
+                "acml_vol": str(row.volume),
+                "acml_tr_pbmn": str(amount(row)),
+                "flng_cls_code": "00",
+                "prtt_rate": "0.00",
+                "mod_yn": "N",
+                "prdy_vrss_sign": sign_code(row.close, prev_close),
+                "prdy_vrss": str(row.close - prev_close),
+                "revl_issu_reas": "",
+            }
+        )
+        prev = row
+    return out[::-1]
+
+
+def chart_output1(tape: DayTape, state: RunningState) -> dict[str, str]:
+    """``output1`` snapshot of FHKST03010100."""
+    q = Quote(tape, state)
+    book = tape.order_book(state)
+    inst = tape.instrument
+    return {
+        "prdy_vrss": str(q.change),
+        "prdy_vrss_sign": q.sign,
+        "prdy_ctrt": q.rate,
+        "stck_prdy_clpr": str(tape.prev_close),
+        "acml_vol": str(state.volume),
+        "acml_tr_pbmn": str(state.value),
+        "hts_kor_isnm": inst.name,
+        "stck_prpr": str(q.price),
+        "stck_shrn_iscd": tape.code,
+        "prdy_vol": str(tape.prev_volume),
+        "stck_mxpr": str(tape.upper_limit),
+        "stck_llam": str(tape.lower_limit),
+        "stck_oprc": str(state.open),
+        "stck_hgpr": str(state.high),
+        "stck_lwpr": str(state.low),
+        "stck_prdy_oprc": "0",
+        "stck_prdy_hgpr": "0",
+        "stck_prdy_lwpr": "0",
+        "askp": str(book.asks[0]),
+        "bidp": str(book.bids[0]),
+        "prdy_vrss_vol": str(state.volume - tape.prev_volume),
+        "vol_tnrt": pct(state.volume, inst.listed_shares),
+        "stck_fcam": "0",
+        "lstn_stcn": str(inst.listed_shares),
+        "cpfn": "0",
+        "hts_avls": str(q.price * inst.listed_shares // 100_000_000),
+        "per": "0.00",
+        "eps": "0.00",
+        "pbr": "0.00",
+        "itewhol_loan_rmnd_ratem": "0.00",
+    }
+
+
+def time_chart_output1(tape: DayTape, state: RunningState) -> dict[str, str]:
+    """``output1`` of FHKST03010200."""
+    q = Quote(tape, state)
+    return {
+        "prdy_vrss": str(q.change),
+        "prdy_vrss_sign": q.sign,
+        "prdy_ctrt": q.rate,
+        "stck_prdy_clpr": str(tape.prev_close),
+        "acml_vol": str(state.volume),
+        "acml_tr_pbmn": str(state.value),
+        "hts_kor_isnm": tape.instrument.name,
+        "stck_prpr": str(q.price),
+    }
+
+
+def minute_row(day: dt.date, bar: MinuteBar) -> dict[str, str]:
+    """One ``output2`` row of FHKST03010200 (the bar is labelled with its minute's start)."""
+    return {
+        "stck_bsop_date": ymd(day),
+        "stck_cntg_hour": hhmmss(bar.minute_s * 1000),
+        "stck_prpr": str(bar.close),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "cntg_vol": str(bar.volume),
+        "acml_tr_pbmn": str(bar.cum_value),
+    }
+
+
+# --- websocket records -----------------------------------------------------------------------------
+
+
+def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> list[str]:
+    """One H0STCNT0 record (46 fields, §6.5 order) for ``tick``; ``st`` includes the tick."""
+    prev_close = tape.prev_close
+    inst = tape.instrument
+    elapsed = min(max(tick.t_ms - OPEN_S * 1000, 0), SESSION_MS)
+    prdy_same_hour = tape.prev_volume * elapsed // SESSION_MS
+    values = {
+        "MKSC_SHRN_ISCD": tape.code,
+        "STCK_CNTG_HOUR": hhmmss(tick.t_ms),
+        "STCK_PRPR": str(tick.price),
+        "PRDY_VRSS_SIGN": sign_code(tick.price, prev_close, tape.upper_limit, tape.lower_limit),
+        "PRDY_VRSS": str(tick.price - prev_close),
+        "PRDY_CTRT": pct(tick.price - prev_close, prev_close),
+        "WGHN_AVRG_STCK_PRC": f"{st.value / st.volume:.2f}",
+        "STCK_OPRC": str(st.open),
+        "STCK_HGPR": str(st.high),
+        "STCK_LWPR": str(st.low),
+        "ASKP1": str(book.asks[0]),
+        "BIDP1": str(book.bids[0]),
+        "CNTG_VOL": str(tick.volume),
+        "ACML_VOL": str(st.volume),
+        "ACML_TR_PBMN": str(st.value),
+        "SELN_CNTG_CSNU": str(st.sell_count),
+        "SHNU_CNTG_CSNU": str(st.buy_count),
+        "NTBY_CNTG_CSNU": str(st.buy_count - st.sell_count),
+        "CTTR": pct(st.buy_volume, st.sell_volume),
+        "SELN_CNTG_SMTN": str(st.sell_volume),
+        "SHNU_CNTG_SMTN": str(st.buy_volume),
+        "CCLD_DVSN": tick.side,
+        "SHNU_RATE": ratio(st.buy_volume, st.volume),
+        "PRDY_VOL_VRSS_ACML_VOL_RATE": pct(st.volume, tape.prev_volume),
+        "OPRC_HOUR": hhmmss(st.open_ms),
+        "OPRC_VRSS_PRPR_SIGN": rel_sign(tick.price, st.open),
+        "OPRC_VRSS_PRPR": str(tick.price - st.open),
+        "HGPR_HOUR": hhmmss(st.high_ms),
+        "HGPR_VRSS_PRPR_SIGN": rel_sign(tick.price, st.high),
+        "HGPR_VRSS_PRPR": str(tick.price - st.high),
+        "LWPR_HOUR": hhmmss(st.low_ms),
+        "LWPR_VRSS_PRPR_SIGN": rel_sign(tick.price, st.low),
+        "LWPR_VRSS_PRPR": str(tick.price - st.low),
+        "BSOP_DATE": ymd(tape.date),
+        "NEW_MKOP_CLS_CODE": "20",
+        "TRHT_YN": "N",
+        "ASKP_RSQN1": str(book.ask_qty[0]),
+        "BIDP_RSQN1": str(book.bid_qty[0]),
+        "TOTAL_ASKP_RSQN": str(sum(book.ask_qty)),
+        "TOTAL_BIDP_RSQN": str(sum(book.bid_qty)),
+        "VOL_TNRT": pct(st.volume, inst.listed_shares),
+        "PRDY_SMNS_HOUR_ACML_VOL": str(prdy_same_hour),
+        "PRDY_SMNS_HOUR_ACML_VOL_RATE": pct(st.volume, prdy_same_hour),
+        "HOUR_CLS_CODE": "0",
+        "MRKT_TRTM_CLS_CODE": "",
+        "VI_STND_PRC": str(st.open),
+    }
+    return [values[name] for name in H0STCNT0_FIELDS]
+
+
+def asp0_record(tape: DayTape, t_ms: int, st: RunningState, book: OrderBook, prev_book: OrderBook | None) -> list[str]:
+    """One H0STASP0 record (59 fields, §6.6 order). During the continuous session the expected
+    (auction) price is 0, so its change is −previous close, sign 5, −100.00%, as real frames show."""
+    total_ask, total_bid = sum(book.ask_qty), sum(book.bid_qty)
+    values: dict[str, str] = {"MKSC_SHRN_ISCD": tape.code, "BSOP_HOUR": hhmmss(t_ms), "HOUR_CLS_CODE": "0"}
+    for i in range(10):
+        values[f"ASKP{i + 1}"] = str(book.asks[i])
+        values[f"BIDP{i + 1}"] = str(book.bids[i])
+        values[f"ASKP_RSQN{i + 1}"] = str(book.ask_qty[i])
+        values[f"BIDP_RSQN{i + 1}"] = str(book.bid_qty[i])
+    values.update(
+        {
+            "TOTAL_ASKP_RSQN": str(total_ask),
+            "TOTAL_BIDP_RSQN": str(total_bid),
+            "OVTM_TOTAL_ASKP_RSQN": "0",
+            "OVTM_TOTAL_BIDP_RSQN": "0",
+            "ANTC_CNPR": "0",
+            "ANTC_CNQN": "0",
+            "ANTC_VOL": str(st.first_volume),
+            "ANTC_CNTG_VRSS": str(-tape.prev_close),
+            "ANTC_CNTG_VRSS_SIGN": "5",
+            "ANTC_CNTG_PRDY_CTRT": "-100.00",
+            "ACML_VOL": str(st.volume),
+            "TOTAL_ASKP_RSQN_ICDC": str(total_ask - sum(prev_book.ask_qty)) if prev_book else "0",
+            "TOTAL_BIDP_RSQN_ICDC": str(total_bid - sum(prev_book.bid_qty)) if prev_book else "0",
+            "OVTM_TOTAL_ASKP_ICDC": "0",
+            "OVTM_TOTAL_BIDP_ICDC": "0",
+            "STCK_DEAL_CLS_CODE": "0",
+        }
+    )
+    return [values[name] for name in H0STASP0_FIELDS]

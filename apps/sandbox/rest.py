@@ -1,0 +1,346 @@
+"""REST listeners (real and paper) of the sandbox broker: auth, quotations, clock and admin routes.
+
+Error choices the reference leaves open (all UNCONFIRMED, kept in one place here):
+- Gateway errors (EGW00103/00105/00121/00123 with ``token_error_status``, EGW00201 with 500) answer
+  ``{"rt_cd":"1","msg_cd":..,"msg1":..}``.
+- OAuth errors (tokenP/Approval/revokeP) answer KIS's OAuth shape ``{"error_code", "error_description"}``
+  plus ``rt_cd/msg_cd/msg1`` so either style of client reads them.
+- A tr_id that does not belong to the path: HTTP 200, ``OPSQ0002`` "없는 서비스 코드 입니다".
+- A bad market code: HTTP 200, ``OPSQ2001`` "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE".
+- Any other malformed parameter (date format, DATE_1 > DATE_2, period code, adjusted flag, hour):
+  HTTP 200, ``OPSQ2002`` "ERROR INVALID INPUT [<FIELD>]".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from apps.sandbox import quotes
+from apps.sandbox.auth import DESC_TOKEN_RATE, MSG_INVALID, MSG_RATE, AuthError, format_kst
+from apps.sandbox.clock import OPEN_S, parse_hhmmss
+from apps.sandbox.data import ymd_date
+from apps.sandbox.faults import FaultError
+from apps.sandbox.replay import DayTape, RunningState
+
+if TYPE_CHECKING:
+    from apps.sandbox.server import SandboxCore
+
+logger = logging.getLogger("apps.sandbox")
+
+QUOTE_BASE = "/uapi/domestic-stock/v1/quotations"
+PAPER_OK_MSG = "모의투자 조회가 완료되었습니다." + " " * 49
+SUCCESS = {"real": ("MCA00000", "정상처리 되었습니다."), "paper": ("20310000", PAPER_OK_MSG)}
+MARKET_CODES = ("J", "NX", "UN")
+DAILY_PRICE_ROWS = 30
+CHART_MAX_ROWS = 100
+MINUTE_MAX_ROWS = 30
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ParamError(Exception):
+    """A malformed query parameter -> business error envelope."""
+
+    def __init__(self, msg_cd: str, msg1: str) -> None:
+        super().__init__(msg1)
+        self.msg_cd = msg_cd
+        self.msg1 = msg1
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Compact UTF-8 JSON with KIS's lower-case headers."""
+    out = {"content-type": "application/json; charset=utf-8"}
+    out.update(headers or {})
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return web.Response(body=payload, status=status, headers=out)
+
+
+def _bad(field: str) -> ParamError:
+    return ParamError("OPSQ2002", f"ERROR INVALID INPUT [{field}]")
+
+
+def _date(params: dict[str, str], key: str) -> dt.date:
+    try:
+        return ymd_date(params.get(key, ""))
+    except ValueError as exc:
+        raise _bad(key) from exc
+
+
+def _choice(params: dict[str, str], key: str, allowed: tuple[str, ...]) -> str:
+    value = params.get(key, "")
+    if value not in allowed:
+        raise _bad(key)
+    return value
+
+
+class RestApi:
+    """One REST listener (``mode`` real or paper) over the shared core."""
+
+    def __init__(self, core: SandboxCore, mode: str) -> None:
+        self.core = core
+        self.mode = mode
+
+    # --- application -----------------------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._fault_middleware])
+        app.router.add_post("/oauth2/tokenP", self.token)
+        app.router.add_post("/oauth2/revokeP", self.revoke)
+        app.router.add_post("/oauth2/Approval", self.approval)
+        data_routes: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, object]]]] = {
+            f"{QUOTE_BASE}/inquire-price": ("FHKST01010100", self.inquire_price),
+            f"{QUOTE_BASE}/inquire-daily-price": ("FHKST01010400", self.inquire_daily_price),
+            f"{QUOTE_BASE}/inquire-daily-itemchartprice": ("FHKST03010100", self.daily_chart),
+            f"{QUOTE_BASE}/inquire-time-itemchartprice": ("FHKST03010200", self.time_chart),
+        }
+        for path, (tr_id, build) in data_routes.items():
+            app.router.add_get(path, self._data_handler(tr_id, build))
+        app.router.add_get("/sandbox/clock", self.clock_get)
+        app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
+        app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
+        app.router.add_post("/sandbox/faults", self._admin(self.faults_post))
+        app.router.add_delete("/sandbox/faults", self._admin(self.faults_delete))
+        return app
+
+    @web.middleware
+    async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/sandbox/"):
+            return await handler(request)
+        faults = self.core.faults
+        delay = faults.latency()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        status = faults.take_server_error()
+        if status is not None:
+            logger.info("fault: %s %s answered with injected HTTP %s", self.mode, request.path, status)
+            return web.Response(status=status, text=f"{status} gateway error (sandbox fault)")
+        return await handler(request)
+
+    # --- oauth ------------------------------------------------------------------------------------
+    async def _json_body(self, request: web.Request) -> dict[str, object]:
+        try:
+            body = await request.json(loads=json.loads)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _oauth_error(self, err: AuthError, description: str | None = None) -> web.Response:
+        body = {
+            "error_code": err.msg_cd,
+            "error_description": description or err.msg1,
+            "rt_cd": "1",
+            "msg_cd": err.msg_cd,
+            "msg1": err.msg1,
+        }
+        return json_response(body, status=err.status)
+
+    async def token(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        try:
+            tok, new = self.core.authority.issue_token(
+                str(body.get("appkey", "")), str(body.get("appsecret", "")), self.mode
+            )
+        except AuthError as err:
+            logger.info("token refused (%s): %s %s", self.mode, err.msg_cd, err.msg1)
+            return self._oauth_error(err, DESC_TOKEN_RATE if err.msg_cd == "EGW00133" else None)
+        if new:
+            logger.info("token issued (%s) for appkey %s…", self.mode, tok.appkey[:8])
+        return json_response(
+            {
+                "access_token": tok.token,
+                "access_token_token_expired": format_kst(tok.expires_at),
+                "token_type": "Bearer",
+                "expires_in": int(round(tok.expires_at - tok.issued_at)),
+            }
+        )
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        try:
+            done = self.core.authority.revoke(
+                str(body.get("appkey", "")),
+                str(body.get("appsecret", "")),
+                str(body.get("token", "")),
+                self.mode,
+            )
+        except AuthError as err:
+            return self._oauth_error(err)
+        if not done:
+            err = AuthError("EGW00121", MSG_INVALID, self.core.config.token_error_status)
+            return self._oauth_error(err)
+        logger.info("token revoked (%s)", self.mode)
+        return json_response({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+
+    async def approval(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        try:
+            key = self.core.authority.approval_key(
+                str(body.get("appkey", "")), str(body.get("secretkey", "")), self.mode
+            )
+        except AuthError as err:
+            return self._oauth_error(err)
+        return json_response({"approval_key": key})
+
+    # --- data calls --------------------------------------------------------------------------------
+    def _data_handler(self, tr_id: str, build: Callable[[dict[str, str]], dict[str, object]]) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            core = self.core
+            h = request.headers
+            headers = {"tr_id": h.get("tr_id", ""), "tr_cont": "", "gt_uid": secrets.token_hex(16)}
+            try:
+                cred = core.authority.check_request(
+                    h.get("authorization", ""), h.get("appkey", ""), h.get("appsecret", ""), self.mode
+                )
+            except AuthError as err:
+                logger.info("data call refused (%s %s): %s", self.mode, request.path, err.msg_cd)
+                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
+            if core.faults.take_rate_limit() or not core.authority.take_rate(cred.appkey, self.mode):
+                return json_response({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
+            if h.get("tr_id", "") != tr_id:
+                return json_response(
+                    {"rt_cd": "1", "msg_cd": "OPSQ0002", "msg1": "없는 서비스 코드 입니다"}, 200, headers
+                )
+            params = {k.upper(): v for k, v in request.query.items()}
+            try:
+                if params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
+                    raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
+                payload = build(params)
+            except ParamError as err:
+                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
+            tr_cont = str(payload.pop("_tr_cont", ""))
+            headers["tr_cont"] = tr_cont
+            msg_cd, msg1 = SUCCESS[self.mode]
+            body: dict[str, object] = {"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1}
+            body.update(payload)
+            return json_response(body, 200, headers)
+
+        return handle
+
+    def _tape_state(self, params: dict[str, str]) -> tuple[DayTape | None, RunningState, int]:
+        code = params.get("FID_INPUT_ISCD", "")
+        tape = self.core.market.tape(code)
+        now_ms = self.core.clock.now_ms()
+        state = tape.state_at(now_ms) if tape is not None else RunningState()
+        return tape, state, now_ms
+
+    def inquire_price(self, params: dict[str, str]) -> dict[str, object]:
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            any_tape = next(iter(self.core.market.tapes.values()))
+            template = quotes.inquire_price_output(self.core.market, any_tape, any_tape.state_at(0), 0)
+            return {"output": quotes.zero_output(template)}
+        return {"output": quotes.inquire_price_output(self.core.market, tape, state, now_ms)}
+
+    def inquire_daily_price(self, params: dict[str, str]) -> dict[str, object]:
+        period = _choice(params, "FID_PERIOD_DIV_CODE", ("D", "W", "M"))
+        # FID_ORG_ADJ_PRC 0 = not adjusted, 1 = adjusted; the recorded KRX data is raw and there is no
+        # corporate-action data, so adjusted == raw.
+        _choice(params, "FID_ORG_ADJ_PRC", ("0", "1"))
+        tape, _state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output": []}
+        rows = quotes.aggregate(self.core.market.daily_rows(tape.code, now_ms), period)
+        window = rows[-(DAILY_PRICE_ROWS + 1) :]
+        out = quotes.daily_price_rows(window, tape.code)
+        return {"output": out[:DAILY_PRICE_ROWS]}
+
+    def daily_chart(self, params: dict[str, str]) -> dict[str, object]:
+        start = _date(params, "FID_INPUT_DATE_1")
+        end = _date(params, "FID_INPUT_DATE_2")
+        if start > end:
+            raise _bad("FID_INPUT_DATE_1")
+        period = _choice(params, "FID_PERIOD_DIV_CODE", ("D", "W", "M", "Y"))
+        # Here 0 = adjusted, 1 = raw (opposite of FHKST01010400); both give the raw recorded prices.
+        _choice(params, "FID_ORG_ADJ_PRC", ("0", "1"))
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            template = quotes.chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
+            return {"output1": quotes.zero_output(template), "output2": [{}]}
+        rows = quotes.aggregate(self.core.market.daily_rows(tape.code, now_ms), period)
+        idx = [i for i, r in enumerate(rows) if start <= r.date <= end]
+        picked = idx[-CHART_MAX_ROWS:]
+        more = len(idx) > CHART_MAX_ROWS
+        out2: list[dict[str, str]] = []
+        if picked:
+            first = picked[0]
+            out2 = quotes.chart_rows(rows[first : picked[-1] + 1], rows[first - 1] if first > 0 else None)
+        return {
+            "output1": quotes.chart_output1(tape, state),
+            "output2": out2,
+            "_tr_cont": "M" if more else "D",
+        }
+
+    def time_chart(self, params: dict[str, str]) -> dict[str, object]:
+        raw = params.get("FID_INPUT_HOUR_1", "")
+        try:
+            if len(raw) != 6:
+                raise ValueError(raw)
+            hour_s = parse_hhmmss(raw)
+        except ValueError as exc:
+            raise _bad("FID_INPUT_HOUR_1") from exc
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            template = quotes.time_chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
+            return {"output1": quotes.zero_output(template), "output2": [{}]}
+        cutoff_ms = min(hour_s * 1000 + 999, now_ms)
+        bars = tape.minute_bars(now_ms)
+        eligible = [b for b in bars if b.minute_s * 1000 <= cutoff_ms and b.minute_s >= OPEN_S]
+        rows = [quotes.minute_row(self.core.market.date, b) for b in eligible[-MINUTE_MAX_ROWS:]][::-1]
+        return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
+
+    # --- clock and admin -----------------------------------------------------------------------------
+    async def clock_get(self, request: web.Request) -> web.Response:
+        return json_response(self.core.clock_status())
+
+    def _admin(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            token = self.core.config.admin_token
+            given = request.headers.get("X-Sandbox-Admin", "")
+            if not token or not secrets.compare_digest(given, token):
+                logger.warning("admin call refused (%s %s): bad X-Sandbox-Admin", request.method, request.path)
+                return json_response({"error": "forbidden: X-Sandbox-Admin"}, 403)
+            return await handler(request)
+
+        return guarded
+
+    async def clock_post(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        try:
+            if "speed" in body:
+                self.core.clock.set_speed(float(body["speed"]))
+            if body.get("action") == "restart":
+                self.core.restart_session()
+            elif "time" in body:
+                self.core.jump_to(parse_hhmmss(str(body["time"])))
+            elif "speed" not in body:
+                raise ValueError('give {"action":"restart"}, {"time":"HH:MM:SS"} or {"speed":x}')
+        except (TypeError, ValueError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        return json_response(self.core.clock_status())
+
+    async def faults_get(self, request: web.Request) -> web.Response:
+        return json_response(self.core.faults.describe())
+
+    async def faults_post(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        try:
+            name = self.core.faults.apply(body)
+        except (FaultError, TypeError, ValueError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        detail = await self.core.run_fault(name, body)
+        result = self.core.faults.describe()
+        result["applied"] = name
+        result.update(detail)
+        return json_response(result)
+
+    async def faults_delete(self, request: web.Request) -> web.Response:
+        self.core.faults.clear()
+        logger.info("faults cleared")
+        return json_response(self.core.faults.describe())

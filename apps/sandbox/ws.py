@@ -1,0 +1,310 @@
+"""WebSocket listeners (real and paper): subscriptions, acks, data frames and PINGPONG (§6).
+
+Decisions (UNCONFIRMED points of the reference):
+- A connection is bound to the approval key of its first accepted message. A second connection
+  using an approval key that a live connection holds gets an OPSP8996 "ALREADY IN USE appkey" ack
+  and is then closed by the server (close code 1008); the first connection is untouched.
+- Unknown approval key: ack rt_cd "1", OPSP0011 "invalid approval : NOT FOUND"; connection kept.
+- Bad JSON / bad tr_type: OPSP9999 "JSON PARSING ERROR : ..."; bad tr_id: OPSP8991 "invalid tr_id";
+  bad tr_key: OPSP8992 "invalid tr_key". Error acks have no ``output``.
+- The limit ``ws_max_registrations`` counts (tr_id, tr_key) pairs per connection.
+- PINGPONG is sent every ``pingpong_interval``; a pong control frame (any payload) or an echoed
+  PINGPONG text frame counts as an answer; no answer for ``pingpong_timeout`` -> dropped.
+- Every connection has a bounded send queue; a client that lets it overflow is dropped, so a slow
+  client never blocks the replay loop or other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from apps.sandbox import quotes
+from apps.sandbox.layouts import build_frame
+from apps.sandbox.replay import OrderBook
+
+if TYPE_CHECKING:
+    from apps.sandbox.server import SandboxCore
+
+logger = logging.getLogger("apps.sandbox")
+
+SUPPORTED_TRS = ("H0STCNT0", "H0STASP0")
+TR_KEY_RE = re.compile(r"^[0-9A-Z]{6,7}$")
+MAX_RECORDS_PER_FRAME = 30
+SEND_TIMEOUT_S = 10.0
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class WsConnection:
+    """One client connection; all mutation happens on the event loop thread."""
+
+    ws: web.WebSocketResponse
+    request: web.Request
+    mode: str
+    queue: asyncio.Queue[str | None]
+    id: int = field(default_factory=lambda: next(_ids))
+    approval_key: str | None = None
+    subs: set[tuple[str, str]] = field(default_factory=set)
+    last_answer: float = field(default_factory=time.monotonic)
+    iv: str = field(default_factory=lambda: secrets.token_hex(8))
+    key: str = field(default_factory=lambda: secrets.token_hex(16))
+    closing: bool = False
+
+    @property
+    def peer(self) -> str:
+        return str(self.request.remote)
+
+
+def ack(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, conn: WsConnection | None = None) -> str:
+    """A §6.2-shaped JSON ack; ``output`` (iv/key) only when ``conn`` is given (success acks)."""
+    body: dict[str, object] = {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1}
+    if conn is not None:
+        body["output"] = {"iv": conn.iv, "key": conn.key}
+    msg = {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"}, "body": body}
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+class WsHub:
+    """All WS connections of both modes plus the replay fan-out loop."""
+
+    def __init__(self, core: SandboxCore) -> None:
+        self.core = core
+        self.connections: set[WsConnection] = set()
+        self.by_approval: dict[str, WsConnection] = {}
+        self.cursor_ms = core.clock.now_ms()
+        self._books: dict[str, OrderBook] = {}
+        self.frames_sent = 0
+
+    def make_app(self, mode: str) -> web.Application:
+        app = web.Application()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, mode)
+
+        app.router.add_route("GET", "/{tail:.*}", handler)
+        return app
+
+    # --- connection lifecycle -------------------------------------------------------------------------
+    async def handle(self, request: web.Request, mode: str) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False, heartbeat=None, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = WsConnection(ws, request, mode, asyncio.Queue(self.core.config.ws_queue_size))
+        self.connections.add(conn)
+        logger.info("ws connect #%s (%s) from %s path %s", conn.id, mode, conn.peer, request.path)
+        sender = asyncio.create_task(self._sender(conn), name=f"ws-send-{conn.id}")
+        keeper = asyncio.create_task(self._keepalive(conn), name=f"ws-ping-{conn.id}")
+        reason = "client closed"
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(conn, msg.data)
+                elif msg.type == WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    conn.last_answer = time.monotonic()
+                elif msg.type == WSMsgType.BINARY:
+                    self.enqueue(conn, ack("", "", "1", "OPSP9999", "JSON PARSING ERROR : binary frame"))
+                elif msg.type == WSMsgType.ERROR:
+                    reason = f"error {ws.exception()!r}"
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            reason = "connection lost"
+        finally:
+            self._forget(conn)
+            keeper.cancel()
+            sender.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+            logger.info("ws disconnect #%s (%s): %s", conn.id, mode, reason)
+        return ws
+
+    def _forget(self, conn: WsConnection) -> None:
+        self.connections.discard(conn)
+        if conn.approval_key and self.by_approval.get(conn.approval_key) is conn:
+            del self.by_approval[conn.approval_key]
+
+    async def drop(self, conn: WsConnection, reason: str, *, abrupt: bool = False) -> None:
+        """Close one connection (abrupt: no close frame, like a network drop)."""
+        if conn.closing:
+            return
+        conn.closing = True
+        logger.warning("ws drop #%s (%s) %s: %s", conn.id, conn.mode, conn.peer, reason)
+        self._forget(conn)
+        if abrupt and conn.request.transport is not None:
+            conn.request.transport.abort()
+            return
+        with contextlib.suppress(Exception):
+            await conn.ws.close(code=1008, message=reason[:100].encode())
+
+    async def drop_all(self, reason: str) -> int:
+        """Fault: drop every connection abruptly; returns how many were open."""
+        conns = list(self.connections)
+        for conn in conns:
+            await self.drop(conn, reason, abrupt=True)
+        return len(conns)
+
+    def enqueue(self, conn: WsConnection, text: str) -> None:
+        """Queue ``text`` for ``conn``; overflow drops the connection (never blocks)."""
+        if conn.closing:
+            return
+        try:
+            conn.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(self.drop(conn, "send queue overflow (slow client)"))
+
+    async def _sender(self, conn: WsConnection) -> None:
+        while True:
+            text = await conn.queue.get()
+            if text is None or conn.closing:
+                return
+            try:
+                await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
+            except (TimeoutError, ConnectionError, RuntimeError) as exc:
+                await self.drop(conn, f"send failed: {exc!r}", abrupt=True)
+                return
+
+    async def _keepalive(self, conn: WsConnection) -> None:
+        cfg = self.core.config
+        step = max(0.01, min(cfg.pingpong_interval, cfg.pingpong_timeout / 4, 1.0))
+        next_ping = time.monotonic() + cfg.pingpong_interval
+        while not conn.closing:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if self.core.faults.stalled():
+                conn.last_answer = max(conn.last_answer, now - step)
+                continue
+            if now - conn.last_answer > cfg.pingpong_timeout:
+                await self.drop(conn, f"no PINGPONG answer for {cfg.pingpong_timeout:g}s")
+                return
+            if now >= next_ping:
+                stamp = self.core.clock.now_dt().strftime("%Y%m%d%H%M%S")
+                self.enqueue(
+                    conn,
+                    json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}}, separators=(",", ":")),
+                )
+                next_ping = now + cfg.pingpong_interval
+
+    # --- client messages ---------------------------------------------------------------------------
+    async def _on_text(self, conn: WsConnection, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            header = msg["header"]
+            if header.get("tr_id") == "PINGPONG":
+                conn.last_answer = time.monotonic()
+                return
+            tr_type = str(header.get("tr_type", ""))
+            approval_key = str(header.get("approval_key", ""))
+            body_input = msg["body"]["input"]
+            tr_id = str(body_input.get("tr_id", ""))
+            tr_key = str(body_input.get("tr_key", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            self.enqueue(conn, ack("", "", "1", "OPSP9999", "JSON PARSING ERROR : invalid json format"))
+            return
+        core = self.core
+        if core.authority.approval_owner(approval_key, conn.mode) is None:
+            self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0011", "invalid approval : NOT FOUND"))
+            return
+        holder = self.by_approval.get(approval_key)
+        if holder is not None and holder is not conn:
+            logger.warning("ws #%s refused: approval key already in use by #%s", conn.id, holder.id)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn.ws.send_str(ack(tr_id, tr_key, "1", "OPSP8996", "ALREADY IN USE appkey"))
+            await self.drop(conn, "approval key already in use")
+            return
+        if conn.approval_key is None:
+            conn.approval_key = approval_key
+            self.by_approval[approval_key] = conn
+        if tr_type not in ("1", "2"):
+            self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP9999", "JSON PARSING ERROR : invalid tr_type"))
+            return
+        if tr_id not in SUPPORTED_TRS:
+            self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP8991", "invalid tr_id"))
+            return
+        if not TR_KEY_RE.match(tr_key):
+            self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP8992", "invalid tr_key"))
+            return
+        pair = (tr_id, tr_key)
+        if tr_type == "1":
+            if pair in conn.subs:
+                self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE"))
+            elif len(conn.subs) >= core.config.ws_max_registrations:
+                self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER"))
+            else:
+                conn.subs.add(pair)
+                self.enqueue(conn, ack(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS", conn))
+        elif pair in conn.subs:
+            conn.subs.discard(pair)
+            self.enqueue(conn, ack(tr_id, tr_key, "0", "OPSP0001", "UNSUBSCRIBE SUCCESS", conn))
+        else:
+            self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR (not found!)"))
+
+    # --- replay fan-out ----------------------------------------------------------------------------
+    def reset_cursor(self) -> None:
+        """After a clock jump: continue from the new time without replaying the gap."""
+        self.cursor_ms = self.core.clock.now_ms()
+        self._books.clear()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set."""
+        interval = self.core.config.ws_flush_interval_s
+        while not stop.is_set():
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("replay flush failed; continuing")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    def flush(self) -> None:
+        """Send the prints in (cursor, now] to every subscribed, non-stalled connection."""
+        now_ms = self.core.clock.now_ms()
+        after_ms, self.cursor_ms = self.cursor_ms, now_ms
+        if now_ms <= after_ms or not self.connections or self.core.faults.stalled():
+            return
+        wanted: dict[str, list[WsConnection]] = {}
+        for conn in self.connections:
+            for _tr, code in conn.subs:
+                wanted.setdefault(code, [])
+                if conn not in wanted[code]:
+                    wanted[code].append(conn)
+        for code, conns in wanted.items():
+            tape = self.core.market.tape(code)
+            if tape is None:
+                continue
+            ticks = tape.ticks_between(after_ms, now_ms)
+            if not ticks:
+                continue
+            state = tape.state_at(after_ms)
+            trade_records: list[list[str]] = []
+            book = self._books.get(code)
+            for tick in ticks:
+                state.apply(tick)
+                book = tape.order_book(state)
+                trade_records.append(quotes.cnt0_record(tape, tick, state, book))
+            assert book is not None
+            book_record = quotes.asp0_record(tape, ticks[-1].t_ms, state, book, self._books.get(code))
+            self._books[code] = book
+            trade_frames = [
+                build_frame("H0STCNT0", trade_records[i : i + MAX_RECORDS_PER_FRAME])
+                for i in range(0, len(trade_records), MAX_RECORDS_PER_FRAME)
+            ]
+            book_frame = build_frame("H0STASP0", [book_record])
+            for conn in conns:
+                if ("H0STCNT0", code) in conn.subs:
+                    for frame in trade_frames:
+                        self.enqueue(conn, frame)
+                        self.frames_sent += 1
+                if ("H0STASP0", code) in conn.subs:
+                    self.enqueue(conn, book_frame)
+                    self.frames_sent += 1
