@@ -353,6 +353,7 @@ def cmd_run() -> int:
         manage(["migrate", "--noinput", "-v", "0"], env)
         manage(["ensure_demo_users"], env)
         manage(["load_universe"], env)
+        manage(["sync_schedules"], env)
         say(
             "starting "
             + ", ".join(names)

@@ -88,6 +88,28 @@ def check_feed() -> dict[str, Any]:
     return {"status": raw.decode()}
 
 
+def check_broker() -> dict[str, Any]:
+    """The KIS client's shared circuit breaker for the configured app key ("ok" = closed).
+
+    Informational unless "broker" is listed in HEALTH_REQUIRED.
+    """
+    from apps.marketdata.brokers.breaker import read_breaker
+    from apps.marketdata.brokers.kis.config import ImproperlyConfiguredBroker, KisConfig
+
+    from .redis import get_redis
+
+    try:
+        config = KisConfig.from_settings()
+    except ImproperlyConfiguredBroker as exc:
+        return {"status": "unknown", "error": _short(exc)}
+    try:
+        breaker = read_breaker(get_redis(), prefix=config.redis_prefix, scope=config.scope)
+    except Exception as exc:  # noqa: BLE001
+        return {"status": "unknown", "error": _short(exc)}
+    status = "ok" if breaker["state"] == "closed" else "down"
+    return {"status": status, "env": config.env, "key_id": config.key_id, **breaker}
+
+
 def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; return (healthy, report)."""
     components: dict[str, Any] = {"postgres": check_postgres(), "redis": check_redis()}
@@ -95,11 +117,13 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         queues = check_celery_queues()
         components["beat"] = check_beat()
         components["feed"] = check_feed()
+        components["broker"] = check_broker()
     else:
         reason = {"status": "unknown", "error": "redis is down"}
         queues = {q: dict(reason) for q in CELERY_QUEUES}
         components["beat"] = dict(reason)
         components["feed"] = dict(reason)
+        components["broker"] = dict(reason)
     for queue, state in queues.items():
         components[f"queue:{queue}"] = state
     failing = [name for name in settings.HEALTH_REQUIRED if components.get(name, {}).get("status") != "ok"]

@@ -70,7 +70,7 @@ def daily_bars_upsert(*, source: str, bars: Sequence) -> int:
             low=b.low,
             close=b.close,
             volume=b.volume,
-            value=getattr(b, "value", None),
+            value=getattr(b, "value", getattr(b, "trade_value", None)),
             adjusted=getattr(b, "adjusted", False),
             source=source,
         )

@@ -1,8 +1,10 @@
 from django.urls import path
 
 from .apis import BarsApi, StockListApi
+from .broker_apis import BrokerMetricsApi
 
 urlpatterns = [
     path("stocks/", StockListApi.as_view(), name="stock-list"),
     path("bars", BarsApi.as_view(), name="bars"),
+    path("broker/metrics", BrokerMetricsApi.as_view(), name="broker-metrics"),
 ]

@@ -197,6 +197,24 @@ MARKET_BROKER = env("MARKET_BROKER", default="sandbox")
 KIS_ENV = env("KIS_ENV", default="paper")  # real | paper
 KIS_APP_KEY = env("KIS_APP_KEY", default="")
 KIS_APP_SECRET = env("KIS_APP_SECRET", default="")
+# MARKET_BROKER=kis: REST/WS base URLs; empty = the documented host of KIS_ENV.
+KIS_REST_URL = env("KIS_REST_URL", default="")
+KIS_WS_URL = env("KIS_WS_URL", default="")
+KIS_CUSTTYPE = env("KIS_CUSTTYPE", default="P")  # P individual, B corporate
+# Client-side limit per app key, shared by every process through Redis (KIS: 20/s real, 2/s paper).
+KIS_REAL_RATE_LIMIT = env.float("KIS_REAL_RATE_LIMIT", default=18.0)
+KIS_PAPER_RATE_LIMIT = env.float("KIS_PAPER_RATE_LIMIT", default=1.8)
+KIS_RATE_BURST = env.int("KIS_RATE_BURST", default=1)  # back-to-back calls allowed before spacing applies
+KIS_RATE_MAX_WAIT = env.float("KIS_RATE_MAX_WAIT", default=30.0)  # seconds a call may queue for a slot
+KIS_TIMEOUT = env.float("KIS_TIMEOUT", default=10.0)  # seconds per HTTP request
+KIS_MAX_RETRIES = env.int("KIS_MAX_RETRIES", default=3)  # transient failures only, 0..3
+KIS_BACKOFF_BASE = env.float("KIS_BACKOFF_BASE", default=0.25)  # seconds, doubled per retry, with jitter
+KIS_BACKOFF_MAX = env.float("KIS_BACKOFF_MAX", default=8.0)
+KIS_BREAKER_THRESHOLD = env.int("KIS_BREAKER_THRESHOLD", default=5)  # consecutive failed calls that open it
+KIS_BREAKER_OPEN_SECONDS = env.float("KIS_BREAKER_OPEN_SECONDS", default=60.0)
+KIS_TOKEN_REFRESH_MARGIN = env.float("KIS_TOKEN_REFRESH_MARGIN", default=3600.0)  # renew this long before expiry
+KIS_TOKEN_ISSUE_INTERVAL = env.float("KIS_TOKEN_ISSUE_INTERVAL", default=60.0)  # KIS: 1 issuance/min (EGW00133)
+KIS_TOKEN_LOCK_TIMEOUT = env.float("KIS_TOKEN_LOCK_TIMEOUT", default=90.0)  # wait for another process's issuance
 
 # --- Sandbox broker (python manage.py runsandbox) -------------------------------------------------
 SANDBOX_HOST = env("SANDBOX_HOST", default="127.0.0.1")  # address the sandbox listens on

@@ -100,8 +100,12 @@ def test_make_run_brings_the_stack_up_reports_redis_failure_and_recovers(tmp_pat
         output = log.read_text()
         assert "created demo trader: username=demo password=demo-pass-1234" in output
         assert "universe: " in output
-        for name in ("web", "worker", "feed", "beat", "flower"):
+        for name in ("sandbox", "web", "worker", "feed", "beat", "flower"):
             assert f"{name}.1 started" in output
+        # The sandbox broker is up and its replayed session is open.
+        clock = httpx.get(f"http://127.0.0.1:{env['SANDBOX_PAPER_REST_PORT']}/sandbox/clock", timeout=10).json()
+        assert clock["session"] == "continuous"
+        assert "schedule: collect minute bars" in output
 
         # Flower answers behind basic auth.
         flower = f"http://127.0.0.1:{env['FLOWER_PORT']}/"

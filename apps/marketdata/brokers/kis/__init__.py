@@ -1,0 +1,1 @@
+"""KIS (한국투자증권) REST client. See /work/shared/reference/kis-api.md for the protocol."""

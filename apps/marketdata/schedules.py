@@ -1,0 +1,70 @@
+"""The beat schedule, defined in code and written to django-celery-beat's tables (visible in the admin).
+
+Crontabs are in Asia/Seoul. With the sandbox broker the replayed session can be open at any wall-clock
+time, so the market jobs run around the clock and consult the sandbox clock; with a real broker they run
+around KRX session hours only. Each task also checks the market clock itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import transaction
+
+TZ = "Asia/Seoul"
+
+
+def schedule_definitions(market_broker: str) -> list[dict]:
+    sandbox = market_broker == "sandbox"
+    return [
+        {
+            "name": "collect minute bars",
+            "task": "marketdata.collect_minute_bars",
+            # every minute, 09:00-15:59 KST Mon-Fri (https://crontab.guru/#*_9-15_*_*_1-5); sandbox: always
+            "crontab": {"minute": "*", "hour": "*" if sandbox else "9-15", "day_of_week": "*" if sandbox else "1-5"},
+            "expires": 55,
+        },
+        {
+            "name": "collect daily bars",
+            "task": "marketdata.collect_daily_bars",
+            # every 10 minutes 15:40-17:50 KST Mon-Fri (https://crontab.guru/#*/10_15-17_*_*_1-5); once per day
+            "crontab": {
+                "minute": "*/10" if not sandbox else "*/5",
+                "hour": "*" if sandbox else "15-17",
+                "day_of_week": "*" if sandbox else "1-5",
+            },
+            "expires": 540,
+        },
+    ]
+
+
+@transaction.atomic
+def schedules_sync() -> list[str]:
+    """Create or update every defined periodic task; return their names."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    names = []
+    for item in schedule_definitions(settings.MARKET_BROKER):
+        cron = item["crontab"]
+        schedule, _ = CrontabSchedule.objects.get_or_create(
+            minute=cron["minute"],
+            hour=cron["hour"],
+            day_of_week=cron["day_of_week"],
+            day_of_month="*",
+            month_of_year="*",
+            timezone=TZ,
+        )
+        PeriodicTask.objects.update_or_create(
+            name=item["name"],
+            defaults={
+                "task": item["task"],
+                "crontab": schedule,
+                "interval": None,
+                "expire_seconds": item["expires"],
+                "kwargs": json.dumps({}),
+                "enabled": True,
+            },
+        )
+        names.append(item["name"])
+    return names
