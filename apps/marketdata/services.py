@@ -49,6 +49,16 @@ def universe_refresh(*, listed: Sequence[ListedStock]) -> dict[str, int]:
 # --- Bars ---------------------------------------------------------------------------------------
 
 
+def _stock_ids(bars: Sequence) -> dict[str, int]:
+    """Stock id per code of ``bars``; ValueError naming every unknown code (nothing is written then)."""
+    codes = {b.code for b in bars}
+    stock_ids = dict(Stock.objects.filter(code__in=codes).values_list("code", "id"))
+    missing = sorted(codes - set(stock_ids))
+    if missing:
+        raise ValueError(f"unknown stock codes: {', '.join(missing)}")
+    return stock_ids
+
+
 def daily_bars_upsert(*, source: str, bars: Sequence) -> int:
     """Insert or update daily bars for ``source`` in one statement (idempotent; safe to re-run).
 
@@ -57,10 +67,7 @@ def daily_bars_upsert(*, source: str, bars: Sequence) -> int:
     """
     if not bars:
         return 0
-    stock_ids = dict(Stock.objects.filter(code__in={b.code for b in bars}).values_list("code", "id"))
-    missing = sorted({b.code for b in bars} - set(stock_ids))
-    if missing:
-        raise ValueError(f"unknown stock codes: {', '.join(missing)}")
+    stock_ids = _stock_ids(bars)
     rows = [
         DailyBar(
             stock_id=stock_ids[b.code],
@@ -90,10 +97,7 @@ def minute_bars_upsert(*, source: str, bars: Sequence) -> int:
     """Insert or update minute bars (``code, ts, open, high, low, close, volume``) in bulk; idempotent."""
     if not bars:
         return 0
-    stock_ids = dict(Stock.objects.filter(code__in={b.code for b in bars}).values_list("code", "id"))
-    missing = sorted({b.code for b in bars} - set(stock_ids))
-    if missing:
-        raise ValueError(f"unknown stock codes: {', '.join(missing)}")
+    stock_ids = _stock_ids(bars)
     rows = [
         MinuteBar(
             stock_id=stock_ids[b.code],

@@ -23,6 +23,10 @@ def _int(text: str) -> int:
     return int(round(float(text)))
 
 
+def _ohlcv(row: dict, keys: tuple[str, ...] = ("Open", "High", "Low", "Close", "Volume")) -> dict[str, int]:
+    return dict(zip(("open", "high", "low", "close", "volume"), (_int(row[k]) for k in keys), strict=True))
+
+
 class RecordedYahooSource:
     name = "yahoo"
 
@@ -45,16 +49,7 @@ class RecordedYahooSource:
                         continue
                     day = date.fromisoformat(row["Date"][:10])
                     if start <= day <= end:
-                        by_date[day] = SourceBar(
-                            code=code,
-                            date=day,
-                            open=_int(row["Open"]),
-                            high=_int(row["High"]),
-                            low=_int(row["Low"]),
-                            close=_int(row["Close"]),
-                            volume=_int(row["Volume"]),
-                            adjusted=adjusted,
-                        )
+                        by_date[day] = SourceBar(code=code, date=day, adjusted=adjusted, **_ohlcv(row))
         return [by_date[d] for d in sorted(by_date)]
 
 
@@ -75,18 +70,7 @@ class RecordedFdrSource:
                 for row in csv.DictReader(handle):
                     day = date.fromisoformat(row["Date"][:10])
                     if start <= day <= end:
-                        bars.append(
-                            SourceBar(
-                                code=code,
-                                date=day,
-                                open=_int(row["Open"]),
-                                high=_int(row["High"]),
-                                low=_int(row["Low"]),
-                                close=_int(row["Close"]),
-                                volume=_int(row["Volume"]),
-                                adjusted=True,
-                            )
-                        )
+                        bars.append(SourceBar(code=code, date=day, adjusted=True, **_ohlcv(row)))
         return sorted({b.date: b for b in bars}.values(), key=lambda b: b.date)
 
 
@@ -112,15 +96,5 @@ def read_creon_minutes(path: Path, code: str) -> list[RecordedMinute]:
         for row in csv.DictReader(handle):
             label = datetime.fromisoformat(row["time"]).replace(tzinfo=KST)
             start = label if label.time() >= CLOSING_PRINT else label - timedelta(minutes=1)
-            rows.append(
-                RecordedMinute(
-                    code=code,
-                    ts=start,
-                    open=_int(row["open"]),
-                    high=_int(row["high"]),
-                    low=_int(row["low"]),
-                    close=_int(row["close"]),
-                    volume=_int(row["volume"]),
-                )
-            )
+            rows.append(RecordedMinute(code=code, ts=start, **_ohlcv(row, ("open", "high", "low", "close", "volume"))))
     return rows

@@ -1,19 +1,12 @@
 import asyncio
 import sys
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.cli import parse_date
 from apps.marketdata.broker_services import kis_client_async
 from apps.marketdata.collection import daily_backfill, universe_codes
 from apps.marketdata.models import Stock
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise CommandError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 class Command(BaseCommand):
@@ -25,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--codes", default="", help="Comma-separated codes (default: the universe)")
 
     def handle(self, *args, **opts):
-        start, end = _date(opts["date_from"]), _date(opts["date_to"])
+        start, end = parse_date(opts["date_from"]), parse_date(opts["date_to"])
         if start > end:
             raise CommandError("--from is after --to")
         codes = [c.strip() for c in opts["codes"].split(",") if c.strip()] or universe_codes()

@@ -1,15 +1,7 @@
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.cli import parse_date
 from apps.marketdata.services import validation_run_execute
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise CommandError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 class Command(BaseCommand):
@@ -31,8 +23,8 @@ class Command(BaseCommand):
             run = validation_run_execute(
                 source_a=opts["a"],
                 source_b=opts["b"],
-                date_from=_date(opts["date_from"]),
-                date_to=_date(opts["date_to"]),
+                date_from=parse_date(opts["date_from"]),
+                date_to=parse_date(opts["date_to"]),
                 codes=codes,
                 tolerance_pct=opts["tolerance"],
             )
