@@ -211,3 +211,65 @@ __all__ = [
     "Quote",
     "UnknownSymbol",
 ]
+
+
+# --- Real-time (WebSocket) results: kis-api.md §6.5 / §6.6 ---------------------------------------------
+
+
+class TradeSide(enum.IntEnum):
+    """``CCLD_DVSN`` of a real-time trade print: 1 = buyer-initiated, 5 = seller-initiated (§6.5)."""
+
+    BUY = 1
+    SELL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One trade print (H0STCNT0 record).
+
+    ``at`` is the exchange time (BSOP_DATE + STCK_CNTG_HOUR, aware KST); ``received_at`` is when the
+    frame arrived here (aware KST). ``volume`` is this trade's quantity (CNTG_VOL), ``cum_volume`` /
+    ``cum_value`` the day's running totals (ACML_VOL / ACML_TR_PBMN). ``side`` is None when the broker
+    sent a CCLD_DVSN other than 1/5. ``session`` is HOUR_CLS_CODE ("0" regular, "A"/"B"/"C"/"D" others).
+    """
+
+    code: str
+    at: dt.datetime
+    price: int
+    change: int
+    sign: PriceSign
+    change_rate: Decimal
+    volume: int
+    cum_volume: int
+    cum_value: int
+    open: int
+    high: int
+    low: int
+    ask1: int
+    bid1: int
+    side: TradeSide | None
+    session: str
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """A 10-level order book snapshot (H0STASP0 record).
+
+    ``asks`` / ``bids`` always hold exactly 10 ``(price, qty)`` levels, best first (asks ascending,
+    bids descending); an empty level is ``(0, 0)``. ``at`` combines BSOP_HOUR with the trading date
+    (the frame has no date: the parser uses the last trade date it saw, else the reception date).
+    """
+
+    code: str
+    at: dt.datetime
+    asks: tuple[tuple[int, int], ...]
+    bids: tuple[tuple[int, int], ...]
+    total_ask_qty: int
+    total_bid_qty: int
+    cum_volume: int
+    session: str
+    received_at: dt.datetime
+
+
+__all__ += ["OrderBook", "Tick", "TradeSide"]
