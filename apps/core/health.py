@@ -17,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 BEAT_HEARTBEAT_KEY = "hoga:beat:heartbeat"
 BEAT_HEARTBEAT_TTL = 3600
-FEED_STATUS_KEY = "hoga:feed:status"
 CELERY_QUEUES = ("default", "feed")
 
 
@@ -77,6 +76,8 @@ def check_beat() -> dict[str, Any]:
 
 
 def check_feed() -> dict[str, Any]:
+    from apps.marketdata.realtime.keys import FEED_STATUS_KEY
+
     from .redis import get_redis
 
     try:
@@ -85,7 +86,9 @@ def check_feed() -> dict[str, Any]:
         return {"status": "unknown", "error": _short(exc)}
     if raw is None:
         return {"status": "unknown", "detail": "no feed holder has reported"}
-    return {"status": raw.decode()}
+    state = raw.decode()
+    # "closed" is healthy: the holder is alive and the market is simply not trading.
+    return {"status": "ok" if state in ("connected", "closed") else "down", "feed": state}
 
 
 def check_broker() -> dict[str, Any]:
