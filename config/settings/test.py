@@ -16,3 +16,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # Serve static files straight from the source folders (no collectstatic needed).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Channels' PubSub channels are server-wide (not per Redis database): give each test database its own
+# prefix so test runs sharing one Redis server never hear each other's group messages.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "hogatest" + REDIS_URL.rsplit("/", 1)[-1]},  # noqa: F405
+    }
+}
