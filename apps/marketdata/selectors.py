@@ -43,3 +43,76 @@ def minute_bars_for(*, code: str, start, end, source: str = "kis") -> list[dict]
         .order_by("ts")
         .values("ts", "open", "high", "low", "close", "volume")
     )
+
+
+def quotes_latest(*, codes: list[str]) -> dict:
+    """The latest known quote of each code, never invented: the live snapshot in Redis (``source: "ws"``,
+    ``as_of`` the trade time), else the newest stored minute bar (``minute_bar:<bar source>``, ``as_of``
+    the bar's minute, KST), else the last daily close (``daily_bar:<source>``, ``as_of`` the date).
+    Codes found nowhere are listed in ``missing``. ``codes`` must already be validated.
+
+    Returns ``{"quotes": [...in the order of codes...], "missing": [...], "feed_status": str}``.
+    """
+    import json
+
+    from apps.core.redis import get_redis
+
+    from .calendar import KST
+    from .models import DailyBar, MinuteBar
+    from .realtime import keys
+
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    pipe.hmget(keys.QUOTES_HASH, codes)
+    pipe.get(keys.FEED_STATUS_KEY)
+    stored, status = pipe.execute()
+    found: dict[str, dict] = {}
+    for code, raw in zip(codes, stored, strict=True):
+        if raw:
+            snapshot = json.loads(raw)
+            found[code] = {**snapshot, "source": "ws", "as_of": snapshot["time"]}
+
+    rest = [c for c in codes if c not in found]
+    if rest:
+        # DISTINCT ON (PostgreSQL): the newest bar per stock; on a tie between sources, the first by name.
+        minutes = (
+            MinuteBar.objects.filter(stock__code__in=rest)
+            .order_by("stock__code", "-ts", "source")
+            .distinct("stock__code")
+            .values("stock__code", "ts", "open", "high", "low", "close", "volume", "source")
+        )
+        for bar in minutes:
+            found[bar["stock__code"]] = {
+                "code": bar["stock__code"],
+                "price": bar["close"],
+                "open": bar["open"],
+                "high": bar["high"],
+                "low": bar["low"],
+                "volume": bar["volume"],
+                "source": f"minute_bar:{bar['source']}",
+                "as_of": bar["ts"].astimezone(KST).isoformat(),
+            }
+    rest = [c for c in codes if c not in found]
+    if rest:
+        dailies = (
+            DailyBar.objects.filter(stock__code__in=rest)
+            .order_by("stock__code", "-date", "source")
+            .distinct("stock__code")
+            .values("stock__code", "date", "open", "high", "low", "close", "volume", "source")
+        )
+        for bar in dailies:
+            found[bar["stock__code"]] = {
+                "code": bar["stock__code"],
+                "price": bar["close"],
+                "open": bar["open"],
+                "high": bar["high"],
+                "low": bar["low"],
+                "volume": bar["volume"],
+                "source": f"daily_bar:{bar['source']}",
+                "as_of": bar["date"].isoformat(),
+            }
+    return {
+        "quotes": [found[c] for c in codes if c in found],
+        "missing": [c for c in codes if c not in found],
+        "feed_status": status.decode() if status else "unknown",
+    }
