@@ -11,6 +11,12 @@ app = Celery("hoga")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# The real-time feed holder runs inside the worker that consumes the `feed` queue (a bootstep, not a task:
+# see apps/marketdata/feed/bootstep.py). Other workers skip it.
+from apps.marketdata.feed.bootstep import FeedBootstep  # noqa: E402
+
+app.steps["worker"].add(FeedBootstep)
+
 
 @setup_logging.connect
 def _use_django_logging(**_kwargs):

@@ -244,6 +244,29 @@ SANDBOX_APP_CREDENTIALS = env.list("SANDBOX_APP_CREDENTIALS", default=[])
 # Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header.
 SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="sandbox-admin")
 
+# --- Real-time feed -----------------------------------------------------------------------------
+# The broker WebSocket holder (apps/marketdata/feed), run by the Celery worker consuming the `feed` queue
+# (a worker bootstep) or by `manage.py runfeed`. One holder per app key everywhere (a Redis lease).
+FEED_ENABLED = env.bool("FEED_ENABLED", default=True)  # false: the feed worker holds no feed
+# Extra "appkey:appsecret" pairs: one more connection (41 registrations = 20 stocks) per key.
+FEED_EXTRA_APP_KEYS = env.list("FEED_EXTRA_APP_KEYS", default=[])
+# Lease timings, seconds: a dead holder is replaced after at most TTL + RETRY (< 10 s).
+FEED_LEASE_TTL = env.float("FEED_LEASE_TTL", default=6.0)
+FEED_LEASE_RENEW = env.float("FEED_LEASE_RENEW", default=2.0)  # at most TTL / 2
+FEED_LEASE_RETRY = env.float("FEED_LEASE_RETRY", default=1.0)  # how often a stand-by candidate retries
+FEED_MAX_REGISTRATIONS = env.int("FEED_MAX_REGISTRATIONS", default=41)  # per connection (KIS §6.8)
+FEED_VIEWER_GRACE = env.float("FEED_VIEWER_GRACE", default=30.0)  # keep a code this long after its last viewer
+FEED_WATCHLIST_SIZE = env.int("FEED_WATCHLIST_SIZE", default=UNIVERSE_SIZE)  # universe stocks to fill spare slots
+FEED_STATUS_INTERVAL = env.float("FEED_STATUS_INTERVAL", default=3.0)  # status publish period (key TTL 30 s)
+# No data and no PINGPONG for this long: the session reconnects (KIS pings about every 10 s).
+FEED_STALL_TIMEOUT = env.float("FEED_STALL_TIMEOUT", default=30.0)
+# Market open, connected, registered, PINGPONGs but no data frame for this long: the connection is replaced.
+FEED_SILENCE_TIMEOUT = env.float("FEED_SILENCE_TIMEOUT", default=90.0)
+FEED_QUEUE_SIZE = env.int("FEED_QUEUE_SIZE", default=10000)  # events buffered for Redis; oldest dropped beyond
+FEED_BACKOFF_BASE = env.float("FEED_BACKOFF_BASE", default=0.5)  # reconnect back-off, doubled per failure
+FEED_BACKOFF_MAX = env.float("FEED_BACKOFF_MAX", default=30.0)
+FEED_RECORD_DIR = env("FEED_RECORD_DIR", default="")  # record every event to <dir>/<date>/<tr>.log; empty: off
+
 # --- Logging: one line per event, tagged with the process role --------------------------------
 HOGA_PROCESS_ROLE = env("HOGA_PROCESS_ROLE", default="web")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,0 +1,676 @@
+"""The feed holder: for one app key, hold the Redis lease, run the broker WebSocket, fan out every event.
+
+One :class:`FeedHolder` per configured app key (slot ``k`` of ``n``). Its :meth:`FeedHolder.run` loops until
+``stop`` is set:
+
+- **stand-by**: try the lease (:mod:`.lease`) every ``lease_retry`` seconds, logging who holds it;
+- **holding**: a :class:`~apps.marketdata.brokers.kis.ws.KisRealtimeSession` (approval key, PINGPONG echo,
+  multi-record frames, reconnect with back-off and jitter, restore of every registration, stall detection)
+  plus these tasks, all stopped together as soon as one ends:
+
+  - ``renew``: renews the lease every ``lease_renew`` s; a refusal (another token holds it) or no confirmed
+    renewal for ``ttl - renew`` s means the lease is lost: the session is stopped at once;
+  - ``control`` (every ``demand_interval`` s): demand (:mod:`.demand`) → subscribe / unsubscribe the
+    difference; replaces a session whose connection stays open but carries no data frame for
+    ``silence_timeout`` s while the market is open (the session's own stall check counts PINGPONGs);
+  - ``publish``: events go from the session callback (synchronous, O(1)) into a bounded drop-oldest queue;
+    this task hands them to :class:`~apps.marketdata.realtime.publisher.QuotePublisher` (Redis + Channels
+    layer). A slow Redis never blocks the socket reader: the oldest events are dropped and counted;
+  - ``status`` (every ``status_interval`` s): connected / reconnecting / stale / closed via ``publish_status``
+    (TTL 30 s), ``market`` (market clock), ``bars`` (completed 1-minute bars stored from a thread),
+    ``heartbeat`` (a log line with counters every ``heartbeat_interval`` s).
+
+No Celery task is involved per tick, and nothing here touches the ORM on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from ..brokers.base import BrokerError, OrderBook, Tick
+from ..brokers.kis.client import backoff_delay
+from ..brokers.kis.config import ImproperlyConfiguredBroker, KisConfig
+from ..brokers.kis.realtime import MAX_REGISTRATIONS, RealtimeEvent
+from ..brokers.kis.ws import ApprovalKeyProvider, DropOldestQueue, KisRealtimeSession, QueueClosed
+from ..realtime import keys
+from ..realtime.publisher import QuotePublisher
+from .bars import BarBuilder, LiveBar, store_bars
+from .demand import plan, read_demand, stocks_per_connection
+from .lease import RedisLease, lease_key, new_token
+from .recorder import FrameRecorder
+
+logger = logging.getLogger(__name__)
+
+#: ``await market_open()`` → True / False, or None when the market clock is unavailable.
+MarketOpenProvider = Callable[[], Awaitable[bool | None]]
+#: ``await watchlist()`` → codes of the active universe, best rank first.
+WatchlistProvider = Callable[[], Awaitable[Sequence[str]]]
+BarStore = Callable[[list[LiveBar]], int]
+
+FEED_STATUSES = ("connected", "reconnecting", "stale", "closed", "stopped")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """Timings and limits of the holder (seconds unless stated). Built from Django settings by
+    :meth:`from_settings`; tests build it directly."""
+
+    lease_ttl: float = 6.0
+    lease_renew: float = 2.0
+    lease_retry: float = 1.0
+    max_registrations: int = MAX_REGISTRATIONS
+    viewer_grace: float = 30.0
+    viewer_ttl: float = keys.VIEWER_TTL
+    demand_interval: float = 1.0
+    status_interval: float = 3.0
+    heartbeat_interval: float = 60.0
+    stall_timeout: float = 30.0
+    silence_timeout: float = 90.0
+    queue_size: int = 10_000
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    watchlist_size: int = 50
+    watchlist_refresh: float = 300.0
+    market_refresh: float = 15.0
+    bars_interval: float = 5.0
+    record_dir: str = ""
+    #: Seconds a code refused by the broker is not retried.
+    refused_cooldown: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> FeedSettings:
+        if settings is None:
+            from django.conf import settings as django_settings
+
+            settings = django_settings
+        return cls(
+            lease_ttl=float(settings.FEED_LEASE_TTL),
+            lease_renew=float(settings.FEED_LEASE_RENEW),
+            lease_retry=float(settings.FEED_LEASE_RETRY),
+            max_registrations=int(settings.FEED_MAX_REGISTRATIONS),
+            viewer_grace=float(settings.FEED_VIEWER_GRACE),
+            status_interval=float(settings.FEED_STATUS_INTERVAL),
+            stall_timeout=float(settings.FEED_STALL_TIMEOUT),
+            silence_timeout=float(settings.FEED_SILENCE_TIMEOUT),
+            queue_size=int(settings.FEED_QUEUE_SIZE),
+            backoff_base=float(settings.FEED_BACKOFF_BASE),
+            backoff_max=float(settings.FEED_BACKOFF_MAX),
+            watchlist_size=int(settings.FEED_WATCHLIST_SIZE),
+            record_dir=str(settings.FEED_RECORD_DIR),
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class FeedCounters:
+    """Counters of one holder since its process started (logged by the heartbeat, sent in the status)."""
+
+    ticks: int = 0
+    books: int = 0
+    published: int = 0
+    dropped: int = 0
+    publish_errors: int = 0
+    leases: int = 0
+    leases_lost: int = 0
+    replacements: int = 0
+    subscription_changes: int = 0
+    bars_stored: int = 0
+    bar_errors: int = 0
+
+
+def feed_configs(settings: Any = None) -> list[KisConfig]:
+    """The app keys the feed holds: KIS_APP_KEY (via ``kis_config()``) then each FEED_EXTRA_APP_KEYS entry
+    ``<app key>:<app secret>``. Secrets are never echoed in errors."""
+    from ..broker_services import kis_config
+
+    if settings is None:
+        from django.conf import settings as django_settings
+
+        settings = django_settings
+    primary = kis_config()
+    configs = [primary]
+    for i, entry in enumerate(settings.FEED_EXTRA_APP_KEYS):
+        app_key, sep, app_secret = str(entry).partition(":")
+        if not sep or not app_key.strip() or not app_secret.strip():
+            raise ImproperlyConfiguredBroker(f"FEED_EXTRA_APP_KEYS entry #{i + 1} is not '<app key>:<app secret>'")
+        configs.append(primary.with_overrides(app_key=app_key.strip(), app_secret=app_secret.strip()))
+    scopes = [c.scope for c in configs]
+    if len(set(scopes)) != len(scopes):
+        raise ImproperlyConfiguredBroker("FEED_EXTRA_APP_KEYS repeats an app key (one connection per key)")
+    return configs
+
+
+async def universe_watchlist(size: int) -> list[str]:
+    """The active universe by rank (ORM in a thread; the thread's connection is closed afterwards)."""
+
+    def load() -> list[str]:
+        from django.db import connection
+
+        from ..selectors import stock_list_universe
+
+        try:
+            return list(stock_list_universe().values_list("code", flat=True)[:size])
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(load)
+
+
+class _CalendarClock:
+    """Market open/closed from ``market_now`` (sandbox clock or KRX calendar), calendar reloaded daily."""
+
+    def __init__(self) -> None:
+        self._calendar: Any = None
+        self._calendar_day: dt.date | None = None
+
+    def _now(self) -> bool | None:
+        from django.db import connection
+
+        from ..calendar import KST
+        from ..market_clock import MarketClockUnavailable, market_now
+        from ..selectors import krx_calendar
+
+        today = dt.datetime.now(KST).date()
+        try:
+            if self._calendar is None or self._calendar_day != today:
+                self._calendar, self._calendar_day = krx_calendar(), today
+        finally:
+            connection.close()
+        try:
+            return market_now(self._calendar).is_open
+        except MarketClockUnavailable as exc:
+            logger.warning("feed: market clock unavailable; status follows the connection", extra={"error": str(exc)})
+            return None
+
+    async def __call__(self) -> bool | None:
+        return await asyncio.to_thread(self._now)
+
+
+class FeedHolder:
+    """Candidate and, when it holds the lease, holder of one app key's feed connection (slot of slots)."""
+
+    def __init__(
+        self,
+        config: KisConfig,
+        *,
+        redis: Any,
+        channel_layer: Any,
+        settings: FeedSettings | None = None,
+        slot: int = 0,
+        slots: int = 1,
+        approval_key: Callable[[KisConfig], ApprovalKeyProvider] | None = None,
+        watchlist: WatchlistProvider | None = None,
+        market_open: MarketOpenProvider | None = None,
+        bar_store: BarStore | None = store_bars,
+        token: str | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or FeedSettings()
+        self.redis = redis
+        self.layer = channel_layer
+        self.slot, self.slots = slot, slots
+        self.per_connection = stocks_per_connection(self.settings.max_registrations)
+        self.lease = RedisLease(
+            redis,
+            lease_key(config.scope),
+            token=token or new_token(),
+            ttl=self.settings.lease_ttl,
+            renew_interval=self.settings.lease_renew,
+            retry_interval=self.settings.lease_retry,
+        )
+        self._approval_factory = approval_key
+        self._watchlist_provider = watchlist or (lambda: universe_watchlist(self.settings.watchlist_size))
+        self._market_open_provider = market_open or _CalendarClock()
+        self._bar_store = bar_store
+        self.counters = FeedCounters()
+        self.session: KisRealtimeSession | None = None
+        self.codes: list[str] = []
+        self.market_open: bool | None = None
+        self.status = "stopped"
+        self._running = False
+        self._watchlist: list[str] = []
+        self._watchlist_at = -1e9
+        self._refused_until: dict[str, float] = {}
+        self._connected_since: float | None = None
+        self._queue: DropOldestQueue[RealtimeEvent] | None = None
+        self._bars = BarBuilder()
+        self._recorder = FrameRecorder(self.settings.record_dir) if self.settings.record_dir else None
+        self._log: dict[str, Any] = {
+            "env": config.env,
+            "key_id": config.key_id,
+            "slot": slot,
+            "holder": self.lease.token,
+        }
+
+    @property
+    def holding(self) -> bool:
+        return self.session is not None
+
+    # --- stand-by ----------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Wait for the lease, hold the feed, repeat until ``stop`` is set. Never raises (logs instead)."""
+        logger.info("feed candidate started", extra={**self._log, "lease": self.lease.key})
+        last_seen: str | None = None
+        waiting_log_at = 0.0
+        crashes = 0
+        while not stop.is_set():
+            try:
+                acquired = await asyncio.wait_for(self.lease.acquire(), self.settings.lease_retry * 5)
+            except (RedisError, OSError, TimeoutError) as exc:
+                logger.warning("feed lease check failed (Redis); retrying", extra={**self._log, "error": repr(exc)})
+                acquired = False
+            if acquired:
+                self.counters.leases += 1
+                try:
+                    await self._hold(stop)
+                    crashes = 0
+                except Exception:
+                    crashes += 1
+                    logger.exception("feed holder failed; lease released, retrying", extra=self._log)
+                if not stop.is_set():
+                    delay = self.settings.lease_retry
+                    if crashes:
+                        delay = max(delay, backoff_delay(crashes, base=1.0, cap=self.settings.backoff_max))
+                    await _sleep_or_stop(stop, delay)
+                continue
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                current = await asyncio.wait_for(self.lease.holder(), self.settings.lease_retry * 5)
+                now = time.monotonic()
+                if current != last_seen or now - waiting_log_at >= self.settings.heartbeat_interval:
+                    logger.info("feed lease held elsewhere; standing by", extra={**self._log, "lease_holder": current})
+                    last_seen, waiting_log_at = current, now
+            await _sleep_or_stop(stop, self.settings.lease_retry)
+        logger.info("feed candidate stopped", extra=self._log)
+
+    # --- holding -----------------------------------------------------------------------------------------------
+    async def _hold(self, stop: asyncio.Event) -> None:
+        lost = asyncio.Event()
+        client = None
+        if self._approval_factory is not None:
+            provider = self._approval_factory(self.config)
+        else:
+            from ..broker_services import kis_client_async
+
+            client = kis_client_async(self.config)
+            provider = client.approval_key
+        self._queue = DropOldestQueue(self.settings.queue_size, on_drop=self._dropped)
+        self._bars = BarBuilder()
+        self.codes = []
+        self._refused_until.clear()
+        self._connected_since = None
+        self.session = self._new_session(provider)
+        self.session.start()
+        self._running = True
+        publisher = QuotePublisher(redis=self.redis, channel_layer=self.layer)
+        tasks = {
+            asyncio.create_task(self._renew_loop(lost), name="feed-renew"),
+            asyncio.create_task(self._control_loop(provider), name="feed-control"),
+            asyncio.create_task(self._publish_loop(publisher), name="feed-publish"),
+            asyncio.create_task(self._status_loop(publisher), name="feed-status"),
+            asyncio.create_task(self._market_loop(), name="feed-market"),
+            asyncio.create_task(self._bars_loop(), name="feed-bars"),
+            asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
+        }
+        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())}
+        reason = "stopped"
+        logger.info("feed holding", extra={**self._log, "per_connection": self.per_connection})
+        try:
+            done, _ = await asyncio.wait(tasks | waiters, return_when=asyncio.FIRST_COMPLETED)
+            if lost.is_set():
+                reason = "lease lost"
+            for task in done & tasks:
+                if not task.cancelled() and task.exception() is not None:
+                    reason = f"{task.get_name()} failed"
+                    logger.error("feed task failed", extra={**self._log, "task": task.get_name()},
+                                 exc_info=task.exception())  # fmt: skip
+        finally:
+            session, self.session = self.session, None
+            # The connection goes first: after a lost lease another holder may already be connecting.
+            if session is not None:
+                await session.stop(timeout=5.0)
+            await self._halt(tasks | waiters)
+            self._queue.close()
+            if lost.is_set():
+                self.counters.leases_lost += 1
+            else:
+                self.status = "stopped"
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(publisher.publish_status("stopped", self._detail()), 2.0)
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await asyncio.wait_for(self.lease.release(), 2.0)
+            await self._store_bars(self._bars.drain())
+            if self._recorder is not None:
+                await asyncio.to_thread(self._recorder.close)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            self.status = "stopped"
+            logger.info("feed released", extra={**self._log, "reason": reason, **self._counter_log()})
+
+    async def _halt(self, tasks: set[asyncio.Task[Any]]) -> None:
+        """Stop the holder's tasks. Loops also check ``_running``: on Python 3.11 ``wait_for`` can swallow a
+        cancellation that races with its inner result, so a single ``cancel()`` is not always enough."""
+        self._running = False
+        pending = set(tasks)
+        for _attempt in range(5):
+            for task in pending:
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=1.0)
+            if not pending:
+                return
+        logger.error("feed tasks did not stop", extra={**self._log, "tasks": ",".join(t.get_name() for t in pending)})
+
+    def _new_session(self, provider: ApprovalKeyProvider) -> KisRealtimeSession:
+        s = self.settings
+        return KisRealtimeSession(
+            self.config,
+            provider,
+            on_event=self._on_event,
+            max_registrations=s.max_registrations,
+            stall_timeout=s.stall_timeout,
+            backoff_base=s.backoff_base,
+            backoff_max=s.backoff_max,
+        )
+
+    def _on_event(self, event: RealtimeEvent) -> None:
+        """Session callback: O(1), never blocks, never raises for a full queue (drop-oldest)."""
+        if isinstance(event, Tick):
+            self.counters.ticks += 1
+            self._bars.add(event)
+        else:
+            self.counters.books += 1
+        if self._recorder is not None:
+            self._recorder.record(event)
+        assert self._queue is not None
+        self._queue.put_nowait(event)
+
+    def _dropped(self) -> None:
+        self.counters.dropped += 1
+        if self.counters.dropped == 1 or self.counters.dropped % 10_000 == 0:
+            logger.warning(
+                "feed publish queue full: oldest events dropped (Redis slow?)",
+                extra={**self._log, "dropped": self.counters.dropped, "queue_size": self.settings.queue_size},
+            )
+
+    async def _renew_loop(self, lost: asyncio.Event) -> None:
+        while self._running:
+            await asyncio.sleep(self.lease.renew_interval)
+            try:
+                ok: bool | None = await asyncio.wait_for(self.lease.renew(), self.lease.renew_interval)
+            except (RedisError, OSError, TimeoutError) as exc:
+                ok = None
+                logger.warning("feed lease renewal failed (Redis); retrying", extra={**self._log, "error": repr(exc)})
+            if ok is False:
+                logger.error("feed lease lost to another holder; disconnecting now", extra=self._log)
+                lost.set()
+                return
+            if ok is None and self.lease.expired_locally():
+                logger.error("feed lease not renewed in time; disconnecting now", extra=self._log)
+                lost.set()
+                return
+
+    async def _control_loop(self, provider: ApprovalKeyProvider) -> None:
+        while self._running:
+            try:
+                await self._control_once(provider)
+            except (RedisError, OSError, TimeoutError) as exc:
+                logger.warning("feed demand unavailable (Redis); keeping subscriptions", extra={**self._log,
+                               "error": repr(exc)})  # fmt: skip
+            await asyncio.sleep(self.settings.demand_interval)
+
+    async def _control_once(self, provider: ApprovalKeyProvider) -> None:
+        session = self.session
+        assert session is not None
+        mono = time.monotonic()
+        if session.status == "connected":
+            if self._connected_since is None:
+                self._connected_since = mono
+        else:
+            self._connected_since = None
+        if self._silent(session, mono):
+            await self._replace_session(provider)
+            return
+        if mono - self._watchlist_at >= self.settings.watchlist_refresh:
+            try:
+                self._watchlist = list(await asyncio.wait_for(self._watchlist_provider(), 30.0))
+                self._watchlist_at = mono
+            except Exception as exc:
+                self._watchlist_at = mono - self.settings.watchlist_refresh + 30.0  # retry in 30 s
+                logger.warning("feed watchlist unavailable; keeping the last one", extra={**self._log,
+                               "error": repr(exc)})  # fmt: skip
+        now = time.time()
+        demand = await asyncio.wait_for(
+            read_demand(
+                self.redis,
+                now=now,
+                watchlist=self._watchlist,
+                grace=self.settings.viewer_grace,
+                viewer_ttl=self.settings.viewer_ttl,
+            ),
+            5.0,
+        )
+        target = plan(
+            demand,
+            now=now,
+            grace=self.settings.viewer_grace,
+            per_connection=self.per_connection,
+            slot=self.slot,
+            slots=self.slots,
+        )
+        await self._apply(session, target, mono)
+
+    async def _apply(self, session: KisRealtimeSession, target: list[str], mono: float) -> None:
+        current = {code for _tr, code in session.registrations}
+        wanted = set(target)
+        removed = sorted(current - wanted)
+        added = [c for c in target if c not in current and self._refused_until.get(c, 0.0) <= mono]
+        for code in removed:
+            await session.unsubscribe(code)
+        for code in added:
+            try:
+                await session.subscribe(code)
+            except BrokerError as exc:
+                self._refused_until[code] = mono + self.settings.refused_cooldown
+                logger.warning(
+                    "feed subscription refused; retried later",
+                    extra={**self._log, "code": code, "error_code": exc.code,
+                           "retry_in_s": self.settings.refused_cooldown},
+                )  # fmt: skip
+        if removed or added:
+            self.counters.subscription_changes += 1
+            logger.info(
+                "feed subscriptions changed",
+                extra={**self._log, "added": ",".join(added[:20]), "removed": ",".join(removed[:20]),
+                       "stocks": len(session.registrations) // 2},
+            )  # fmt: skip
+        self.codes = sorted({code for _tr, code in session.registrations})
+
+    def _silent(self, session: KisRealtimeSession, mono: float) -> bool:
+        """Open, registered, market open, yet no data frame for ``silence_timeout`` s (PINGPONGs only)."""
+        if self._connected_since is None or self.market_open is False or not session.active_registrations:
+            return False
+        last = max(session.stats.last_frame_monotonic or 0.0, self._connected_since)
+        return mono - last > self.settings.silence_timeout
+
+    async def _replace_session(self, provider: ApprovalKeyProvider) -> None:
+        old = self.session
+        assert old is not None
+        self.counters.replacements += 1
+        logger.warning(
+            "feed connection silent during the session (no data frames); replacing it",
+            extra={**self._log, "silence_timeout_s": self.settings.silence_timeout, "stocks": len(self.codes)},
+        )
+        new = self._new_session(provider)
+        for code in self.codes:
+            await new.subscribe(code)  # not started yet: only records the desired registrations
+        self.session = new
+        self._connected_since = None
+        await old.stop(timeout=5.0)
+        new.start()
+
+    async def _publish_loop(self, publisher: QuotePublisher) -> None:
+        assert self._queue is not None
+        failures = 0
+        while self._running:
+            try:
+                event = await self._queue.get(timeout=1.0)
+            except TimeoutError:
+                continue
+            except QueueClosed:
+                return
+            try:
+                if isinstance(event, Tick):
+                    await publisher.publish_tick(event, now=time.monotonic())
+                elif isinstance(event, OrderBook):
+                    await publisher.publish_book(event)
+                self.counters.published += 1
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                self.counters.publish_errors += 1
+                if failures == 1 or self.counters.publish_errors % 1000 == 0:
+                    logger.warning("feed publish failed; event skipped", extra={**self._log, "error": repr(exc),
+                                   "publish_errors": self.counters.publish_errors})  # fmt: skip
+                await asyncio.sleep(min(2.0, 0.05 * failures))  # Redis down: back off, the queue drops oldest
+
+    def _status_now(self) -> str:
+        session = self.session
+        if session is None:
+            return "stopped"
+        if self.market_open is False:
+            return "closed"
+        if session.status == "connected":
+            if self._silent(session, time.monotonic()):
+                return "stale"
+            return "connected"
+        if session.status == "stale":
+            return "stale"
+        return "reconnecting"
+
+    def _detail(self) -> dict[str, Any]:
+        session = self.session
+        stats = session.stats if session is not None else None
+        return {
+            "holder": self.lease.token,
+            "env": self.config.env,
+            "key_id": self.config.key_id,
+            "slot": self.slot,
+            "slots": self.slots,
+            "session": session.status if session is not None else "stopped",
+            "market_open": self.market_open,
+            "stocks": len(self.codes),
+            "registrations": len(session.registrations) if session is not None else 0,
+            "active_registrations": len(session.active_registrations) if session is not None else 0,
+            "reconnects": stats.reconnects if stats else 0,
+            "stalls": stats.stalls if stats else 0,
+            "last_frame_at": stats.last_frame_at.isoformat() if stats and stats.last_frame_at else None,
+            **dataclasses.asdict(self.counters),
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+
+    async def _status_loop(self, publisher: QuotePublisher) -> None:
+        last = ""
+        while self._running:
+            self.status = self._status_now()
+            if self.status != last:
+                logger.info("feed status", extra={**self._log, "status": self.status})
+                last = self.status
+            try:
+                await asyncio.wait_for(publisher.publish_status(self.status, self._detail()), 5.0)
+            except Exception as exc:
+                logger.warning("feed status not published", extra={**self._log, "error": repr(exc)})
+            await asyncio.sleep(self.settings.status_interval)
+
+    async def _market_loop(self) -> None:
+        while self._running:
+            try:
+                self.market_open = await asyncio.wait_for(self._market_open_provider(), 10.0)
+            except Exception as exc:
+                self.market_open = None
+                logger.warning("feed market clock failed", extra={**self._log, "error": repr(exc)})
+            await asyncio.sleep(self.settings.market_refresh)
+
+    async def _bars_loop(self) -> None:
+        while self._running:
+            await asyncio.sleep(self.settings.bars_interval)
+            await self._store_bars(self._bars.complete())
+            if self._recorder is not None:
+                await asyncio.to_thread(self._recorder.flush)
+
+    async def _store_bars(self, bars: list[LiveBar]) -> None:
+        if not bars or self._bar_store is None:
+            return
+        try:
+            self.counters.bars_stored += await asyncio.wait_for(asyncio.to_thread(self._bar_store, bars), 30.0)
+        except Exception as exc:
+            self.counters.bar_errors += 1
+            logger.warning("feed live bars not stored", extra={**self._log, "bars": len(bars), "error": repr(exc)})
+
+    async def _heartbeat_loop(self) -> None:
+        while self._running:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            logger.info("feed heartbeat", extra={**self._log, "status": self.status, **self._counter_log()})
+
+    def _counter_log(self) -> dict[str, Any]:
+        session = self.session
+        stats = session.stats if session is not None else None
+        return {
+            **dataclasses.asdict(self.counters),
+            "reconnects": stats.reconnects if stats else 0,
+            "registrations": len(session.active_registrations) if session is not None else 0,
+            "stocks": len(self.codes),
+        }
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_feed(
+    stop: asyncio.Event,
+    *,
+    settings: FeedSettings | None = None,
+    configs: Sequence[KisConfig] | None = None,
+    watchlist: Sequence[str] | None = None,
+    redis_url: str | None = None,
+) -> list[FeedHolder]:
+    """Run one candidate per configured app key until ``stop`` is set (the bootstep's and runfeed's entry).
+
+    ``watchlist`` replaces the universe (debugging, tests). Returns the holders (for their counters).
+    """
+    import redis.asyncio as aioredis
+    from channels.layers import get_channel_layer
+    from django.conf import settings as django_settings
+
+    feed_settings = settings or FeedSettings.from_settings()
+    configs = list(configs or feed_configs())
+    client = aioredis.Redis.from_url(
+        redis_url or django_settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
+    layer = get_channel_layer()
+    fixed: WatchlistProvider | None = None
+    if watchlist is not None:
+        codes = list(watchlist)
+
+        async def fixed() -> Sequence[str]:
+            return codes
+
+    holders = [
+        FeedHolder(cfg, redis=client, channel_layer=layer, settings=feed_settings, slot=i, slots=len(configs),
+                   watchlist=fixed)
+        for i, cfg in enumerate(configs)
+    ]  # fmt: skip
+    try:
+        await asyncio.gather(*(h.run(stop) for h in holders))
+    finally:
+        await client.aclose()
+    return holders
