@@ -72,16 +72,22 @@ def quotes_latest(*, codes: list[str]) -> dict:
             snapshot = json.loads(raw)
             found[code] = {**snapshot, "source": "ws", "as_of": snapshot["time"]}
 
-    rest = [c for c in codes if c not in found]
-    if rest:
-        # DISTINCT ON (PostgreSQL): the newest bar per stock; on a tie between sources, the first by name.
-        minutes = (
-            MinuteBar.objects.filter(stock__code__in=rest)
-            .order_by("stock__code", "-ts", "source")
+    # Fallbacks, newest first per stock (PostgreSQL DISTINCT ON; on a tie between sources, the first by name).
+    fallbacks = (
+        (MinuteBar, "ts", "minute_bar", lambda ts: ts.astimezone(KST).isoformat()),
+        (DailyBar, "date", "daily_bar", lambda day: day.isoformat()),
+    )
+    for model, stamp, label, as_of in fallbacks:
+        rest = [c for c in codes if c not in found]
+        if not rest:
+            break
+        bars = (
+            model.objects.filter(stock__code__in=rest)
+            .order_by("stock__code", f"-{stamp}", "source")
             .distinct("stock__code")
-            .values("stock__code", "ts", "open", "high", "low", "close", "volume", "source")
+            .values("stock__code", stamp, "open", "high", "low", "close", "volume", "source")
         )
-        for bar in minutes:
+        for bar in bars:
             found[bar["stock__code"]] = {
                 "code": bar["stock__code"],
                 "price": bar["close"],
@@ -89,27 +95,8 @@ def quotes_latest(*, codes: list[str]) -> dict:
                 "high": bar["high"],
                 "low": bar["low"],
                 "volume": bar["volume"],
-                "source": f"minute_bar:{bar['source']}",
-                "as_of": bar["ts"].astimezone(KST).isoformat(),
-            }
-    rest = [c for c in codes if c not in found]
-    if rest:
-        dailies = (
-            DailyBar.objects.filter(stock__code__in=rest)
-            .order_by("stock__code", "-date", "source")
-            .distinct("stock__code")
-            .values("stock__code", "date", "open", "high", "low", "close", "volume", "source")
-        )
-        for bar in dailies:
-            found[bar["stock__code"]] = {
-                "code": bar["stock__code"],
-                "price": bar["close"],
-                "open": bar["open"],
-                "high": bar["high"],
-                "low": bar["low"],
-                "volume": bar["volume"],
-                "source": f"daily_bar:{bar['source']}",
-                "as_of": bar["date"].isoformat(),
+                "source": f"{label}:{bar['source']}",
+                "as_of": as_of(bar[stamp]),
             }
     return {
         "quotes": [found[c] for c in codes if c in found],
