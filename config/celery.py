@@ -17,6 +17,11 @@ from apps.marketdata.feed.bootstep import FeedBootstep  # noqa: E402
 
 app.steps["worker"].add(FeedBootstep)
 
+# The paper-trading fill engine runs in every worker consuming the `default` queue (apps/orders/bootstep.py).
+from apps.orders.bootstep import FillEngineBootstep  # noqa: E402
+
+app.steps["worker"].add(FillEngineBootstep)
+
 
 @setup_logging.connect
 def _use_django_logging(**_kwargs):

@@ -10,6 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/accounts/", include("apps.accounts.urls")),
+    path("api/paper-trading/", include("apps.accounts.urls")),
+    path("api/paper-trading/", include("apps.orders.urls")),
+    path("api/paper-trading/", include("apps.positions.urls")),
     path("api/marketdata/", include("apps.marketdata.urls")),
 ]

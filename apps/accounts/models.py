@@ -41,3 +41,32 @@ class PaperAccount(TimeStampedModel):
     @property
     def free_cash(self) -> int:
         return self.cash - self.reserved_cash
+
+
+class PaperAccountReset(models.Model):
+    """Audit record of one reset: what the account held just before it was returned to ``initial_cash``.
+
+    Written in the same transaction as the reset; never updated. ``positions`` is a list of
+    ``{"code", "quantity", "avg_price", "cost_basis", "realized_pnl", "fees_paid", "taxes_paid"}``.
+    """
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="resets")
+    reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reset_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    initial_cash = models.BigIntegerField()
+    cash_before = models.BigIntegerField()
+    reserved_cash_before = models.BigIntegerField()
+    positions_cost_before = models.BigIntegerField(default=0, help_text="Sum of the positions' cost basis, KRW.")
+    realized_pnl_before = models.BigIntegerField(default=0)
+    fees_paid_before = models.BigIntegerField(default=0)
+    taxes_paid_before = models.BigIntegerField(default=0)
+    cancelled_orders = models.PositiveIntegerField(default=0)
+    positions = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-reset_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reset of account {self.account_id} at {self.reset_at:%Y-%m-%d %H:%M}"

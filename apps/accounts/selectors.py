@@ -1,7 +1,21 @@
 from django.db.models import QuerySet
 
+from apps.core.exceptions import NotFound
+
 from .models import PaperAccount
+
+
+class AccountNotFound(NotFound):
+    default_code = "account_not_found"
 
 
 def paper_account_list_for_user(*, user) -> QuerySet[PaperAccount]:
     return PaperAccount.objects.filter(user=user).order_by("id")
+
+
+def paper_account_for_user(*, user, account_id: int) -> PaperAccount:
+    """The user's account ``account_id``; ``AccountNotFound`` (404) when it is missing or someone else's."""
+    account = PaperAccount.objects.filter(pk=account_id, user=user).first()
+    if account is None:
+        raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
+    return account

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from .models import DEFAULT_INITIAL_CASH, PaperAccount
 
@@ -35,3 +36,64 @@ def user_ensure(*, username: str, password: str, email: str = "", staff: bool = 
     else:
         user = user_model.objects.create_user(username=username, email=email, password=password)
     return user, True
+
+
+@transaction.atomic
+def paper_account_reset(*, account_id: int, user=None) -> PaperAccount:
+    """Return an account to its initial state: cancel its open orders, clear its positions, restore cash.
+
+    Writes a ``PaperAccountReset`` audit row with what the account held just before. Lock order follows
+    the orders domain (open orders, then the account, then positions) so a reset racing a fill or a cancel
+    waits for it instead of deadlocking. Executions and closed orders stay as history. ``user`` given: the
+    account must be theirs (``account_not_found`` otherwise).
+    """
+    from apps.orders import lock_objects
+    from apps.orders.services import orders_cancel_for_account
+    from apps.positions.models import Position
+
+    from .models import PaperAccountReset
+    from .selectors import AccountNotFound, paper_account_for_user
+
+    if user is not None:
+        paper_account_for_user(user=user, account_id=account_id)
+    if not PaperAccount.objects.filter(pk=account_id).exists():
+        raise AccountNotFound(f"Paper account {account_id} not found.")
+    lock_objects.orders_lock_open(account_id=account_id)  # lock order: open orders, then the account
+    account = PaperAccount.objects.select_for_update().get(pk=account_id)
+    cash_before, reserved_before = account.cash, account.reserved_cash
+    cancelled = orders_cancel_for_account(account_id=account_id, reason="account reset")
+    positions = list(Position.objects.select_for_update().filter(account_id=account_id).select_related("stock"))
+    audit = PaperAccountReset(
+        account=account,
+        reset_by=user,
+        initial_cash=account.initial_cash,
+        cash_before=cash_before,
+        reserved_cash_before=reserved_before,
+        positions_cost_before=sum(p.cost_basis for p in positions),
+        realized_pnl_before=sum(p.realized_pnl for p in positions),
+        fees_paid_before=sum(p.fees_paid for p in positions),
+        taxes_paid_before=sum(p.taxes_paid for p in positions),
+        cancelled_orders=len(cancelled),
+        positions=[
+            {
+                "code": p.stock.code,
+                "quantity": p.quantity,
+                "avg_price": str(p.avg_price),
+                "cost_basis": p.cost_basis,
+                "realized_pnl": p.realized_pnl,
+                "fees_paid": p.fees_paid,
+                "taxes_paid": p.taxes_paid,
+            }
+            for p in positions
+        ],
+    )
+    audit.full_clean()
+    audit.save()
+    Position.objects.filter(account_id=account_id).delete()
+    account.refresh_from_db()
+    account.cash = account.initial_cash
+    account.reserved_cash = 0
+    account.reset_at = timezone.now()
+    account.full_clean()
+    account.save(update_fields=["cash", "reserved_cash", "reset_at", "updated_at"])
+    return account

@@ -267,6 +267,27 @@ FEED_BACKOFF_BASE = env.float("FEED_BACKOFF_BASE", default=0.5)  # reconnect bac
 FEED_BACKOFF_MAX = env.float("FEED_BACKOFF_MAX", default=30.0)
 FEED_RECORD_DIR = env("FEED_RECORD_DIR", default="")  # record every event to <dir>/<date>/<tr>.log; empty: off
 
+# --- Paper trading ------------------------------------------------------------------------------
+# Orders placed while the market is closed: "reject" (error market_closed) or "queue" (accepted as a DAY
+# order for the next session; it fills from that session's first ticks).
+PAPER_MARKET_CLOSED = env("PAPER_MARKET_CLOSED", default="reject")
+# The fill engine (apps/orders/engine.py): a consumer of the fill-tick stream in the group below, run as a
+# bootstep by every Celery worker consuming the `default` queue (or `manage.py runfills`).
+PAPER_FILL_ENGINE_ENABLED = env.bool("PAPER_FILL_ENGINE_ENABLED", default=True)
+PAPER_FILL_GROUP = env("PAPER_FILL_GROUP", default="fills")
+PAPER_FILL_BATCH = env.int("PAPER_FILL_BATCH", default=200)  # ticks read per XREADGROUP
+PAPER_FILL_BLOCK_MS = env.int("PAPER_FILL_BLOCK_MS", default=1000)  # longest wait for new ticks
+# A tick another consumer read but did not ack for this long is claimed (that consumer died).
+PAPER_FILL_CLAIM_IDLE_MS = env.int("PAPER_FILL_CLAIM_IDLE_MS", default=30_000)
+PAPER_FILL_DEMAND_SYNC = env.float("PAPER_FILL_DEMAND_SYNC", default=30.0)  # s between ORDERS_SET rebuilds
+PAPER_FILL_HEARTBEAT = env.float("PAPER_FILL_HEARTBEAT", default=60.0)  # s between heartbeat log lines
+PAPER_FILL_EXPIRY_CHECK = env.float("PAPER_FILL_EXPIRY_CHECK", default=60.0)  # s between DAY-order expiry checks
+PAPER_FILL_BACKOFF_BASE = env.float("PAPER_FILL_BACKOFF_BASE", default=0.5)  # s, doubled per consecutive error
+PAPER_FILL_BACKOFF_MAX = env.float("PAPER_FILL_BACKOFF_MAX", default=30.0)
+# A stored order book older (by its own time) than this vs the tick is ignored: MARKET orders then fill at
+# the trade price instead of walking the book.
+PAPER_BOOK_MAX_AGE = env.float("PAPER_BOOK_MAX_AGE", default=10.0)
+
 # --- Logging: one line per event, tagged with the process role --------------------------------
 HOGA_PROCESS_ROLE = env("HOGA_PROCESS_ROLE", default="web")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -34,7 +34,7 @@ def test_paper_account_api_lists_only_own_accounts(api_client, user, django_user
     other = django_user_model.objects.create_user(username="other", password="x-12345678")
     paper_account_create(user=other)
 
-    response = api_client.get("/api/accounts/")
+    response = api_client.get("/api/paper-trading/accounts")
 
     assert response.status_code == 200
     assert [(a["name"], a["cash"], a["free_cash"]) for a in response.json()] == [("전략A", 5_000_000, 5_000_000)]

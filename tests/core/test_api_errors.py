@@ -3,7 +3,7 @@ from rest_framework.test import APIClient
 
 
 def test_unauthenticated_api_call_uses_the_error_shape(db):
-    response = APIClient().get("/api/accounts/")
+    response = APIClient().get("/api/paper-trading/accounts")
 
     error = response.json()["error"]
     assert response.status_code in (401, 403)

@@ -1,0 +1,39 @@
+"""Row locks of the orders domain, always taken in one global order to rule out deadlocks:
+
+    orders (by id)  ->  paper accounts (by id)  ->  positions
+
+Every service that changes money or quantities locks through here first, then changes the locked rows
+(``F()`` updates or saves of the locked instance). Must run inside a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from apps.accounts.models import PaperAccount
+
+from .models import OPEN_STATUSES, Order
+
+
+def order_lock(*, order_id: int) -> Order | None:
+    return Order.objects.select_for_update(of=("self",)).select_related("stock", "account").filter(pk=order_id).first()
+
+
+def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None = None, trading_date_lte=None):
+    """Lock the still-open orders among the filter, in id order (rows closed meanwhile are skipped)."""
+    qs = Order.objects.select_for_update(of=("self",)).select_related("stock").filter(status__in=OPEN_STATUSES)
+    if ids is not None:
+        qs = qs.filter(id__in=list(ids))
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
+    if trading_date_lte is not None:
+        qs = qs.filter(trading_date__lte=trading_date_lte)
+    return list(qs.order_by("id"))
+
+
+def account_lock(*, account_id: int) -> PaperAccount | None:
+    return PaperAccount.objects.select_for_update().filter(pk=account_id).first()
+
+
+def accounts_lock(*, ids: Iterable[int]) -> dict[int, PaperAccount]:
+    return {a.pk: a for a in PaperAccount.objects.select_for_update().filter(pk__in=set(ids)).order_by("id")}

@@ -1,0 +1,27 @@
+"""``python manage.py runfills``: one fill engine in the foreground (debugging, benchmarks, extra capacity).
+
+Same code as the default worker's bootstep; it joins the same consumer group, so it can run next to the
+workers. SIGINT/SIGTERM stop it after the current batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Apply trade ticks from the fill stream to open paper orders (one consumer of the fills group)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--consumer", default="", help="Consumer name in the group (default: host-pid-thread).")
+
+    def handle(self, *args, **options):
+        from apps.orders.engine import FillEngine
+
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        FillEngine(consumer=options["consumer"] or None).run(stop)

@@ -1,0 +1,89 @@
+"""Money and price rules of paper orders: commission, reservations, reference prices, transaction tax.
+
+All amounts are integer KRW, truncated to the won (krx-rules §3.6); rates are Decimals.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+SETTLEMENT_LAG = 2  # T+2 (krx-rules §3.6)
+
+
+def truncate_won(value: Decimal) -> int:
+    """Whole won, truncated toward zero (amounts here are never negative)."""
+    return int(value.to_integral_value(rounding=ROUND_DOWN))
+
+
+def commission_for(amount: int, rate: Decimal) -> int:
+    """Commission of one execution: ``truncate(amount × rate)``."""
+    return truncate_won(Decimal(amount) * rate)
+
+
+def tax_for(amount: int, rate: Decimal) -> int:
+    """Transaction tax of one sell execution: ``truncate(amount × rate)``."""
+    return truncate_won(Decimal(amount) * rate)
+
+
+def buy_reservation(price: int, quantity: int, rate: Decimal) -> int:
+    """Cash an open buy of ``quantity`` at up to ``price`` holds: ``price × qty + commission``.
+
+    Super-additive (``f(a + b) >= f(a) + f(b)``) because truncation is, so releasing
+    ``f(remaining_before) − f(remaining_after)`` on a fill always covers the fill's cost and commission.
+    """
+    if quantity <= 0:
+        return 0
+    amount = price * quantity
+    return amount + commission_for(amount, rate)
+
+
+def reference_price(*, stock_id: int, trading_date: date) -> int | None:
+    """The base price of ``trading_date``: the last DailyBar close before it (source kis preferred, else any)."""
+    from apps.marketdata.models import BarSource, DailyBar
+
+    rows = list(
+        DailyBar.objects.filter(stock_id=stock_id, date__lt=trading_date)
+        .order_by("-date")
+        .values_list("date", "source", "close")[:8]
+    )
+    if not rows:
+        return None
+    newest = rows[0][0]
+    same_day = [r for r in rows if r[0] == newest]
+    preferred = [r for r in same_day if r[1] == BarSource.KIS]
+    return int((preferred or sorted(same_day, key=lambda r: r[1]))[0][2])
+
+
+@functools.lru_cache(maxsize=64)
+def settlement_date(trade_date: date) -> date:
+    """The T+2 settlement date of a trade on ``trade_date`` (the KRX calendar; cached per day)."""
+    from apps.marketdata.selectors import krx_calendar
+
+    calendar = krx_calendar()
+    day, counted = trade_date, 0
+    for _ in range(40):
+        day += timedelta(days=1)
+        if calendar.is_trading_day(day):
+            counted += 1
+            if counted == SETTLEMENT_LAG:
+                return day
+    raise ValueError(f"no settlement date within 40 days of {trade_date}")
+
+
+def transaction_tax_rate(*, market: str, trade_date: date) -> Decimal:
+    """The sell-side tax rate for a trade on ``trade_date``: the row in force on its settlement date.
+
+    A market without any row (none seeded) pays no tax.
+    """
+    from .models import TransactionTaxRate
+
+    on = settlement_date(trade_date)
+    row = (
+        TransactionTaxRate.objects.filter(market=market, effective_from__lte=on)
+        .order_by("-effective_from")
+        .values_list("rate", flat=True)
+        .first()
+    )
+    return Decimal(row) if row is not None else Decimal("0")

@@ -1,0 +1,79 @@
+"""Pushes order snapshots to the owner's Channels group ``account.<id>.orders`` after commit.
+
+Only ever called through ``orders_push_on_commit``: the message leaves after the transaction commits
+(never from inside it), carries the full order as committed (re-read from the database), and a failure to
+publish is logged, never raised (the channel layer is not a durable queue; clients re-fetch on reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "order.update"
+
+
+def account_orders_group(account_id: int) -> str:
+    return f"account.{int(account_id)}.orders"
+
+
+def order_snapshot(order) -> dict:
+    """The full, JSON-ready state of an order (``order.stock`` must be loaded)."""
+    return {
+        "id": order.pk,
+        "account_id": order.account_id,
+        "code": order.stock.code,
+        "name": order.stock.name,
+        "side": order.side,
+        "order_type": order.order_type,
+        "quantity": order.quantity,
+        "limit_price": order.limit_price,
+        "status": order.status,
+        "filled_quantity": order.filled_quantity,
+        "remaining_quantity": order.remaining_quantity,
+        "avg_fill_price": str(order.avg_fill_price) if order.avg_fill_price is not None else None,
+        "filled_amount": order.filled_amount,
+        "commission_total": order.commission_total,
+        "tax_total": order.tax_total,
+        "reserved_cash": order.reserved_cash,
+        "reject_reason": order.reject_reason,
+        "client_order_id": order.client_order_id,
+        "trading_date": order.trading_date.isoformat(),
+        "queued": order.queued,
+        "created_at": order.created_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+        "closed_at": order.closed_at.isoformat() if order.closed_at else None,
+    }
+
+
+def orders_push(order_ids: Iterable[int]) -> int:
+    """Send one ``order.update`` per order to its account group now; return how many were sent."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from .models import Order
+
+    ids = sorted(set(order_ids))
+    layer = get_channel_layer()
+    if not ids or layer is None:
+        return 0
+    sent = 0
+    for order in Order.objects.select_related("stock").filter(id__in=ids).order_by("id"):
+        try:
+            async_to_sync(layer.group_send)(
+                account_orders_group(order.account_id), {"type": EVENT_TYPE, "order": order_snapshot(order)}
+            )
+            sent += 1
+        except Exception:  # a publishing failure must never undo or block a committed order change
+            logger.exception("order push failed", extra={"order_id": order.pk})
+    return sent
+
+
+def orders_push_on_commit(order_ids: Iterable[int]) -> None:
+    ids = list(order_ids)
+    if ids:
+        transaction.on_commit(lambda: orders_push(ids))

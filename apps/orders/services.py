@@ -1,0 +1,606 @@
+"""Order services: placement, fills, cancellation, expiry. Every change of money, holdings or order state of
+the paper-trading domain happens here, under the row locks of ``lock_objects`` (orders -> accounts ->
+positions), with ``F()`` updates or saves of locked rows only.
+
+Invariants kept by these services (and checked by the tests):
+- ``account.reserved_cash == Σ order.reserved_cash`` of its open buys; ``0 <= reserved_cash <= cash``.
+- ``position.reserved_quantity == Σ remaining`` of its open sells; ``reserved_quantity <= quantity``.
+- ``filled_quantity <= quantity``; each (order, tick) pair fills at most once, each tick is applied once.
+- ``cash + Σ cost_basis + Σ fees_paid + Σ taxes_paid − Σ realized_pnl == initial_cash`` (to the won).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.accounts.models import PaperAccount
+from apps.marketdata.calendar import KST
+from apps.marketdata.krx_rules import DEFAULT_TICKS
+from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
+from apps.marketdata.models import Stock
+from apps.marketdata.realtime.fillpath import FillTick
+from apps.positions.models import AVG_PRICE_QUANT
+from apps.positions.services import position_apply_fill, position_release, position_reserve
+
+from . import lock_objects
+from .exceptions import (
+    AccountNotFound,
+    ClientOrderIdConflict,
+    InactiveStock,
+    InsufficientCash,
+    InvalidClientOrderId,
+    InvalidOrderType,
+    InvalidPrice,
+    InvalidQuantity,
+    InvalidSide,
+    MarketClockUnavailableError,
+    MarketClosed,
+    NoReferencePrice,
+    OrderNotCancellable,
+    OrderNotFound,
+    PriceOffTick,
+    PriceOutOfBand,
+    UnknownStock,
+)
+from .models import OPEN_STATUSES, AppliedFillTick, Execution, Order, OrderStatus, OrderType, Side
+from .pricing import buy_reservation, commission_for, reference_price, tax_for, transaction_tax_rate
+from .realtime import orders_push_on_commit
+
+logger = logging.getLogger(__name__)
+
+MAX_CLIENT_ORDER_ID = 64
+APPLIED_TICK_RETENTION = timedelta(days=7)  # applied-tick markers older than this are pruned by expiry
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """A Redis stream id ``"<ms>-<seq>"`` as a sortable tuple."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _fill_stream_position() -> str:
+    """The id of the newest entry of the fill-tick stream: ticks up to it printed before the order existed.
+
+    Falls back to the current time in ms when Redis cannot be asked (the stream ids are Redis server ms).
+    """
+    from apps.core.redis import get_redis
+    from apps.marketdata.realtime import keys
+
+    try:
+        newest = get_redis().xrevrange(keys.FILL_TICKS_STREAM, count=1)
+    except Exception:  # Redis down: placement still works; the engine catches up when Redis is back
+        logger.warning("fill stream unavailable at order placement; using the wall clock as its position")
+        return f"{int(time.time() * 1000)}-0"
+    if not newest:
+        return "0-0"
+    entry_id = newest[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def _demand_add_on_commit(code: str) -> None:
+    def add() -> None:
+        from apps.core.redis import get_redis
+        from apps.marketdata.realtime.fillpath import order_demand_add
+
+        try:
+            order_demand_add(get_redis(), code)
+        except Exception:  # the engine rebuilds ORDERS_SET from the database periodically
+            logger.warning("could not add %s to the open-order demand set", code)
+
+    transaction.on_commit(add)
+
+
+def _demand_prune_on_commit(codes: set[str]) -> None:
+    """After commit, drop from ORDERS_SET the codes that no longer have an open order."""
+    if not codes:
+        return
+
+    def prune() -> None:
+        from apps.core.redis import get_redis
+        from apps.marketdata.realtime.fillpath import order_demand_remove
+
+        still_open = set(
+            Order.objects.filter(stock__code__in=codes, status__in=OPEN_STATUSES).values_list("stock__code", flat=True)
+        )
+        try:
+            redis = get_redis()
+            for code in sorted(codes - still_open):
+                order_demand_remove(redis, code)
+        except Exception:
+            logger.warning("could not prune the open-order demand set")
+
+    transaction.on_commit(prune)
+
+
+def order_demand_sync() -> set[str]:
+    """Make ORDERS_SET exactly the codes with open orders (from the database); return them."""
+    from apps.core.redis import get_redis
+    from apps.marketdata.realtime.fillpath import order_demand_replace
+
+    codes = set(Order.objects.filter(status__in=OPEN_STATUSES).values_list("stock__code", flat=True).distinct())
+    order_demand_replace(get_redis(), codes)
+    return codes
+
+
+def _norm_choice(value, choices, error, what: str) -> str:
+    text = str(value).strip().upper() if isinstance(value, str) else ""
+    if text not in choices.values:
+        raise error(f"{what} must be one of {', '.join(choices.values)}.", fields={what: ["Invalid choice."]})
+    return text
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _next_trading_day(after: date) -> date:
+    from apps.marketdata.selectors import krx_calendar
+
+    calendar = krx_calendar()
+    day = after
+    for _ in range(30):
+        day += timedelta(days=1)
+        if calendar.is_trading_day(day):
+            return day
+    raise MarketClosed(f"No trading day within 30 days after {after}.")
+
+
+def _session_for(market: MarketNow) -> tuple[date, bool]:
+    """(trading_date, queued) of an order placed at ``market``; ``MarketClosed`` in reject mode."""
+    if market.is_open and market.trading_date is not None:
+        return market.trading_date, False
+    if settings.PAPER_MARKET_CLOSED != "queue":
+        raise MarketClosed(f"The market is closed ({market.session}); orders are accepted 09:00-15:30 KST.")
+    if market.session == PRE_OPEN and market.trading_date is not None:
+        return market.trading_date, True
+    return _next_trading_day(market.trading_date or market.now.date()), True
+
+
+def _same_terms(order: Order, *, code, side, order_type, quantity, limit_price) -> bool:
+    return (
+        order.stock.code == str(code).strip().upper()
+        and order.side == str(side).strip().upper()
+        and order.order_type == str(order_type).strip().upper()
+        and order.quantity == quantity
+        and order.limit_price == limit_price
+    )
+
+
+def _avg(amount: int, quantity: int) -> Decimal | None:
+    if quantity <= 0:
+        return None
+    return (Decimal(amount) / Decimal(quantity)).quantize(AVG_PRICE_QUANT, rounding=ROUND_HALF_UP)
+
+
+# --- placement -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def order_place(
+    *,
+    account_id: int,
+    user=None,
+    code: str,
+    side: str,
+    order_type: str,
+    quantity: int,
+    limit_price: int | None = None,
+    client_order_id: str | None = None,
+    market: MarketNow | None = None,
+) -> Order:
+    """Validate and accept a DAY order; reserve its cash (buys) or shares (sells).
+
+    Any validation failure raises a coded ``ApplicationError`` and changes nothing. The account row is
+    locked first, so placements of one account are serialized (cash checks and the
+    ``(account, client_order_id)`` idempotency check cannot race). Resubmitting a ``client_order_id``
+    returns the existing order when the terms are the same, whatever its state now, and raises
+    ``client_order_id_conflict`` (409) when they differ.
+    """
+    account = lock_objects.account_lock(account_id=account_id)
+    if account is None or (user is not None and account.user_id != user.pk):
+        raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
+
+    if client_order_id is not None:
+        if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
+            raise InvalidClientOrderId(
+                f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
+                fields={"client_order_id": ["Invalid."]},
+            )
+        client_order_id = client_order_id.strip()
+        existing = (
+            Order.objects.select_related("stock").filter(account=account, client_order_id=client_order_id).first()
+        )
+        if existing is not None:
+            if _same_terms(
+                existing, code=code, side=side, order_type=order_type, quantity=quantity, limit_price=limit_price
+            ):
+                return existing
+            raise ClientOrderIdConflict(
+                f"client_order_id {client_order_id!r} was already used for a different order (#{existing.pk}).",
+                fields={"client_order_id": ["Already used with different terms."]},
+            )
+
+    side = _norm_choice(side, Side, InvalidSide, "side")
+    order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
+    if not _is_int(quantity) or quantity <= 0:
+        raise InvalidQuantity("quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]})
+
+    code = str(code or "").strip().upper()
+    stock = Stock.objects.filter(code=code).first()
+    if stock is None:
+        raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
+    if not stock.active:
+        raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
+
+    if order_type == OrderType.LIMIT:
+        if not _is_int(limit_price) or limit_price <= 0:
+            raise InvalidPrice(
+                "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
+            )
+    elif limit_price is not None:
+        raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
+
+    if market is None:
+        from apps.marketdata.selectors import krx_calendar
+
+        try:
+            market = market_now(krx_calendar())
+        except MarketClockUnavailable as exc:
+            raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
+    trading_date, queued = _session_for(market)
+
+    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
+    if base is None:
+        raise NoReferencePrice(
+            f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
+            fields={"code": ["No reference price."]},
+        )
+    upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
+    if limit_price is not None:
+        if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):
+            tick = DEFAULT_TICKS.tick_size(limit_price, trading_date, stock.market)
+            raise PriceOffTick(
+                f"{limit_price:,} is not on the KRX tick grid (tick {tick:,} at this price).",
+                fields={"limit_price": [f"Must be a multiple of {tick}."]},
+            )
+        if not lower <= limit_price <= upper:
+            raise PriceOutOfBand(
+                f"{limit_price:,} is outside today's limits {lower:,}-{upper:,} (base {base:,}).",
+                fields={"limit_price": [f"Between {lower} and {upper}."]},
+            )
+
+    reserve_price, reserved = 0, 0
+    if side == Side.BUY:
+        reserve_price = limit_price if limit_price is not None else upper
+        reserved = buy_reservation(reserve_price, quantity, account.commission_rate)
+        if account.free_cash < reserved:
+            raise InsufficientCash(
+                f"Needs {reserved:,} KRW (price x quantity + commission); {account.free_cash:,} free.",
+                fields={"quantity": [f"Needs {reserved} KRW, {account.free_cash} free."]},
+            )
+        PaperAccount.objects.filter(pk=account.pk).update(reserved_cash=F("reserved_cash") + reserved)
+    else:
+        position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
+
+    order = Order(
+        account=account,
+        stock=stock,
+        side=side,
+        order_type=order_type,
+        quantity=quantity,
+        limit_price=limit_price,
+        commission_rate=account.commission_rate,
+        reserve_price=reserve_price,
+        reserved_cash=reserved,
+        client_order_id=client_order_id,
+        trading_date=trading_date,
+        queued=queued,
+        fill_after_id=_fill_stream_position(),
+    )
+    order.full_clean()
+    order.save()
+    _demand_add_on_commit(stock.code)
+    orders_push_on_commit([order.pk])
+    return order
+
+
+# --- release (cancel, expiry, reset) ---------------------------------------------------------------------
+
+
+def _close_open_order(order: Order, *, status: str, reason: str = "") -> None:
+    """Close a locked open order: release what it still holds, set its final status (account locked)."""
+    if order.side == Side.BUY:
+        if order.reserved_cash:
+            PaperAccount.objects.filter(pk=order.account_id).update(
+                reserved_cash=F("reserved_cash") - order.reserved_cash
+            )
+    else:
+        position_release(account_id=order.account_id, stock_id=order.stock_id, quantity=order.remaining_quantity)
+    order.status = status
+    order.reserved_cash = 0
+    order.closed_at = timezone.now()
+    if reason:
+        order.reject_reason = reason
+    order.save(update_fields=["status", "reserved_cash", "closed_at", "reject_reason", "updated_at"])
+
+
+@transaction.atomic
+def order_cancel(*, order_id: int, user=None) -> Order:
+    """Cancel the unfilled remainder of a pending or partially filled order, releasing exactly what it holds.
+
+    The order row is locked before the account (the fill path's order), so a fill in flight completes first
+    and the cancel releases only what is still reserved. ``order_not_cancellable`` (409) when it is closed.
+    """
+    order = lock_objects.order_lock(order_id=order_id)
+    if order is None or (user is not None and order.account.user_id != user.pk):
+        raise OrderNotFound(f"Order {order_id} not found.")
+    if not order.is_open:
+        raise OrderNotCancellable(f"Order {order_id} is {order.status} and cannot be cancelled.")
+    lock_objects.accounts_lock(ids=[order.account_id])
+    _close_open_order(order, status=OrderStatus.CANCELLED)
+    _demand_prune_on_commit({order.stock.code})
+    orders_push_on_commit([order.pk])
+    return order
+
+
+@transaction.atomic
+def orders_cancel_for_account(*, account_id: int, reason: str = "") -> list[int]:
+    """Cancel every open order of an account (used by the reset); return their ids."""
+    orders = lock_objects.orders_lock_open(account_id=account_id)
+    lock_objects.accounts_lock(ids=[account_id])
+    for order in orders:
+        _close_open_order(order, status=OrderStatus.CANCELLED, reason=reason)
+    _demand_prune_on_commit({o.stock.code for o in orders})
+    orders_push_on_commit([o.pk for o in orders])
+    return [o.pk for o in orders]
+
+
+@transaction.atomic
+def orders_expire(*, trading_date: date) -> int:
+    """Expire the open DAY orders of sessions up to ``trading_date`` (call after that session's close).
+
+    Releases their reservations; returns how many expired. Also prunes applied-tick markers older than
+    ``APPLIED_TICK_RETENTION``.
+    """
+    orders = lock_objects.orders_lock_open(trading_date_lte=trading_date)
+    if orders:
+        lock_objects.accounts_lock(ids={o.account_id for o in orders})
+        for order in orders:
+            _close_open_order(order, status=OrderStatus.EXPIRED)
+        _demand_prune_on_commit({o.stock.code for o in orders})
+        orders_push_on_commit([o.pk for o in orders])
+    AppliedFillTick.objects.filter(applied_at__lt=timezone.now() - APPLIED_TICK_RETENTION).delete()
+    return len(orders)
+
+
+def orders_expire_due(*, market: MarketNow) -> int:
+    """Expire what is due at ``market``: today's orders once its session closed, earlier sessions' always."""
+    if market.trading_date is not None and market.session == "closed":
+        return orders_expire(trading_date=market.trading_date)
+    last_done = (market.trading_date or market.now.date()) - timedelta(days=1)
+    return orders_expire(trading_date=last_done)
+
+
+# --- fills -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    order: Order
+    legs: list[tuple[int, int]] = field(default_factory=list)  # (price, quantity)
+
+
+def _book_levels(code: str, at) -> dict[str, list[list[int]]] | None:
+    """The stored order book of ``code`` when it is no older than PAPER_BOOK_MAX_AGE vs the tick."""
+    import json
+    from datetime import datetime
+
+    from apps.core.redis import get_redis
+    from apps.marketdata.realtime import keys
+
+    try:
+        raw = get_redis().hget(keys.BOOKS_HASH, code)
+    except Exception:
+        logger.warning("order book unavailable for %s; market orders fill at the trade price", code)
+        return None
+    if not raw:
+        return None
+    try:
+        book = json.loads(raw)
+        book_at = datetime.fromisoformat(book["time"])
+        if abs((at - book_at).total_seconds()) > settings.PAPER_BOOK_MAX_AGE:
+            return None
+        asks = [[int(p), int(q)] for p, q in book.get("asks", []) if int(p) > 0 and int(q) > 0]
+        bids = [[int(p), int(q)] for p, q in book.get("bids", []) if int(p) > 0 and int(q) > 0]
+    except (KeyError, TypeError, ValueError):
+        logger.warning("unreadable order book snapshot for %s", code)
+        return None
+    return {"asks": sorted(asks), "bids": sorted(bids, reverse=True)}
+
+
+def _priority(order: Order) -> tuple:
+    """Price-time priority: MARKET first, then the best limit (highest buy, lowest sell), then the oldest."""
+    if order.order_type == OrderType.MARKET:
+        price_rank = 0
+    else:
+        price_rank = -order.limit_price if order.side == Side.BUY else order.limit_price
+    return (order.order_type != OrderType.MARKET, price_rank, order.pk)
+
+
+def _plan_side(orders: list[Order], tick: FillTick, levels: list[list[int]] | None) -> list[_Plan]:
+    """Share one side's liquidity among its orders in priority order.
+
+    Limit orders (and MARKET orders when no fresh book is stored) share the tick's printed volume at the
+    trade price; MARKET orders with a book walk its levels (shared among them), never beyond their
+    reservation price for buys.
+    """
+    plans: list[_Plan] = []
+    volume_left = tick.volume
+    for order in sorted(orders, key=_priority):
+        remaining = order.remaining_quantity
+        plan = _Plan(order)
+        if order.order_type == OrderType.MARKET and levels:
+            for level in levels:
+                if remaining == 0:
+                    break
+                price, qty = level
+                if qty <= 0 or (order.side == Side.BUY and price > order.reserve_price):
+                    continue
+                take = min(remaining, qty)
+                level[1] -= take
+                remaining -= take
+                plan.legs.append((price, take))
+        else:
+            if order.order_type == OrderType.MARKET:
+                crosses = order.side == Side.SELL or tick.price <= order.reserve_price
+            elif order.side == Side.BUY:
+                crosses = tick.price <= order.limit_price
+            else:
+                crosses = tick.price >= order.limit_price
+            if crosses and volume_left > 0:
+                take = min(remaining, volume_left)
+                volume_left -= take
+                plan.legs.append((tick.price, take))
+        if plan.legs:
+            plans.append(plan)
+    return plans
+
+
+def _mark_applied(tick: FillTick) -> bool:
+    """Insert the tick's marker; False when another transaction already applied it (waits for it first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AppliedFillTick._meta.db_table} (stream_id, code, applied_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
+            [tick.stream_id, tick.code, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def _execute(order: Order, *, price: int, quantity: int, leg: int, tick: FillTick, tax_rate: Decimal) -> Execution:
+    """Book one execution of a locked order against its locked account and position."""
+    amount = price * quantity
+    commission = commission_for(amount, order.commission_rate)
+    filled_after = order.filled_quantity + quantity
+    tax, realized = 0, 0
+    if order.side == Side.BUY:
+        new_reserved = buy_reservation(order.reserve_price, order.quantity - filled_after, order.commission_rate)
+        release = order.reserved_cash - new_reserved
+        PaperAccount.objects.filter(pk=order.account_id).update(
+            cash=F("cash") - (amount + commission), reserved_cash=F("reserved_cash") - release
+        )
+        order.reserved_cash = new_reserved
+        position_apply_fill(
+            account_id=order.account_id, stock_id=order.stock_id, side=Side.BUY, price=price, quantity=quantity,
+            commission=commission,
+        )  # fmt: skip
+    else:
+        tax = tax_for(amount, tax_rate)
+        realized = position_apply_fill(
+            account_id=order.account_id, stock_id=order.stock_id, side=Side.SELL, price=price, quantity=quantity,
+            commission=commission, tax=tax,
+        )  # fmt: skip
+        PaperAccount.objects.filter(pk=order.account_id).update(cash=F("cash") + (amount - commission - tax))
+
+    execution = Execution(
+        order=order,
+        account_id=order.account_id,
+        stock_id=order.stock_id,
+        side=order.side,
+        price=price,
+        quantity=quantity,
+        amount=amount,
+        commission=commission,
+        tax=tax,
+        tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"),
+        realized_pnl=realized,
+        tick_stream_id=tick.stream_id,
+        leg=leg,
+        executed_at=tick.at,
+    )
+    execution.full_clean(validate_unique=False, validate_constraints=False)
+    execution.save()
+
+    order.filled_quantity = filled_after
+    order.filled_amount += amount
+    order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
+    order.commission_total += commission
+    order.tax_total += tax
+    if filled_after == order.quantity:
+        order.status = OrderStatus.FILLED
+        order.closed_at = timezone.now()
+    else:
+        order.status = OrderStatus.PARTIALLY_FILLED
+    order.save(
+        update_fields=[
+            "filled_quantity", "filled_amount", "avg_fill_price", "commission_total", "tax_total", "status",
+            "closed_at", "reserved_cash", "updated_at",
+        ]
+    )  # fmt: skip
+    return execution
+
+
+def order_fill_apply(*, tick: FillTick) -> list[Execution]:
+    """Apply one trade tick to every open order of its stock; return the executions it created.
+
+    Eligible orders: open, ``trading_date <= the tick's KST date``, accepted before the tick entered the
+    stream (``fill_after_id < stream_id``). Rules (see ``_plan_side``): a LIMIT BUY fills when the trade
+    prints at or below its price, a SELL at or above, at the trade price (the limit or better); buys and
+    sells each share the tick's printed volume in price-time priority; MARKET orders fill at the trade
+    price, or walk a fresh stored order book. Exactly once: the tick's marker row and the order locks are
+    taken in one transaction, so a redelivered or concurrently applied tick finds the marker and does
+    nothing. Returns after commit (callers ack the stream entry then).
+    """
+    if tick.price <= 0 or tick.volume <= 0:
+        return []
+    tick_day = tick.at.astimezone(KST).date()
+    tick_key = stream_id_key(tick.stream_id)
+    candidates = Order.objects.filter(stock__code=tick.code, status__in=OPEN_STATUSES, trading_date__lte=tick_day)
+    eligible = [pk for pk, after in candidates.values_list("id", "fill_after_id") if stream_id_key(after) < tick_key]
+    if not eligible:
+        return []
+    return _fill_apply_locked(tick=tick, order_ids=eligible, tick_day=tick_day)
+
+
+@transaction.atomic
+def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) -> list[Execution]:
+    if not _mark_applied(tick):
+        return []
+    tick_key = stream_id_key(tick.stream_id)
+    orders = [
+        o
+        for o in lock_objects.orders_lock_open(ids=order_ids)
+        if o.trading_date <= tick_day and stream_id_key(o.fill_after_id) < tick_key
+    ]
+    if not orders:
+        return []
+    book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in orders) else None
+    plans = _plan_side([o for o in orders if o.side == Side.BUY], tick, book["asks"] if book else None)
+    plans += _plan_side([o for o in orders if o.side == Side.SELL], tick, book["bids"] if book else None)
+    if not plans:
+        return []
+    lock_objects.accounts_lock(ids={p.order.account_id for p in plans})
+    tax_rate = Decimal("0")
+    if any(p.order.side == Side.SELL for p in plans):
+        tax_rate = transaction_tax_rate(market=plans[0].order.stock.market, trade_date=tick_day)
+    executions: list[Execution] = []
+    for plan in sorted(plans, key=lambda p: p.order.pk):
+        for leg, (price, quantity) in enumerate(plan.legs):
+            executions.append(
+                _execute(plan.order, price=price, quantity=quantity, leg=leg, tick=tick, tax_rate=tax_rate)
+            )
+    _demand_prune_on_commit({tick.code} if any(not p.order.is_open for p in plans) else set())
+    orders_push_on_commit([p.order.pk for p in plans])
+    return executions

@@ -1,0 +1,161 @@
+"""Races on real PostgreSQL with separate connections (threads): duplicated ticks across fill workers,
+cancels racing fills, and concurrent placements never overfill, double-spend or drive cash negative."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connections
+from django.db.models import Sum
+
+from apps.accounts.models import PaperAccount
+from apps.core.exceptions import ApplicationError
+from apps.orders.models import Execution, Order, OrderStatus
+from apps.orders.services import order_cancel, order_fill_apply
+
+from .conftest import reconcile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_threads(*targets) -> list:
+    """Run each target in its own thread (own DB connection), released together; re-raise their errors."""
+    barrier = threading.Barrier(len(targets))
+    errors: list[BaseException] = []
+    results: list = [None] * len(targets)
+
+    def wrap(i, fn):
+        try:
+            barrier.wait()
+            results[i] = fn()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=wrap, args=(i, fn)) for i, fn in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _assert_consistent(account_id: int) -> None:
+    account = PaperAccount.objects.get(pk=account_id)
+    open_reserved = (
+        Order.objects.filter(account_id=account_id, status__in=["PENDING", "PARTIALLY_FILLED"]).aggregate(
+            s=Sum("reserved_cash")
+        )["s"]
+        or 0
+    )
+    assert 0 <= account.reserved_cash <= account.cash
+    assert account.reserved_cash == open_reserved
+    for order in Order.objects.filter(account_id=account_id):
+        executed = order.executions.aggregate(q=Sum("quantity"))["q"] or 0
+        assert executed == order.filled_quantity <= order.quantity
+    total, initial = reconcile(account_id)
+    assert total == initial
+
+
+def test_two_fill_workers_applying_the_same_tick_fill_once(place, tick, account):
+    order = place("BUY", 100, 70_000)
+    t = tick(70_000, 30)
+    results = run_threads(lambda: order_fill_apply(tick=t), lambda: order_fill_apply(tick=t))
+    order.refresh_from_db()
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert order.filled_quantity == 30
+    assert Execution.objects.count() == 1
+    _assert_consistent(account.pk)
+
+
+def test_two_fill_workers_on_a_stream_with_duplicates_never_overfill(place, tick, account):
+    order = place("BUY", 80, 70_000)
+    second = place("BUY", 50, 70_000)
+    ticks = [tick(70_000, 7) for _ in range(40)]  # 280 shares print; 130 wanted
+
+    def worker(seq):
+        return sum(len(order_fill_apply(tick=t)) for t in seq)
+
+    run_threads(lambda: worker(ticks), lambda: worker(list(reversed(ticks))), lambda: worker(ticks[::2]))
+    order.refresh_from_db()
+    second.refresh_from_db()
+    assert (order.filled_quantity, second.filled_quantity) == (80, 50)
+    assert (order.status, second.status) == (OrderStatus.FILLED, OrderStatus.FILLED)
+    # each tick's volume is shared once: no stream id carries more than 7 shares in total
+    per_tick = Execution.objects.values("tick_stream_id").annotate(q=Sum("quantity"))
+    assert max(row["q"] for row in per_tick) <= 7
+    assert sum(row["q"] for row in per_tick) == 130
+    _assert_consistent(account.pk)
+
+
+def test_cancel_racing_fills_releases_exactly_what_is_left(place, tick, account):
+    for i in range(5):
+        order = place("BUY", 100, 70_000)
+        ticks = [tick(70_000, 3) for _ in range(20)]
+
+        def fills(ticks=ticks):
+            for t in ticks:
+                order_fill_apply(tick=t)
+
+        def cancel(order=order, delay=0.003 * i):
+            time.sleep(delay)  # land the cancel at different points of the fill sequence
+            try:
+                return order_cancel(order_id=order.pk).status
+            except ApplicationError as exc:  # the fills may have completed it first
+                return exc.code
+
+        run_threads(fills, cancel)
+        order.refresh_from_db()
+        assert order.status in (OrderStatus.CANCELLED, OrderStatus.FILLED)
+        assert order.reserved_cash == 0
+        _assert_consistent(account.pk)
+    account.refresh_from_db()
+    assert account.reserved_cash == 0
+    spent = Execution.objects.filter(account=account).aggregate(a=Sum("amount"), c=Sum("commission"))
+    assert account.cash == 10_000_000 - (spent["a"] or 0) - (spent["c"] or 0)
+
+
+def test_concurrent_placements_never_reserve_more_than_the_cash(place, account):
+    def buy():
+        try:
+            return place("BUY", 80, 70_000).pk  # 5,600,840 each: only one fits in 10,000,000
+        except ApplicationError as exc:
+            return exc.code
+
+    results = run_threads(buy, buy, buy)
+    assert sorted(map(str, results)).count("insufficient_cash") == 2
+    account.refresh_from_db()
+    assert account.reserved_cash == 5_600_840
+    _assert_consistent(account.pk)
+
+
+def test_concurrent_resubmissions_of_one_client_order_id_create_one_order(place, account):
+    results = run_threads(*[lambda: place("BUY", 10, 70_000, client_order_id="dup").pk] * 4)
+    assert len(set(results)) == 1
+    account.refresh_from_db()
+    assert account.reserved_cash == 700_105
+
+
+def test_sell_fills_racing_a_cancel_never_oversell(place, tick, account, stock):
+    from apps.positions.models import Position
+
+    from .conftest import give_shares
+
+    give_shares(account, stock, 50, 60_000)
+    order = place("SELL", 50, 70_000)
+    ticks = [tick(70_000, 4) for _ in range(20)]
+    run_threads(
+        lambda: [order_fill_apply(tick=t) for t in ticks],
+        lambda: [order_fill_apply(tick=t) for t in ticks],
+        lambda: order_cancel(order_id=order.pk),
+    )
+    order.refresh_from_db()
+    position = Position.objects.get(account=account)
+    assert position.quantity == 50 - order.filled_quantity
+    assert position.reserved_quantity == 0
+    _assert_consistent(account.pk)

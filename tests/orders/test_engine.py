@@ -1,0 +1,115 @@
+"""The fill engine against real Redis and PostgreSQL: reads the stream, applies, acks, claims a dead
+consumer's ticks, keeps ORDERS_SET in sync, and survives poison ticks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from apps.marketdata.realtime import keys
+from apps.orders.engine import FillEngine
+from apps.orders.models import Execution, OrderStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def _xadd(redis, tick):
+    return redis.xadd(
+        keys.FILL_TICKS_STREAM,
+        {"code": tick.code, "price": tick.price, "volume": tick.volume, "cum_volume": 0, "at": tick.at.isoformat(),
+         "ask": tick.ask, "bid": tick.bid},
+    ).decode()  # fmt: skip
+
+
+@pytest.fixture
+def fast(settings):
+    settings.PAPER_FILL_BLOCK_MS = 10
+    settings.PAPER_FILL_CLAIM_IDLE_MS = 1
+    settings.PAPER_FILL_EXPIRY_CHECK = 3600
+
+
+def _pending(redis, group="fills"):
+    return redis.xpending(keys.FILL_TICKS_STREAM, group)["pending"]
+
+
+def test_engine_applies_stream_ticks_and_acks_them(place, tick, clean_redis, fast):
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 4))
+    _xadd(clean_redis, tick(70_000, 4))
+    assert engine.step() == 2
+    order.refresh_from_db()
+    assert (order.filled_quantity, order.status) == (8, OrderStatus.PARTIALLY_FILLED)
+    assert _pending(clean_redis) == 0
+
+
+def test_a_dead_consumers_ticks_are_claimed_and_applied_once(place, tick, clean_redis, fast):
+    dead, alive = FillEngine(consumer="dead"), FillEngine(consumer="alive")
+    dead.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 3))
+    assert len(dead.reader.read(block_ms=10)) == 1  # read, never acked: the consumer "crashed"
+    time.sleep(0.01)  # idle longer than PAPER_FILL_CLAIM_IDLE_MS
+    assert alive.step() == 1
+    order.refresh_from_db()
+    assert order.filled_quantity == 3
+    assert _pending(clean_redis) == 0
+    assert Execution.objects.count() == 1
+
+
+def test_a_redelivered_tick_is_applied_once(place, tick, clean_redis, fast):
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 3))
+    batch = engine.reader.read(block_ms=10)
+    engine.apply(batch)
+    engine.apply(batch)  # e.g. processed again after a crash before the ack
+    order.refresh_from_db()
+    assert order.filled_quantity == 3
+
+
+def test_a_poison_tick_is_logged_and_acked(place, tick, clean_redis, fast, monkeypatch):
+    from apps.orders import services
+
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 3))
+
+    def boom(**_):
+        raise ValueError("bad tick")
+
+    monkeypatch.setattr(services, "order_fill_apply", boom)
+    engine.step()
+    assert (engine.stats.poison, _pending(clean_redis)) == (1, 0)
+
+
+def test_demand_sync_rebuilds_the_open_order_set(place, clean_redis, fast):
+    place("BUY", 1, 70_000)
+    clean_redis.sadd(keys.ORDERS_SET, "000660")  # stale: no open order
+    FillEngine(consumer="a").housekeeping(force=False)
+    assert clean_redis.smembers(keys.ORDERS_SET) == {b"005930"}
+
+
+def test_run_stops_when_asked(clean_redis, fast, settings, monkeypatch):
+    from apps.orders.engine import FillEngine as Engine
+
+    monkeypatch.setattr(Engine, "_expire_due", staticmethod(lambda _fn: 0))
+    stop = threading.Event()
+    engine = Engine(consumer="a")
+    calls = []
+    original = engine.step
+
+    def step():
+        calls.append(1)
+        if len(calls) >= 3:
+            stop.set()
+        return original()
+
+    engine.step = step
+    engine.run(stop)
+    assert len(calls) == 3
