@@ -13,10 +13,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from apps.core.routing import websocket_urlpatterns as core_ws  # noqa: E402
 from apps.marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
+from apps.orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws]))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws]))
+        ),
     }
 )

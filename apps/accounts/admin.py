@@ -1,12 +1,47 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import PaperAccount
+from apps.core.exceptions import ApplicationError
+
+from .models import PaperAccount, PaperAccountReset
+from .services import paper_account_reset
 
 
 @admin.register(PaperAccount)
 class PaperAccountAdmin(admin.ModelAdmin):
     list_display = ("id", "user", "name", "cash", "reserved_cash", "initial_cash", "commission_rate", "created_at")
     list_select_related = ("user",)
+    list_filter = ("created_at",)
     search_fields = ("user__username", "name")
     # Money changes only through services; the admin shows it read-only.
-    readonly_fields = ("cash", "reserved_cash", "created_at", "updated_at", "reset_at")
+    readonly_fields = ("cash", "reserved_cash", "initial_cash", "created_at", "updated_at", "reset_at")
+    actions = ["reset_accounts"]
+
+    @admin.action(description="Reset the selected accounts (cancel orders, clear positions, restore cash)")
+    def reset_accounts(self, request, queryset):
+        done, failed = 0, []
+        for account_id in queryset.values_list("pk", flat=True):
+            try:
+                paper_account_reset(account_id=account_id, reset_by=request.user)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(f"#{account_id}: {exc.message}")
+        if done:
+            self.message_user(request, f"{done} account(s) reset; an audit record was kept for each.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "Not reset: " + "; ".join(failed), messages.WARNING)
+
+
+@admin.register(PaperAccountReset)
+class PaperAccountResetAdmin(admin.ModelAdmin):
+    list_display = ("account", "reset_at", "reset_by", "cash_before", "positions_cost_before", "cancelled_orders")
+    list_select_related = ("account__user", "reset_by")
+    search_fields = ("account__user__username",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in PaperAccountReset._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

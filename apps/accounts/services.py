@@ -39,13 +39,14 @@ def user_ensure(*, username: str, password: str, email: str = "", staff: bool = 
 
 
 @transaction.atomic
-def paper_account_reset(*, account_id: int, user=None) -> PaperAccount:
+def paper_account_reset(*, account_id: int, user=None, reset_by=None) -> PaperAccount:
     """Return an account to its initial state: cancel its open orders, clear its positions, restore cash.
 
     Writes a ``PaperAccountReset`` audit row with what the account held just before. Lock order follows
     the orders domain (open orders, then the account, then positions) so a reset racing a fill or a cancel
     waits for it instead of deadlocking. Executions and closed orders stay as history. ``user`` given: the
-    account must be theirs (``account_not_found`` otherwise).
+    account must be theirs (``account_not_found`` otherwise). ``reset_by`` (default ``user``) is recorded in
+    the audit row: staff resetting someone else's account from the admin.
     """
     from apps.orders import lock_objects
     from apps.orders.services import orders_cancel_for_account
@@ -65,7 +66,7 @@ def paper_account_reset(*, account_id: int, user=None) -> PaperAccount:
     positions = list(Position.objects.select_for_update().filter(account_id=account_id).select_related("stock"))
     audit = PaperAccountReset(
         account=account,
-        reset_by=user,
+        reset_by=reset_by or user,
         initial_cash=account.initial_cash,
         cash_before=cash_before,
         reserved_cash_before=reserved_before,
