@@ -187,7 +187,6 @@ def _avg(amount: int, quantity: int) -> Decimal | None:
 # --- placement -------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def order_place(
     *,
     account_id: int,
@@ -199,6 +198,44 @@ def order_place(
     limit_price: int | None = None,
     client_order_id: str | None = None,
     market: MarketNow | None = None,
+) -> Order:
+    """Validate and accept a DAY order (see ``_order_place_locked``).
+
+    The market clock (an HTTP call to the sandbox clock in demo mode) is read here, before the
+    transaction starts, so no row lock is ever held across a network round trip.
+    """
+    if market is None:
+        from apps.marketdata.selectors import krx_calendar
+
+        try:
+            market = market_now(krx_calendar())
+        except MarketClockUnavailable as exc:
+            raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
+    return _order_place_locked(
+        account_id=account_id,
+        user=user,
+        code=code,
+        side=side,
+        order_type=order_type,
+        quantity=quantity,
+        limit_price=limit_price,
+        client_order_id=client_order_id,
+        market=market,
+    )
+
+
+@transaction.atomic
+def _order_place_locked(
+    *,
+    account_id: int,
+    user=None,
+    code: str,
+    side: str,
+    order_type: str,
+    quantity: int,
+    limit_price: int | None = None,
+    client_order_id: str | None = None,
+    market: MarketNow,
 ) -> Order:
     """Validate and accept a DAY order; reserve its cash (buys) or shares (sells).
 
@@ -252,13 +289,6 @@ def order_place(
     elif limit_price is not None:
         raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
 
-    if market is None:
-        from apps.marketdata.selectors import krx_calendar
-
-        try:
-            market = market_now(krx_calendar())
-        except MarketClockUnavailable as exc:
-            raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
     trading_date, queued = _session_for(market)
 
     base = reference_price(stock_id=stock.pk, trading_date=trading_date)

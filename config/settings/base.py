@@ -78,7 +78,11 @@ TEMPLATES = [
 # --- Database and cache ------------------------------------------------------------------------
 # DATABASE_URL / REDIS_URL are filled in by scripts/devstack.py when the embedded servers are used.
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/hoga")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+# Under ASGI (the web role) every request's sync code runs in a fresh thread, so persistent connections
+# would pile up instead of being reused: web closes them after each request; workers keep them 60 s.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int(
+    "DB_CONN_MAX_AGE", default=0 if env("HOGA_PROCESS_ROLE", default="web") == "web" else 60
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

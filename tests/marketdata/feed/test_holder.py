@@ -138,8 +138,16 @@ async def test_ws_drop_restores_subscriptions_and_ticks_resume(
         dropped_at = time.monotonic()
         session = holder.session
         assert session is not None
-        await eventually(lambda: session.stats.reconnects >= 1 and session.status == "connected", 5, "reconnected")
-        assert session.active_registrations == session.registrations and len(session.registrations) == 6
+        await eventually(
+            lambda: (
+                session.stats.reconnects >= 1
+                and session.status == "connected"
+                and session.active_registrations == session.registrations
+            ),
+            5,
+            "reconnected with every registration restored",
+        )
+        assert len(session.registrations) == 6
         assert open_sandbox_connections(feedbox) == [6]
         ticks, published = holder.counters.ticks, holder.counters.published
         await eventually(

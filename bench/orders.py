@@ -1,0 +1,538 @@
+"""Paper-trading order throughput and fill latency against one replayed session, every part a real process.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hoga_benchorders REDIS_URL=redis://127.0.0.1:6379/7 \
+        .venv/bin/python bench/orders.py [--clients 50] [--orders 20] [--stocks 10] [--fill-workers 2]
+
+Creates and drops its own database (test_<name>) and empties its Redis database (use a spare one). Starts
+the sandbox broker (``manage.py runsandbox``), one feed worker (``-Q feed --pool solo``), ``--fill-workers``
+default-queue workers (each runs a fill engine) and Daphne, on free ports. ``--clients`` API clients with
+DRF tokens then submit ``--orders`` orders each, concurrently: LIMIT BUYs a few ticks above the last trade
+(crossed by the next print), MARKET BUYs, LIMIT BUYs far below (resting), then, once their buys have filled,
+SELLs (LIMIT a few ticks below the last trade, and MARKET).
+
+Prints: orders/s accepted; fill latency from the crossing tick's arrival (its fill-stream entry id is the
+Redis server's ms clock when the feed published it) to the execution (``Execution.created_at``, stamped
+inside the fill transaction just before its commit; per tick, the last execution row of the transaction is
+the closest to the commit); and the books of every account: cash + Σ cost basis + Σ fees + Σ taxes −
+Σ realized P&L == initial cash to the won, reservations equal to what the open orders hold, no order
+overfilled and Σ execution quantity == filled quantity. Figures only, no timed asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+ADMIN = "bench-orders-admin"
+INITIAL_CASH = 100_000_000
+NOTIONAL = 300_000  # KRW per buy order (quantity = NOTIONAL // price, at least 1)
+API = "/api/paper-trading"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _summary(values: list[float], unit: str = "ms") -> str:
+    if not values:
+        return "n/a"
+    return (
+        f"p50 {_pct(values, 0.5):.1f} {unit}, p99 {_pct(values, 0.99):.1f} {unit}, max {max(values):.1f} {unit} "
+        f"(n={len(values)})"
+    )
+
+
+class Stack:
+    def __init__(self, *, database_url: str, speed: float, logdir: Path):
+        self.logdir = logdir
+        self.ports = {name: _free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "DATABASE_URL": database_url,
+            "MARKET_BROKER": "sandbox",
+            "KIS_ENV": "paper",
+            "SANDBOX_REAL_REST_PORT": str(self.ports["real_rest"]),
+            "SANDBOX_PAPER_REST_PORT": str(self.ports["paper_rest"]),
+            "SANDBOX_REAL_WS_PORT": str(self.ports["real_ws"]),
+            "SANDBOX_PAPER_WS_PORT": str(self.ports["paper_ws"]),
+            "SANDBOX_SPEED": str(speed),
+            "SANDBOX_PAPER_RATE_LIMIT": "50",
+            "SANDBOX_ADMIN_TOKEN": ADMIN,
+            "KIS_PAPER_RATE_LIMIT": "40",
+            "LOG_LEVEL": "WARNING",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.env_for: dict[str, dict[str, str]] = {}
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = (self.logdir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, "HOGA_PROCESS_ROLE": name, **self.env_for.get(name, {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_sandbox(self) -> None:
+        self.start("sandbox", [sys.executable, "manage.py", "runsandbox"])
+        self.wait_port(self.ports["paper_rest"], "sandbox")
+        self.wait_port(self.ports["paper_ws"], "sandbox")
+
+    def start_app(self, fill_workers: int) -> None:
+        py = sys.executable
+        # Persistent connections leak under ASGI (every request runs in a new thread with its own connection,
+        # never reused nor closed: "too many clients" at 50 concurrent clients), so Daphne runs without them.
+        self.env_for["web"] = {"DB_CONN_MAX_AGE": "0"}
+        self.start(
+            "web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports["web"]), "config.asgi:application"]
+        )
+        worker = [py, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--pool", "solo", "-l", "WARNING"]
+        self.start("feed", [*worker, "--queues", "feed", "--hostname", "feed@%h"])
+        for n in range(1, fill_workers + 1):
+            self.start(f"fills{n}", [*worker, "--queues", "default", "--hostname", f"fills{n}@%h"])
+        self.wait_port(self.ports["web"], "web")
+
+    def wait_port(self, port: int, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if self.procs[name].poll() is not None:
+                raise SystemExit(f"{name} exited; see {self.logdir / name}.log")
+            time.sleep(0.1)
+        raise SystemExit(f"{name} not listening on {port}; see {self.logdir / name}.log")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--orders", type=int, default=20, help="orders per client (the last 3 are SELLs)")
+    parser.add_argument("--stocks", type=int, default=10)
+    parser.add_argument("--fill-workers", type=int, default=2)
+    parser.add_argument("--speed", type=float, default=10.0, help="sandbox replay speed")
+    parser.add_argument("--fill-timeout", type=float, default=30.0, help="longest wait for the crossing orders")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from apps.core.redis import get_redis
+
+    redis = get_redis()
+    redis.flushdb()
+    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    database_url = urlunsplit(parts._replace(path="/" + test_db))
+    logdir = Path(tempfile.mkdtemp(prefix="bench-orders-"))
+    stack = Stack(database_url=database_url, speed=args.speed, logdir=logdir)
+    try:
+        run(args, stack)
+    finally:
+        stack.stop()
+        from channels.db import database_sync_to_async
+        from django.db import connections
+
+        asyncio.run(database_sync_to_async(connections.close_all)())
+        connections.close_all()
+        connection.creation.destroy_test_db(test_db, verbosity=0)
+        redis.flushdb()
+        print(f"process logs: {logdir}")
+
+
+def load_market(stack: Stack, count: int) -> tuple[list[str], date]:
+    """The universe rows and the previous daily closes of its first ``count`` stocks, through the sandbox."""
+    import httpx
+    from channels.db import database_sync_to_async
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    from apps.marketdata.broker_services import DatabaseTokenStore
+    from apps.marketdata.brokers.kis.client import AsyncKisClient
+    from apps.marketdata.brokers.kis.config import KisConfig
+    from apps.marketdata.collection import daily_backfill, universe_codes
+
+    clock = httpx.get(f"http://127.0.0.1:{stack.ports['paper_rest']}/sandbox/clock", timeout=5).json()
+    day = date.fromisoformat(clock["replay_date"])
+    with open(os.devnull, "w") as devnull:
+        call_command("load_universe", stdout=devnull)
+    codes = universe_codes()[:count]
+    config = KisConfig.for_sandbox(env="paper", rest_port=stack.ports["paper_rest"], rate_limit=40.0)
+
+    async def go():
+        async with AsyncKisClient(config, token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL) as client:
+            return await daily_backfill(
+                client=client, codes=codes, start=day - timedelta(days=20), end=day - timedelta(days=1)
+            )
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        asyncio.run(database_sync_to_async(connections.close_all)())
+    if result.failed:
+        raise SystemExit(f"daily backfill failed: {result.error_summary}")
+    return codes, day
+
+
+def make_users(count: int) -> list[str]:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from apps.accounts.services import paper_account_create
+
+    tokens = []
+    for n in range(count):
+        user = get_user_model().objects.create_user(username=f"bench{n:03d}", password="pw-bench-12345")
+        paper_account_create(user=user, initial_cash=INITIAL_CASH)
+        tokens.append(Token.objects.create(user=user).key)
+    return tokens
+
+
+def ticks_from(price: int, ticks: int, day: date, market: str) -> int:
+    """``price`` moved ``ticks`` ticks (up when positive), kept on the KRX grid."""
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    step = 1 if ticks > 0 else -1
+    for _ in range(abs(ticks)):
+        price += step * DEFAULT_TICKS.tick_size(price if step > 0 else price - 1, day, market)
+        while not DEFAULT_TICKS.on_grid(price, day, market):
+            price += step
+    return price
+
+
+def grid_floor(price: int, day: date, market: str) -> int:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    while not DEFAULT_TICKS.on_grid(price, day, market):
+        price -= 1
+    return price
+
+
+class Book:
+    """Prices and bands of the bench's stocks, from the live quotes at start."""
+
+    def __init__(self, codes: list[str], day: date, last: dict[str, int]):
+        from apps.marketdata.krx_rules import DEFAULT_TICKS
+        from apps.marketdata.models import Stock
+        from apps.orders.pricing import reference_price
+
+        self.day = day
+        self.last = last
+        self.market = {}
+        self.band = {}
+        for stock in Stock.objects.filter(code__in=codes):
+            self.market[stock.code] = stock.market
+            base = reference_price(stock_id=stock.pk, trading_date=day)
+            self.band[stock.code] = DEFAULT_TICKS.price_limits(base, day, stock.market)
+
+    def buy_order(self, code: str, kind: str) -> dict:
+        price, (upper, lower) = self.last[code], self.band[code]
+        quantity = max(1, NOTIONAL // price)
+        if kind == "market":
+            return {"code": code, "side": "BUY", "order_type": "MARKET", "quantity": quantity}
+        if kind == "cross":
+            limit = min(ticks_from(price, 3, self.day, self.market[code]), upper)
+        else:  # resting, far below
+            limit, quantity = max(grid_floor(int(price * 0.85), self.day, self.market[code]), lower), 1
+        return {"code": code, "side": "BUY", "order_type": "LIMIT", "quantity": quantity, "limit_price": limit}
+
+    def sell_order(self, code: str, quantity: int, market: bool) -> dict:
+        if market:
+            return {"code": code, "side": "SELL", "order_type": "MARKET", "quantity": quantity}
+        limit = max(ticks_from(self.last[code], -3, self.day, self.market[code]), self.band[code][1])
+        return {"code": code, "side": "SELL", "order_type": "LIMIT", "quantity": quantity, "limit_price": limit}
+
+
+async def client_session(n: int, token: str, base_url: str, codes: list[str], book: Book, args, results: dict):
+    import httpx
+
+    sells = min(3, args.orders)
+    buys = args.orders - sells
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60) as http:
+
+        async def submit(body: dict, phase: str) -> None:
+            started = time.perf_counter()
+            response = await http.post(f"{API}/orders", json=body)
+            took = time.perf_counter() - started
+            results["requests"][phase].append(took * 1000)
+            results["status"][(phase, response.status_code)] += 1
+            if response.status_code == 201:
+                results["accepted"][phase] += 1
+            elif len(results["errors"]) < 10:
+                results["errors"].append(f"{body} -> {response.status_code} {response.text[:200]}")
+            results["finished"][phase] = time.perf_counter()
+
+        await results["go"].wait()
+        for i in range(buys):
+            code = codes[(n + i) % len(codes)]
+            kind = "resting" if i % 10 == 9 else "market" if i % 10 == 4 else "cross"
+            await submit(book.buy_order(code, kind), "buy")
+        results["buys_done"].append(time.perf_counter())
+
+        # SELLs of shares already bought: wait (bounded) for some free quantity.
+        free: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            response = await http.get(f"{API}/positions")
+            if response.status_code == 200:
+                free = {p["code"]: p["free_quantity"] for p in response.json() if p["free_quantity"] > 0}
+            if sum(free.values()) >= sells:
+                break
+            await asyncio.sleep(0.25)
+        results["sell_started"].append(time.perf_counter())
+        for k in range(sells):
+            held = [c for c, q in free.items() if q > 0]
+            if not held:
+                results["sells_skipped"] += 1
+                continue
+            code = held[k % len(held)]
+            quantity = max(1, free[code] // (sells - k))
+            free[code] -= quantity
+            await submit(book.sell_order(code, quantity, market=k == sells - 1), "sell")
+
+
+async def wait_quotes(base_url: str, token: str, codes: list[str], timeout: float = 60) -> dict[str, int]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Token {token}"}) as http:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = (await http.get("/api/marketdata/quotes", params={"codes": ",".join(codes)})).json()
+            live = {q["code"]: q["price"] for q in body.get("quotes", []) if q["source"] == "ws"}
+            if len(live) == len(codes):
+                return live
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"no live quotes for every stock within {timeout}s (got {sorted(live)})")
+
+
+def run(args, stack: Stack) -> None:
+    started = time.perf_counter()
+    stack.start_sandbox()
+    codes, day = load_market(stack, args.stocks)
+    tokens = make_users(args.clients)
+    stack.start_app(args.fill_workers)
+    base_url = f"http://127.0.0.1:{stack.ports['web']}"
+    last = asyncio.run(wait_quotes(base_url, tokens[0], codes))
+    book = Book(codes, day, last)
+    print(f"replay {day} at {args.speed:g}x; {len(codes)} stocks: {', '.join(f'{c} {last[c]:,}' for c in codes)}")
+    print(
+        f"{args.clients} clients x {args.orders} orders; {args.fill_workers} fill engine(s); "
+        f"setup {time.perf_counter() - started:.1f} s"
+    )
+
+    results = {
+        "requests": defaultdict(list),
+        "status": Counter(),
+        "accepted": Counter(),
+        "finished": {},
+        "errors": [],
+        "buys_done": [],
+        "sell_started": [],
+        "sells_skipped": 0,
+    }
+
+    async def all_clients():
+        results["go"] = asyncio.Event()
+        tasks = [
+            asyncio.create_task(client_session(n, token, base_url, codes, book, args, results))
+            for n, token in enumerate(tokens)
+        ]
+        await asyncio.sleep(0.2)
+        results["t0"] = time.perf_counter()
+        results["go"].set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(all_clients())
+    submissions_ended_ms = time.time() * 1000
+    t0 = results["t0"]
+    buy_time = results["finished"]["buy"] - t0
+    print()
+    print("== submission (POST /orders through Daphne) ==")
+    print(
+        f"buys: {results['accepted']['buy']} accepted of {len(results['requests']['buy'])} in {buy_time:.2f} s "
+        f"= {results['accepted']['buy'] / buy_time:,.0f} orders/s accepted; "
+        f"request {_summary(results['requests']['buy'])}"
+    )
+    if results["requests"]["sell"]:
+        sell_time = results["finished"]["sell"] - min(results["sell_started"])
+        print(
+            f"sells: {results['accepted']['sell']} accepted of {len(results['requests']['sell'])} in {sell_time:.2f} s "
+            f"(clients start as their buys fill); request {_summary(results['requests']['sell'])}"
+        )
+    total = sum(results["accepted"].values())
+    print(f"total: {total} accepted; statuses {dict(results['status'])}; sells skipped {results['sells_skipped']}")
+    for error in results["errors"]:
+        print(f"  rejected: {error}")
+
+    wait_fills(book, args.fill_timeout)
+    report_latency(submissions_ended_ms)
+    check_books()
+
+
+def wait_fills(book: Book, timeout: float) -> None:
+    """Until every open order left is a resting one (limit below 90 % of the start price), or ``timeout``."""
+    from apps.orders.models import OPEN_STATUSES, Order
+
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [
+            o
+            for o in Order.objects.filter(status__in=OPEN_STATUSES).select_related("stock")
+            if not (o.side == "BUY" and o.limit_price and o.limit_price < book.last[o.stock.code] * 0.9)
+        ]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print()
+    print("== orders ==")
+    counts = Counter(Order.objects.values_list("side", "order_type", "status"))
+    for (side, kind, status), n in sorted(counts.items()):
+        print(f"  {side:4} {kind:6} {status:16} {n}")
+    if waiting:
+        print(f"  {len(waiting)} crossing orders still open after {timeout:.0f} s (the price moved away)")
+
+
+def report_latency(submissions_ended_ms: float) -> None:
+    from apps.orders.models import Execution
+
+    rows = list(Execution.objects.values_list("tick_stream_id", "created_at"))
+    per_execution = []
+    per_tick: dict[str, float] = {}
+    for stream_id, created_at in rows:
+        arrived_ms = int(stream_id.partition("-")[0])
+        committed_ms = created_at.timestamp() * 1000
+        per_execution.append(committed_ms - arrived_ms)
+        per_tick[stream_id] = max(per_tick.get(stream_id, 0.0), committed_ms - arrived_ms)
+    print()
+    print("== fill latency: crossing tick published to the fill stream -> execution row written in the fill txn ==")
+    print(f"  per execution:                 {_summary(per_execution)}")
+    print(f"  per tick (its last execution): {_summary(list(per_tick.values()))}")
+    quiet = [v for stream_id, v in per_tick.items() if int(stream_id.partition("-")[0]) > submissions_ended_ms]
+    print(f"  per tick, after the submissions ended (no API load): {_summary(quiet)}")
+    if per_tick:
+        sizes = Counter(s for s, _ in rows)
+        print(f"  {len(rows)} executions from {len(per_tick)} ticks (up to {max(sizes.values())} per tick)")
+        verdict = "met" if _pct(list(per_tick.values()), 0.99) < 100 else "NOT met"
+        print(f"  target p99 < 100 ms: {verdict}")
+
+
+def check_books() -> None:
+    from django.db.models import Count, Sum
+
+    from apps.accounts.models import PaperAccount
+    from apps.orders.models import OPEN_STATUSES, Execution, Order
+    from apps.positions.models import Position
+
+    problems: list[str] = []
+    accounts = list(PaperAccount.objects.all())
+    for account in accounts:
+        totals = Position.objects.filter(account=account).aggregate(
+            cost=Sum("cost_basis"), fees=Sum("fees_paid"), taxes=Sum("taxes_paid"), realized=Sum("realized_pnl")
+        )
+        cost, fees, taxes, realized = (totals[k] or 0 for k in ("cost", "fees", "taxes", "realized"))
+        books = account.cash + cost + fees + taxes - realized
+        if books != account.initial_cash:
+            problems.append(
+                f"account {account.pk}: cash+cost+fees+taxes-realized = {books:,} != {account.initial_cash:,}"
+            )
+        reserved = (
+            Order.objects.filter(account=account, side="BUY", status__in=OPEN_STATUSES).aggregate(
+                s=Sum("reserved_cash")
+            )["s"]
+            or 0
+        )
+        if reserved != account.reserved_cash or not 0 <= account.reserved_cash <= account.cash:
+            problems.append(f"account {account.pk}: reserved {account.reserved_cash:,} vs open buys {reserved:,}")
+        exec_totals = Execution.objects.filter(account=account).aggregate(fees=Sum("commission"), taxes=Sum("tax"))
+        if (exec_totals["fees"] or 0, exec_totals["taxes"] or 0) != (fees, taxes):
+            problems.append(f"account {account.pk}: position fees/taxes differ from the executions'")
+    for position in Position.objects.all():
+        open_sells = Order.objects.filter(
+            account_id=position.account_id, stock_id=position.stock_id, side="SELL", status__in=OPEN_STATUSES
+        )
+        held = sum(o.quantity - o.filled_quantity for o in open_sells)
+        if held != position.reserved_quantity or position.reserved_quantity > position.quantity:
+            problems.append(f"position {position.pk}: reserved {position.reserved_quantity} vs open sells {held}")
+    executed = {
+        row["order"]: row
+        for row in Execution.objects.values("order").annotate(q=Sum("quantity"), a=Sum("amount"), n=Count("id"))
+    }
+    overfilled = 0
+    for order in Order.objects.all():
+        row = executed.get(order.pk, {"q": 0, "a": 0})
+        if order.filled_quantity > order.quantity:
+            overfilled += 1
+        if (row["q"], row["a"]) != (order.filled_quantity, order.filled_amount):
+            problems.append(
+                f"order {order.pk}: executions {row['q']}/{row['a']} vs {order.filled_quantity}/{order.filled_amount}"
+            )
+    duplicates = (
+        Execution.objects.values("order", "tick_stream_id", "leg").annotate(n=Count("id")).filter(n__gt=1).count()
+    )
+    print()
+    print("== books ==")
+    print(
+        f"  {len(accounts)} accounts; {Order.objects.count()} orders ({overfilled} overfilled); "
+        f"{Execution.objects.count()} executions ({duplicates} duplicated (order, tick, leg))"
+    )
+    money = PaperAccount.objects.aggregate(cash=Sum("cash"), initial=Sum("initial_cash"))
+    pos = Position.objects.aggregate(
+        cost=Sum("cost_basis"), fees=Sum("fees_paid"), taxes=Sum("taxes_paid"), realized=Sum("realized_pnl")
+    )
+    print(
+        f"  all accounts: cash {money['cash']:,} + cost basis {pos['cost'] or 0:,} + fees {pos['fees'] or 0:,} "
+        f"+ taxes {pos['taxes'] or 0:,} - realized {pos['realized'] or 0:,} = "
+        f"{money['cash'] + (pos['cost'] or 0) + (pos['fees'] or 0) + (pos['taxes'] or 0) - (pos['realized'] or 0):,} "
+        f"(initial {money['initial']:,})"
+    )
+    if problems or overfilled or duplicates:
+        print(f"  BOOKS DO NOT RECONCILE ({len(problems)} problems):")
+        for problem in problems[:20]:
+            print(f"    {problem}")
+    else:
+        print("  every account reconciles to the won; reservations match the open orders; no order overfilled")
+
+
+if __name__ == "__main__":
+    main()

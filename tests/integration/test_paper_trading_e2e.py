@@ -1,0 +1,320 @@
+"""Paper trading end to end, every part a real process: the sandbox broker replays a session, the feed
+worker publishes the trade ticks of stocks with open orders to the fill stream, the fill engine (a
+bootstep of the default-queue worker) crosses a resting limit order, and Daphne serves the REST API.
+
+Covers: a LIMIT BUY just above the last trade is filled by the replay at or below its limit; its
+executions, the position, the cash and the reservations are exactly right through the API; a LIMIT BUY
+far below stays PENDING with its reservation held, and cancelling it releases every won.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = "paper-e2e-admin"
+CODE = "005930"
+API = "/api/paper-trading"
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+class Stack:
+    """Processes started for one test; every one is stopped (and checked stopped) at the end."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.ports = {name: _free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
+        self.env = dict(os.environ)
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            CELERY_TASK_ALWAYS_EAGER="false",
+            DATABASE_URL=_test_database_url(),
+            MARKET_BROKER="sandbox",
+            KIS_ENV="paper",
+            SANDBOX_REAL_REST_PORT=str(self.ports["real_rest"]),
+            SANDBOX_PAPER_REST_PORT=str(self.ports["paper_rest"]),
+            SANDBOX_REAL_WS_PORT=str(self.ports["real_ws"]),
+            SANDBOX_PAPER_WS_PORT=str(self.ports["paper_ws"]),
+            SANDBOX_SPEED="20",
+            SANDBOX_PAPER_RATE_LIMIT="50",
+            SANDBOX_ADMIN_TOKEN=ADMIN,
+            KIS_PAPER_RATE_LIMIT="40",
+            PAPER_FILL_BLOCK_MS="200",
+            LOG_LEVEL="INFO",
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = (self.tmp / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, "HOGA_PROCESS_ROLE": name},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_sandbox(self) -> None:
+        self.start("sandbox", [sys.executable, "manage.py", "runsandbox"])
+        self.wait_port(self.ports["paper_rest"], "sandbox")
+        self.wait_port(self.ports["paper_ws"], "sandbox")
+
+    def start_app(self) -> None:
+        py = sys.executable
+        self.start(
+            "web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports["web"]), "config.asgi:application"]
+        )
+        worker = [py, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--loglevel", "INFO"]
+        self.start("feed", [*worker, "--queues", "feed", "--hostname", "feed@%h", "--pool", "solo"])
+        self.start("fills", [*worker, "--queues", "default", "--hostname", "fills@%h", "--pool", "solo"])
+        self.wait_port(self.ports["web"], "web")
+
+    def wait_port(self, port: int, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if self.procs[name].poll() is not None:
+                pytest.fail(f"{name} exited: {self.log(name)[-3000:]}")
+            time.sleep(0.1)
+        pytest.fail(f"{name} not listening on {port}: {self.log(name)[-3000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self, tail: int = 2500) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log(name)[-tail:]}" for name in self.procs)
+
+    def sandbox_clock(self) -> dict:
+        response = httpx.get(f"http://127.0.0.1:{self.ports['paper_rest']}/sandbox/clock", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def stack(tmp_path, clean_redis, request):
+    failed_before = request.session.testsfailed
+    running = Stack(tmp_path)
+    try:
+        running.start_sandbox()
+        yield running
+    finally:
+        running.stop()
+        if request.session.testsfailed > failed_before:  # the call phase failed: show what the processes said
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")  # not captured
+            reporter.write_line(f"\nprocess logs ({tmp_path}):\n{running.logs()}")
+
+
+def _load_stock_and_closes(stack: Stack, replay_day: date) -> None:
+    """The universe rows, then the previous daily closes of CODE through the real KIS client and the sandbox."""
+    from channels.db import database_sync_to_async
+    from django.core.management import call_command
+    from django.db import connections
+
+    from apps.marketdata.broker_services import DatabaseTokenStore
+    from apps.marketdata.brokers.kis.client import AsyncKisClient
+    from apps.marketdata.brokers.kis.config import KisConfig
+    from apps.marketdata.collection import daily_backfill
+
+    call_command("load_universe", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    config = KisConfig.for_sandbox(env="paper", rest_port=stack.ports["paper_rest"], rate_limit=40.0)
+
+    async def go():
+        from django.conf import settings
+
+        async with AsyncKisClient(config, token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL) as client:
+            return await daily_backfill(
+                client=client, codes=[CODE], start=replay_day - timedelta(days=20), end=replay_day - timedelta(days=1)
+            )
+
+    try:
+        run = asyncio.run(go())
+    finally:
+        asyncio.run(database_sync_to_async(connections.close_all)())  # the services' worker-thread connection
+    assert (run.stored, run.failed) != (0, 0) and run.failed == 0, run.error_summary
+
+
+def _api_client(stack: Stack, username: str) -> httpx.Client:
+    """An httpx client logged in like a browser: a session cookie and a CSRF cookie + header."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    get_user_model().objects.create_user(username=username, password="pw-123456789")
+    login = Client()
+    assert login.login(username=username, password="pw-123456789")
+    csrf = secrets.token_hex(16)  # 32 characters: an unmasked CSRF secret, valid as cookie and header
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.ports['web']}",
+        cookies={"sessionid": login.cookies["sessionid"].value, "csrftoken": csrf},
+        headers={"X-CSRFToken": csrf},
+        timeout=10,
+    )
+
+
+def _poll(fetch, done, *, timeout: float, what: str, stack: Stack, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if done(last):
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what} within {timeout}s; last: {last}\n{stack.logs()}")
+
+
+def _ticks_up(price: int, ticks: int, day: date, market: str) -> int:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    for _ in range(ticks):
+        price += DEFAULT_TICKS.tick_size(price, day, market)
+        while not DEFAULT_TICKS.on_grid(price, day, market):
+            price += 1
+    return price
+
+
+def _grid_floor(price: int, day: date, market: str) -> int:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    while not DEFAULT_TICKS.on_grid(price, day, market):
+        price -= 1
+    return price
+
+
+def _commission(amount: int) -> int:
+    return int((Decimal(amount) * Decimal("0.00015")).to_integral_value(rounding=ROUND_DOWN))
+
+
+def test_replay_crosses_a_resting_limit_buy_and_the_books_show_it(stack):
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.marketdata.models import Stock
+    from apps.orders.pricing import reference_price
+
+    replay_day = date.fromisoformat(stack.sandbox_clock()["replay_date"])
+    _load_stock_and_closes(stack, replay_day)
+    stock = Stock.objects.get(code=CODE)
+    base = reference_price(stock_id=stock.pk, trading_date=replay_day)
+    assert base, "no previous close loaded"
+    stack.start_app()  # after the universe exists: the feed's watchlist includes CODE from its start
+    api = _api_client(stack, "e2e-trader")
+
+    # The last trade price, live from the feed.
+    quotes = _poll(
+        lambda: api.get("/api/marketdata/quotes", params={"codes": CODE}).json(),
+        lambda body: any(q["source"] == "ws" for q in body.get("quotes", [])),
+        timeout=30,
+        what=f"no live quote for {CODE}",
+        stack=stack,
+    )
+    last = next(q["price"] for q in quotes["quotes"] if q["source"] == "ws")
+    upper, lower = DEFAULT_TICKS.price_limits(base, replay_day, stock.market)
+    crossing_limit = min(_ticks_up(last, 5, replay_day, stock.market), upper)
+    resting_limit = max(_grid_floor(int(last * 0.8), replay_day, stock.market), lower)
+
+    account = api.get(f"{API}/accounts").json()[0]
+    initial = account["initial_cash"]
+    assert (account["cash"], account["reserved_cash"]) == (initial, 0)
+
+    resting = api.post(
+        f"{API}/orders", json={"code": CODE, "side": "BUY", "order_type": "LIMIT", "quantity": 5,
+                               "limit_price": resting_limit}
+    )  # fmt: skip
+    assert resting.status_code == 201, resting.text
+    resting = resting.json()
+    crossing = api.post(
+        f"{API}/orders", json={"code": CODE, "side": "BUY", "order_type": "LIMIT", "quantity": 10,
+                               "limit_price": crossing_limit}
+    )  # fmt: skip
+    assert crossing.status_code == 201, crossing.text
+    crossing = crossing.json()
+    assert crossing["status"] == "PENDING"
+
+    filled = _poll(
+        lambda: api.get(f"{API}/orders/{crossing['id']}").json(),
+        lambda order: order["status"] == "FILLED",
+        timeout=30,
+        what=f"order {crossing['id']} (BUY 10 @ {crossing_limit}, last {last}) not FILLED",
+        stack=stack,
+    )
+    assert filled["filled_quantity"] == 10 and filled["reserved_cash"] == 0
+
+    # Executions: at or below the limit, summing to the order, commission truncated to the won.
+    executions = [e for e in api.get(f"{API}/executions", params={"code": CODE}).json() if e["order"] == crossing["id"]]
+    assert executions
+    for execution in executions:
+        assert execution["price"] <= crossing_limit
+        assert execution["amount"] == execution["price"] * execution["quantity"]
+        assert execution["commission"] == _commission(execution["amount"])
+        assert (execution["side"], execution["tax"], execution["realized_pnl"]) == ("BUY", 0, 0)
+    assert sum(e["quantity"] for e in executions) == 10
+    spent = sum(e["amount"] for e in executions)
+    fees = sum(e["commission"] for e in executions)
+    assert filled["commission_total"] == fees
+
+    # The position: the shares, at cost basis Σ amount, fees apart.
+    positions = [p for p in api.get(f"{API}/positions").json() if p["code"] == CODE]
+    assert len(positions) == 1
+    position = positions[0]
+    assert (position["quantity"], position["cost_basis"], position["fees_paid"]) == (10, spent, fees)
+    assert position["reserved_quantity"] == 0
+
+    # Cash: initial − Σ amount − Σ commission; reserved: exactly the resting order's reservation.
+    resting_now = api.get(f"{API}/orders/{resting['id']}").json()
+    assert resting_now["status"] == "PENDING" and resting_now["filled_quantity"] == 0
+    reservation = resting_limit * 5 + _commission(resting_limit * 5)
+    assert resting_now["reserved_cash"] == reservation
+    balance = api.get(f"{API}/balance").json()
+    assert balance["cash"] == initial - spent - fees
+    assert balance["reserved_cash"] == reservation
+    assert balance["free_cash"] == initial - spent - fees - reservation
+    assert (balance["positions_cost"], balance["fees_paid"]) == (spent, fees)
+
+    # Cancelling the resting order releases its reservation, every won.
+    cancelled = api.delete(f"{API}/orders/{resting['id']}")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "CANCELLED"), cancelled.text
+    balance = api.get(f"{API}/balance").json()
+    assert (balance["cash"], balance["reserved_cash"]) == (initial - spent - fees, 0)
+    api.close()
