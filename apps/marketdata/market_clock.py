@@ -8,8 +8,9 @@ and the KRX calendar. No ORM here: the calendar is passed in.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 from django.conf import settings
@@ -44,15 +45,39 @@ def sandbox_rest_url() -> str:
     return f"http://{settings.SANDBOX_CONNECT_HOST}:{port}"
 
 
+SANDBOX_CLOCK_TTL = 1.0  # seconds a process reuses the sandbox clock's answer (extrapolated at its speed)
+_sandbox_cache: dict[str, tuple[float, dict]] = {}  # clock URL -> (monotonic time fetched, answer)
+
+
+def _sandbox_clock_body(timeout: float) -> tuple[dict, float]:
+    """The last answer of GET /sandbox/clock and the seconds since it (re-fetched after SANDBOX_CLOCK_TTL)."""
+    url = f"{sandbox_rest_url()}/sandbox/clock"
+    now = time.monotonic()
+    cached = _sandbox_cache.get(url)
+    if cached is not None and now - cached[0] < SANDBOX_CLOCK_TTL:
+        return cached[1], now - cached[0]
+    response = httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    body = response.json()
+    _sandbox_cache[url] = (time.monotonic(), body)
+    return body, 0.0
+
+
 def sandbox_now(timeout: float = 3.0) -> MarketNow:
+    """The sandbox's replay clock. Answers are reused for up to a second and moved forward at the
+    replay speed, so order placement does not make an HTTP call per request; session-state changes
+    (open, closing auction, close) are seen within that second."""
     try:
-        response = httpx.get(f"{sandbox_rest_url()}/sandbox/clock", timeout=timeout)
-        response.raise_for_status()
-        body = response.json()
+        body, age = _sandbox_clock_body(timeout)
+        now = datetime.fromisoformat(body["now"]).astimezone(KST)
+        speed = float(body.get("speed") or 0)
+        session = body["session"]
+        if age and speed and body.get("clock") != "wallclock":
+            now += timedelta(seconds=age * speed)
         return MarketNow(
-            now=datetime.fromisoformat(body["now"]).astimezone(KST),
+            now=now,
             trading_date=date.fromisoformat(body["replay_date"]),
-            session=body["session"],
+            session=session,
             source="sandbox",
             synthetic=bool(body.get("synthetic")),
             data_source=str(body.get("data_source", "")),

@@ -42,14 +42,20 @@ def feedbox() -> Iterator[SandboxThread]:
         speed=120.0, pingpong_interval=1.0, pingpong_timeout=10.0, ws_flush_interval_s=0.05, app_credentials=CREDENTIALS
     )
     with SandboxThread(cfg) as box:
-        resp = httpx.post(
-            f"http://127.0.0.1:{box.ports.paper_rest}/sandbox/clock",
-            json={"time": "10:00:00"},
-            headers={"X-Sandbox-Admin": ADMIN},
-            trust_env=False,
-        )
-        assert resp.status_code == 200, resp.text
+        _open_session(box)
         yield box
+
+
+def _open_session(box: SandboxThread) -> None:
+    """Move the replay clock back to 10:00: at 120x the session closes 165 s after 10:00, and this sandbox
+    lives for the whole test session."""
+    resp = httpx.post(
+        f"http://127.0.0.1:{box.ports.paper_rest}/sandbox/clock",
+        json={"time": "10:00:00"},
+        headers={"X-Sandbox-Admin": ADMIN},
+        trust_env=False,
+    )
+    assert resp.status_code == 200, resp.text
 
 
 @pytest.fixture
@@ -74,6 +80,7 @@ def feed_credential() -> AppCredential:
 
 @pytest.fixture
 def feed_config(feedbox: SandboxThread, feed_credential: AppCredential) -> KisConfig:
+    _open_session(feedbox)  # every holder test starts in an open session
     return KisConfig.for_sandbox(
         env="paper",
         rest_port=feedbox.ports.paper_rest,
