@@ -12,127 +12,37 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.harness import ProcessStack, session_cookie
+
 ADMIN = "paper-e2e-admin"
 CODE = "005930"
 API = "/api/paper-trading"
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    from django.db import connection
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
-class Stack:
-    """Processes started for one test; every one is stopped (and checked stopped) at the end."""
-
+class Stack(ProcessStack):
     def __init__(self, tmp_path: Path):
-        self.tmp = tmp_path
-        self.ports = {name: _free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
-        self.env = dict(os.environ)
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="config.settings.test",
-            CELERY_TASK_ALWAYS_EAGER="false",
-            DATABASE_URL=_test_database_url(),
-            MARKET_BROKER="sandbox",
-            KIS_ENV="paper",
-            SANDBOX_REAL_REST_PORT=str(self.ports["real_rest"]),
-            SANDBOX_PAPER_REST_PORT=str(self.ports["paper_rest"]),
-            SANDBOX_REAL_WS_PORT=str(self.ports["real_ws"]),
-            SANDBOX_PAPER_WS_PORT=str(self.ports["paper_ws"]),
+        super().__init__(
+            tmp_path,
+            admin_token=ADMIN,
             SANDBOX_SPEED="20",
             SANDBOX_PAPER_RATE_LIMIT="50",
-            SANDBOX_ADMIN_TOKEN=ADMIN,
             KIS_PAPER_RATE_LIMIT="40",
             PAPER_FILL_BLOCK_MS="200",
-            LOG_LEVEL="INFO",
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**self.env, "HOGA_PROCESS_ROLE": name},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def start_sandbox(self) -> None:
-        self.start("sandbox", [sys.executable, "manage.py", "runsandbox"])
-        self.wait_port(self.ports["paper_rest"], "sandbox")
-        self.wait_port(self.ports["paper_ws"], "sandbox")
 
     def start_app(self) -> None:
-        py = sys.executable
-        self.start(
-            "web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports["web"]), "config.asgi:application"]
-        )
-        worker = [py, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--loglevel", "INFO"]
-        self.start("feed", [*worker, "--queues", "feed", "--hostname", "feed@%h", "--pool", "solo"])
-        self.start("fills", [*worker, "--queues", "default", "--hostname", "fills@%h", "--pool", "solo"])
-        self.wait_port(self.ports["web"], "web")
-
-    def wait_port(self, port: int, name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            if self.procs[name].poll() is not None:
-                pytest.fail(f"{name} exited: {self.log(name)[-3000:]}")
-            time.sleep(0.1)
-        pytest.fail(f"{name} not listening on {port}: {self.log(name)[-3000:]}")
-
-    def log(self, name: str) -> str:
-        path = self.tmp / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def logs(self, tail: int = 2500) -> str:
-        return "\n".join(f"--- {name} ---\n{self.log(name)[-tail:]}" for name in self.procs)
-
-    def sandbox_clock(self) -> dict:
-        response = httpx.get(f"http://127.0.0.1:{self.ports['paper_rest']}/sandbox/clock", timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        self.start_web()
+        self.start_worker("feed", "feed")
+        self.start_worker("fills", "default")
 
 
 @pytest.fixture
@@ -180,16 +90,10 @@ def _load_stock_and_closes(stack: Stack, replay_day: date) -> None:
 
 def _api_client(stack: Stack, username: str) -> httpx.Client:
     """An httpx client logged in like a browser: a session cookie and a CSRF cookie + header."""
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    get_user_model().objects.create_user(username=username, password="pw-123456789")
-    login = Client()
-    assert login.login(username=username, password="pw-123456789")
     csrf = secrets.token_hex(16)  # 32 characters: an unmasked CSRF secret, valid as cookie and header
     return httpx.Client(
         base_url=f"http://127.0.0.1:{stack.ports['web']}",
-        cookies={"sessionid": login.cookies["sessionid"].value, "csrftoken": csrf},
+        cookies={"sessionid": session_cookie(username), "csrftoken": csrf},
         headers={"X-CSRFToken": csrf},
         timeout=10,
     )

@@ -12,125 +12,37 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 import websockets
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.harness import ProcessStack, session_cookie
+
 ADMIN = "realtime-test-admin"
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    from django.db import connection
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
-class Stack:
-    """Processes started for one test; every one is stopped (and checked stopped) at the end."""
-
+class Stack(ProcessStack):
     def __init__(self, tmp_path: Path):
-        self.tmp = tmp_path
-        self.ports = {name: _free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
-        self.env = dict(os.environ)
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="config.settings.test",
-            CELERY_TASK_ALWAYS_EAGER="false",
-            DATABASE_URL=_test_database_url(),
-            MARKET_BROKER="sandbox",
-            KIS_ENV="paper",
-            SANDBOX_REAL_REST_PORT=str(self.ports["real_rest"]),
-            SANDBOX_PAPER_REST_PORT=str(self.ports["paper_rest"]),
-            SANDBOX_REAL_WS_PORT=str(self.ports["real_ws"]),
-            SANDBOX_PAPER_WS_PORT=str(self.ports["paper_ws"]),
+        super().__init__(
+            tmp_path,
+            admin_token=ADMIN,
             SANDBOX_SPEED="20",
             SANDBOX_PAPER_RATE_LIMIT="50",
             SANDBOX_PINGPONG_INTERVAL="1",
             SANDBOX_PINGPONG_TIMEOUT="5",
-            SANDBOX_ADMIN_TOKEN=ADMIN,
             FEED_STALL_TIMEOUT="3",
             FEED_SILENCE_TIMEOUT="5",
-            LOG_LEVEL="INFO",
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**self.env, "HOGA_PROCESS_ROLE": name},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
 
     def start_all(self) -> None:
-        py = sys.executable
-        self.start("sandbox", [py, "manage.py", "runsandbox"])
-        web = str(self.ports["web"])
-        self.start("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", web, "config.asgi:application"])
-        for name in ("feed1", "feed2"):
-            self.start(
-                name,
-                [py, "-m", "celery", "-A", "config", "worker", "--queues", "feed", "--hostname", f"{name}@%h",
-                 "--concurrency", "1", "--pool", "solo", "--loglevel", "INFO"],
-            )  # fmt: skip
-        self.wait_port(self.ports["paper_rest"], "sandbox")
-        self.wait_port(self.ports["web"], "web")
-
-    def wait_port(self, port: int, name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            if self.procs[name].poll() is not None:
-                pytest.fail(f"{name} exited: {self.log(name)[-3000:]}")
-            time.sleep(0.2)
-        pytest.fail(f"{name} not listening on {port}: {self.log(name)[-3000:]}")
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
-
-    def fault(self, body: dict) -> None:
-        response = httpx.post(
-            f"http://127.0.0.1:{self.ports['paper_rest']}/sandbox/faults", json=body, headers={"X-Sandbox-Admin": ADMIN}
-        )
-        assert response.status_code == 200, response.text
-
-    def clear_faults(self) -> None:
-        httpx.delete(f"http://127.0.0.1:{self.ports['paper_rest']}/sandbox/faults", headers={"X-Sandbox-Admin": ADMIN})
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        self.start_sandbox()
+        self.start_web()
+        self.start_worker("feed1", "feed")
+        self.start_worker("feed2", "feed")
 
 
 @pytest.fixture
@@ -139,16 +51,6 @@ def stack(tmp_path, clean_redis):
     running.start_all()
     yield running
     running.stop()
-
-
-def _session_cookie(username: str) -> str:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    get_user_model().objects.create_user(username=username, password="pw-123456789")
-    client = Client()
-    assert client.login(username=username, password="pw-123456789")
-    return client.cookies["sessionid"].value
 
 
 class Browser:
@@ -196,7 +98,7 @@ def _holder(stack: Stack) -> str:
 
 
 def test_realtime_pipeline_end_to_end(stack):
-    cookie_a, cookie_b = _session_cookie("alice"), _session_cookie("bob")
+    cookie_a, cookie_b = session_cookie("alice"), session_cookie("bob")
 
     async def scenario():
         fast, slow = Browser(stack, cookie_a), Browser(stack, cookie_b)
