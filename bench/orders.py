@@ -87,14 +87,13 @@ class Stack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.procs: dict[str, subprocess.Popen] = {}
-        self.env_for: dict[str, dict[str, str]] = {}
 
     def start(self, name: str, args: list[str]) -> None:
         log = (self.logdir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             args,
             cwd=ROOT,
-            env={**self.env, "HOGA_PROCESS_ROLE": name, **self.env_for.get(name, {})},
+            env={**self.env, "HOGA_PROCESS_ROLE": name},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -107,9 +106,7 @@ class Stack:
 
     def start_app(self, fill_workers: int) -> None:
         py = sys.executable
-        # Persistent connections leak under ASGI (every request runs in a new thread with its own connection,
-        # never reused nor closed: "too many clients" at 50 concurrent clients), so Daphne runs without them.
-        self.env_for["web"] = {"DB_CONN_MAX_AGE": "0"}
+        # HOGA_PROCESS_ROLE=web makes Daphne close DB connections per request (config/settings/base.py).
         self.start(
             "web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports["web"]), "config.asgi:application"]
         )

@@ -199,10 +199,16 @@ def order_place(
     client_order_id: str | None = None,
     market: MarketNow | None = None,
 ) -> Order:
-    """Validate and accept a DAY order (see ``_order_place_locked``).
+    """Validate and accept a DAY order; reserve its cash (buys) or shares (sells).
 
-    The market clock (an HTTP call to the sandbox clock in demo mode) is read here, before the
-    transaction starts, so no row lock is ever held across a network round trip.
+    Any validation failure raises a coded ``ApplicationError`` and changes nothing. The account row is
+    locked first, so placements of one account are serialized (cash checks and the
+    ``(account, client_order_id)`` idempotency check cannot race). Resubmitting a ``client_order_id``
+    returns the existing order when the terms are the same, whatever its state now, and raises
+    ``client_order_id_conflict`` (409) when they differ.
+
+    The market clock (an HTTP call to the sandbox clock in demo mode) is read before the transaction
+    starts, so no row lock is ever held across a network round trip.
     """
     if market is None:
         from apps.marketdata.selectors import krx_calendar
@@ -211,139 +217,108 @@ def order_place(
             market = market_now(krx_calendar())
         except MarketClockUnavailable as exc:
             raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
-    return _order_place_locked(
-        account_id=account_id,
-        user=user,
-        code=code,
-        side=side,
-        order_type=order_type,
-        quantity=quantity,
-        limit_price=limit_price,
-        client_order_id=client_order_id,
-        market=market,
-    )
+    with transaction.atomic():
+        account = lock_objects.account_lock(account_id=account_id)
+        if account is None or (user is not None and account.user_id != user.pk):
+            raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
 
-
-@transaction.atomic
-def _order_place_locked(
-    *,
-    account_id: int,
-    user=None,
-    code: str,
-    side: str,
-    order_type: str,
-    quantity: int,
-    limit_price: int | None = None,
-    client_order_id: str | None = None,
-    market: MarketNow,
-) -> Order:
-    """Validate and accept a DAY order; reserve its cash (buys) or shares (sells).
-
-    Any validation failure raises a coded ``ApplicationError`` and changes nothing. The account row is
-    locked first, so placements of one account are serialized (cash checks and the
-    ``(account, client_order_id)`` idempotency check cannot race). Resubmitting a ``client_order_id``
-    returns the existing order when the terms are the same, whatever its state now, and raises
-    ``client_order_id_conflict`` (409) when they differ.
-    """
-    account = lock_objects.account_lock(account_id=account_id)
-    if account is None or (user is not None and account.user_id != user.pk):
-        raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
-
-    if client_order_id is not None:
-        if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
-            raise InvalidClientOrderId(
-                f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
-                fields={"client_order_id": ["Invalid."]},
+        if client_order_id is not None:
+            if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
+                raise InvalidClientOrderId(
+                    f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
+                    fields={"client_order_id": ["Invalid."]},
+                )
+            client_order_id = client_order_id.strip()
+            existing = (
+                Order.objects.select_related("stock").filter(account=account, client_order_id=client_order_id).first()
             )
-        client_order_id = client_order_id.strip()
-        existing = (
-            Order.objects.select_related("stock").filter(account=account, client_order_id=client_order_id).first()
+            if existing is not None:
+                if _same_terms(
+                    existing, code=code, side=side, order_type=order_type, quantity=quantity, limit_price=limit_price
+                ):
+                    return existing
+                raise ClientOrderIdConflict(
+                    f"client_order_id {client_order_id!r} was already used for a different order (#{existing.pk}).",
+                    fields={"client_order_id": ["Already used with different terms."]},
+                )
+
+        side = _norm_choice(side, Side, InvalidSide, "side")
+        order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
+        if not _is_int(quantity) or quantity <= 0:
+            raise InvalidQuantity(
+                "quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]}
+            )
+
+        code = str(code or "").strip().upper()
+        stock = Stock.objects.filter(code=code).first()
+        if stock is None:
+            raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
+        if not stock.active:
+            raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
+
+        if order_type == OrderType.LIMIT:
+            if not _is_int(limit_price) or limit_price <= 0:
+                raise InvalidPrice(
+                    "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
+                )
+        elif limit_price is not None:
+            raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
+
+        trading_date, queued = _session_for(market)
+
+        base = reference_price(stock_id=stock.pk, trading_date=trading_date)
+        if base is None:
+            raise NoReferencePrice(
+                f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
+                fields={"code": ["No reference price."]},
+            )
+        upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
+        if limit_price is not None:
+            if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):
+                tick = DEFAULT_TICKS.tick_size(limit_price, trading_date, stock.market)
+                raise PriceOffTick(
+                    f"{limit_price:,} is not on the KRX tick grid (tick {tick:,} at this price).",
+                    fields={"limit_price": [f"Must be a multiple of {tick}."]},
+                )
+            if not lower <= limit_price <= upper:
+                raise PriceOutOfBand(
+                    f"{limit_price:,} is outside today's limits {lower:,}-{upper:,} (base {base:,}).",
+                    fields={"limit_price": [f"Between {lower} and {upper}."]},
+                )
+
+        reserve_price, reserved = 0, 0
+        if side == Side.BUY:
+            reserve_price = limit_price if limit_price is not None else upper
+            reserved = buy_reservation(reserve_price, quantity, account.commission_rate)
+            if account.free_cash < reserved:
+                raise InsufficientCash(
+                    f"Needs {reserved:,} KRW (price x quantity + commission); {account.free_cash:,} free.",
+                    fields={"quantity": [f"Needs {reserved} KRW, {account.free_cash} free."]},
+                )
+            PaperAccount.objects.filter(pk=account.pk).update(reserved_cash=F("reserved_cash") + reserved)
+        else:
+            position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
+
+        order = Order(
+            account=account,
+            stock=stock,
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price,
+            commission_rate=account.commission_rate,
+            reserve_price=reserve_price,
+            reserved_cash=reserved,
+            client_order_id=client_order_id,
+            trading_date=trading_date,
+            queued=queued,
+            fill_after_id=_fill_stream_position(),
         )
-        if existing is not None:
-            if _same_terms(
-                existing, code=code, side=side, order_type=order_type, quantity=quantity, limit_price=limit_price
-            ):
-                return existing
-            raise ClientOrderIdConflict(
-                f"client_order_id {client_order_id!r} was already used for a different order (#{existing.pk}).",
-                fields={"client_order_id": ["Already used with different terms."]},
-            )
-
-    side = _norm_choice(side, Side, InvalidSide, "side")
-    order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
-    if not _is_int(quantity) or quantity <= 0:
-        raise InvalidQuantity("quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]})
-
-    code = str(code or "").strip().upper()
-    stock = Stock.objects.filter(code=code).first()
-    if stock is None:
-        raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
-    if not stock.active:
-        raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
-
-    if order_type == OrderType.LIMIT:
-        if not _is_int(limit_price) or limit_price <= 0:
-            raise InvalidPrice(
-                "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
-            )
-    elif limit_price is not None:
-        raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
-
-    trading_date, queued = _session_for(market)
-
-    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
-    if base is None:
-        raise NoReferencePrice(
-            f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
-            fields={"code": ["No reference price."]},
-        )
-    upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
-    if limit_price is not None:
-        if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):
-            tick = DEFAULT_TICKS.tick_size(limit_price, trading_date, stock.market)
-            raise PriceOffTick(
-                f"{limit_price:,} is not on the KRX tick grid (tick {tick:,} at this price).",
-                fields={"limit_price": [f"Must be a multiple of {tick}."]},
-            )
-        if not lower <= limit_price <= upper:
-            raise PriceOutOfBand(
-                f"{limit_price:,} is outside today's limits {lower:,}-{upper:,} (base {base:,}).",
-                fields={"limit_price": [f"Between {lower} and {upper}."]},
-            )
-
-    reserve_price, reserved = 0, 0
-    if side == Side.BUY:
-        reserve_price = limit_price if limit_price is not None else upper
-        reserved = buy_reservation(reserve_price, quantity, account.commission_rate)
-        if account.free_cash < reserved:
-            raise InsufficientCash(
-                f"Needs {reserved:,} KRW (price x quantity + commission); {account.free_cash:,} free.",
-                fields={"quantity": [f"Needs {reserved} KRW, {account.free_cash} free."]},
-            )
-        PaperAccount.objects.filter(pk=account.pk).update(reserved_cash=F("reserved_cash") + reserved)
-    else:
-        position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
-
-    order = Order(
-        account=account,
-        stock=stock,
-        side=side,
-        order_type=order_type,
-        quantity=quantity,
-        limit_price=limit_price,
-        commission_rate=account.commission_rate,
-        reserve_price=reserve_price,
-        reserved_cash=reserved,
-        client_order_id=client_order_id,
-        trading_date=trading_date,
-        queued=queued,
-        fill_after_id=_fill_stream_position(),
-    )
-    order.full_clean()
-    order.save()
-    _demand_add_on_commit(stock.code)
-    orders_push_on_commit([order.pk])
-    return order
+        order.full_clean()
+        order.save()
+        _demand_add_on_commit(stock.code)
+        orders_push_on_commit([order.pk])
+        return order
 
 
 # --- release (cancel, expiry, reset) ---------------------------------------------------------------------
