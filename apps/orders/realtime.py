@@ -50,27 +50,22 @@ def order_snapshot(order) -> dict:
     }
 
 
-def orders_push(order_ids: Iterable[int]) -> int:
-    """Send one ``order.update`` per order to its account group now; return how many were sent."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+def orders_push(order_ids: Iterable[int]):
+    """Queue one ``order.update`` per order for its account group (snapshots read now, in one query); the
+    sends leave from the process's sender loop (``apps.core.realtime``). Returns the batch's future, or
+    None when there was nothing to send."""
+    from apps.core.realtime import group_send_many
 
     from .models import Order
 
     ids = sorted(set(order_ids))
-    layer = get_channel_layer()
-    if not ids or layer is None:
-        return 0
-    sent = 0
-    for order in Order.objects.select_related("stock").filter(id__in=ids).order_by("id"):
-        try:
-            async_to_sync(layer.group_send)(
-                account_orders_group(order.account_id), {"type": EVENT_TYPE, "order": order_snapshot(order)}
-            )
-            sent += 1
-        except Exception:  # a publishing failure must never undo or block a committed order change
-            logger.exception("order push failed", extra={"order_id": order.pk})
-    return sent
+    if not ids:
+        return None
+    messages = [
+        (account_orders_group(order.account_id), {"type": EVENT_TYPE, "order": order_snapshot(order)})
+        for order in Order.objects.select_related("stock").filter(id__in=ids).order_by("id")
+    ]
+    return group_send_many(messages, what="order push")
 
 
 def orders_push_on_commit(order_ids: Iterable[int]) -> None:

@@ -23,13 +23,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
+from apps.core.db import update_rows
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.fillpath import FillTick
 from apps.positions.models import AVG_PRICE_QUANT
-from apps.positions.services import position_apply_fill, position_release, position_reserve
+from apps.positions.services import PositionFill, position_fills_apply, position_release, position_reserve
 
 from . import lock_objects
 from .exceptions import (
@@ -494,67 +495,81 @@ def _mark_applied(tick: FillTick) -> bool:
         return cursor.fetchone() is not None
 
 
-def _execute(order: Order, *, price: int, quantity: int, leg: int, tick: FillTick, tax_rate: Decimal) -> Execution:
-    """Book one execution of a locked order against its locked account and position."""
-    amount = price * quantity
-    commission = commission_for(amount, order.commission_rate)
-    filled_after = order.filled_quantity + quantity
-    tax, realized = 0, 0
-    if order.side == Side.BUY:
-        new_reserved = buy_reservation(order.reserve_price, order.quantity - filled_after, order.commission_rate)
-        release = order.reserved_cash - new_reserved
-        PaperAccount.objects.filter(pk=order.account_id).update(
-            cash=F("cash") - (amount + commission), reserved_cash=F("reserved_cash") - release
-        )
-        order.reserved_cash = new_reserved
-        position_apply_fill(
-            account_id=order.account_id, stock_id=order.stock_id, side=Side.BUY, price=price, quantity=quantity,
-            commission=commission,
-        )  # fmt: skip
-    else:
-        tax = tax_for(amount, tax_rate)
-        realized = position_apply_fill(
-            account_id=order.account_id, stock_id=order.stock_id, side=Side.SELL, price=price, quantity=quantity,
-            commission=commission, tax=tax,
-        )  # fmt: skip
-        PaperAccount.objects.filter(pk=order.account_id).update(cash=F("cash") + (amount - commission - tax))
+_ORDER_FILL_FIELDS = (
+    "filled_quantity", "filled_amount", "avg_fill_price", "commission_total", "tax_total", "status", "closed_at",
+    "reserved_cash", "updated_at",
+)  # fmt: skip
 
-    execution = Execution(
-        order=order,
-        account_id=order.account_id,
-        stock_id=order.stock_id,
-        side=order.side,
-        price=price,
-        quantity=quantity,
-        amount=amount,
-        commission=commission,
-        tax=tax,
-        tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"),
-        realized_pnl=realized,
-        tick_stream_id=tick.stream_id,
-        leg=leg,
-        executed_at=tick.at,
+
+def _book_fills(plans: list[_Plan], *, tick: FillTick, tax_rate: Decimal) -> list[Execution]:
+    """Book every leg of ``plans`` (locked orders of one stock, accounts already locked) in one batch.
+
+    Per leg: amount = price × quantity, commission and (sells) tax truncated to the won; buys release the
+    part of their reservation the fill used up. Then, in a constant number of statements whatever the
+    number of legs: positions (``position_fills_apply``), one ``UPDATE`` of every account's cash and
+    reservation by delta (``apps.core.db.update_rows``), the executions (one ``INSERT``) and the orders
+    (one ``UPDATE``). Values are computed here from locked rows, so no per-row validation query is needed.
+    """
+    legs: list[tuple[Order, int, int, int]] = []  # (order, leg, price, quantity) in order-id order
+    for plan in sorted(plans, key=lambda p: p.order.pk):
+        for leg, (price, quantity) in enumerate(plan.legs):
+            legs.append((plan.order, leg, price, quantity))
+
+    fills: list[PositionFill] = []
+    charges: list[tuple[int, int, int]] = []  # (amount, commission, tax) per leg
+    for order, _leg, price, quantity in legs:
+        amount = price * quantity
+        commission = commission_for(amount, order.commission_rate)
+        tax = tax_for(amount, tax_rate) if order.side == Side.SELL else 0
+        charges.append((amount, commission, tax))
+        fills.append(PositionFill(order.account_id, order.side, price, quantity, commission, tax))
+    realized = position_fills_apply(stock_id=legs[0][0].stock_id, fills=fills)
+
+    cash_delta: dict[int, int] = {}
+    reserved_delta: dict[int, int] = {}
+    now = timezone.now()
+    executions: list[Execution] = []
+    for (order, leg, price, quantity), (amount, commission, tax), pnl in zip(legs, charges, realized, strict=True):
+        filled_after = order.filled_quantity + quantity
+        account_id = order.account_id
+        if order.side == Side.BUY:
+            new_reserved = buy_reservation(order.reserve_price, order.quantity - filled_after, order.commission_rate)
+            reserved_delta[account_id] = reserved_delta.get(account_id, 0) - (order.reserved_cash - new_reserved)
+            cash_delta[account_id] = cash_delta.get(account_id, 0) - (amount + commission)
+            order.reserved_cash = new_reserved
+        else:
+            cash_delta[account_id] = cash_delta.get(account_id, 0) + (amount - commission - tax)
+        executions.append(
+            Execution(
+                order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
+                quantity=quantity, amount=amount, commission=commission, tax=tax,
+                tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"), realized_pnl=pnl,
+                tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+            )
+        )  # fmt: skip
+        order.filled_quantity = filled_after
+        order.filled_amount += amount
+        order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
+        order.commission_total += commission
+        order.tax_total += tax
+        order.status = OrderStatus.FILLED if filled_after == order.quantity else OrderStatus.PARTIALLY_FILLED
+        if order.status == OrderStatus.FILLED:
+            order.closed_at = now
+        order.updated_at = now
+
+    update_rows(
+        PaperAccount,
+        [{"pk": a, "cash": cash_delta[a], "reserved_cash": reserved_delta.get(a, 0)} for a in sorted(cash_delta)],
+        add=("cash", "reserved_cash"),
     )
-    execution.full_clean(validate_unique=False, validate_constraints=False)
-    execution.save()
-
-    order.filled_quantity = filled_after
-    order.filled_amount += amount
-    order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
-    order.commission_total += commission
-    order.tax_total += tax
-    if filled_after == order.quantity:
-        order.status = OrderStatus.FILLED
-        order.closed_at = timezone.now()
-    else:
-        order.status = OrderStatus.PARTIALLY_FILLED
-    order.save(
-        update_fields=[
-            "filled_quantity", "filled_amount", "avg_fill_price", "commission_total", "tax_total", "status",
-            "closed_at", "reserved_cash", "updated_at",
-        ]
-    )  # fmt: skip
-    return execution
+    Execution.objects.bulk_create(executions)
+    orders = [p.order for p in plans]
+    update_rows(
+        Order,
+        [{"pk": o.pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for o in orders],
+        assign=_ORDER_FILL_FIELDS,
+    )
+    return executions
 
 
 def order_fill_apply(*, tick: FillTick) -> list[Execution]:
@@ -600,12 +615,7 @@ def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) 
     tax_rate = Decimal("0")
     if any(p.order.side == Side.SELL for p in plans):
         tax_rate = transaction_tax_rate(market=plans[0].order.stock.market, trade_date=tick_day)
-    executions: list[Execution] = []
-    for plan in sorted(plans, key=lambda p: p.order.pk):
-        for leg, (price, quantity) in enumerate(plan.legs):
-            executions.append(
-                _execute(plan.order, price=price, quantity=quantity, leg=leg, tick=tick, tax_rate=tax_rate)
-            )
+    executions = _book_fills(plans, tick=tick, tax_rate=tax_rate)
     _demand_prune_on_commit({tick.code} if any(not p.order.is_open for p in plans) else set())
     orders_push_on_commit([p.order.pk for p in plans])
     return executions

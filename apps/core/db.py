@@ -1,0 +1,52 @@
+"""Set-based writes the ORM does slowly: many rows of one table changed in one ``UPDATE ... FROM (VALUES ...)``.
+
+Django's ``bulk_update`` builds a ``CASE`` expression per field and row and resolves each in Python (about
+a millisecond per row and field here); this builds one parameterised statement instead. Increments
+(``add``) are computed by PostgreSQL on the row itself (``col = t.col + v.col``), so they are as atomic as
+an ``F()`` update; callers hold the row locks anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from django.db import connection
+from django.db.models import Model
+
+
+def update_rows(
+    model: type[Model],
+    rows: Sequence[Mapping[str, object]],
+    *,
+    assign: Sequence[str] = (),
+    add: Sequence[str] = (),
+) -> int:
+    """For each row (a mapping with ``"pk"`` and the named fields): set ``assign`` fields to its values and
+    add its values to the ``add`` fields. Returns the number of rows updated. Fields are model field
+    names; values are what the field would save (``get_db_prep_save``)."""
+    if not rows:
+        return 0
+    if not assign and not add:
+        raise ValueError("nothing to update")
+    meta = model._meta
+    pk = meta.pk
+    fields = [meta.get_field(name) for name in (*assign, *add)]
+    columns = [pk.column, *(f.column for f in fields)]
+    casts = [pk.rel_db_type(connection)]  # the column type (bigint for a BigAutoField)
+    casts += [f.db_type(connection) for f in fields]
+    placeholder = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    params: list[object] = []
+    for row in rows:
+        params.append(pk.get_db_prep_save(row["pk"], connection))
+        params.extend(f.get_db_prep_save(row[f.name], connection) for f in fields)
+    quote = connection.ops.quote_name
+    sets = [f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[: len(assign)]]
+    sets += [f"{quote(f.column)} = t.{quote(f.column)} + v.{quote(f.column)}" for f in fields[len(assign) :]]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(sets)} "
+        f"FROM (VALUES {', '.join([placeholder] * len(rows))}) AS v({', '.join(quote(c) for c in columns)}) "
+        f"WHERE t.{quote(pk.column)} = v.{quote(pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
