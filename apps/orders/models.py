@@ -64,6 +64,10 @@ class Order(TimeStampedModel):
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     trading_date = models.DateField(help_text="The session the order is for (DAY order: expires after its close).")
     queued = models.BooleanField(default=False, help_text="Accepted while the market was closed.")
+    band_checked = models.BooleanField(
+        default=True,
+        help_text="False for a queued order until its session's first tick re-checks it against that day's band.",
+    )
     fill_after_id = models.CharField(max_length=32, default="0-0", help_text="Fill-stream id at acceptance.")
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When it was filled, cancelled or expired.")
 

@@ -313,6 +313,7 @@ def order_place(
             client_order_id=client_order_id,
             trading_date=trading_date,
             queued=queued,
+            band_checked=not queued,
             fill_after_id=_fill_stream_position(),
         )
         order.full_clean()
@@ -594,6 +595,40 @@ def order_fill_apply(*, tick: FillTick) -> list[Execution]:
     return _fill_apply_locked(tick=tick, order_ids=eligible, tick_day=tick_day)
 
 
+def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int]:
+    """Re-check locked queued orders against the band of the session they are for, at its first tick.
+
+    An order queued while the market was closed was checked against the reference price known then (e.g.
+    the previous close, when the day's final close had not been collected yet). A LIMIT price outside the
+    session's actual ±30 % band is REJECTED (``price_out_of_band``), releasing its reservation, as KRX
+    would refuse it at the open; the others are marked checked. Returns the rejected order ids.
+
+    When one is rejected, the accounts of every order ``locked`` for this tick are locked at once, in id
+    order, so the fill that follows takes no further account lock (the global lock order holds).
+    """
+    rejected: list[Order] = []
+    for order in orders:
+        base = reference_price(stock_id=order.stock_id, trading_date=order.trading_date)
+        if base is not None and order.limit_price is not None:
+            upper, lower = DEFAULT_TICKS.price_limits(base, order.trading_date, order.stock.market)
+            if not lower <= order.limit_price <= upper:
+                rejected.append(order)
+                continue
+        order.band_checked = True
+        order.save(update_fields=["band_checked", "updated_at"])
+    if rejected:
+        lock_objects.accounts_lock(ids={o.account_id for o in locked})
+        for order in rejected:
+            base = reference_price(stock_id=order.stock_id, trading_date=order.trading_date)
+            upper, lower = DEFAULT_TICKS.price_limits(base, order.trading_date, order.stock.market)
+            reason = f"price_out_of_band: {order.limit_price:,} is outside {lower:,}-{upper:,} on {order.trading_date}"
+            _close_open_order(order, status=OrderStatus.REJECTED, reason=reason)
+            logger.info("queued order rejected at its session's open", extra={"order_id": order.pk, "reason": reason})
+        _demand_prune_on_commit({o.stock.code for o in rejected})
+        orders_push_on_commit([o.pk for o in rejected])
+    return {o.pk for o in rejected}
+
+
 @transaction.atomic
 def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) -> list[Execution]:
     if not _mark_applied(tick):
@@ -606,6 +641,12 @@ def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) 
     ]
     if not orders:
         return []
+    unchecked = [o for o in orders if not o.band_checked]
+    if unchecked:
+        rejected = _queued_orders_check(unchecked, locked=orders)
+        orders = [o for o in orders if o.pk not in rejected]
+        if not orders:
+            return []
     book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in orders) else None
     plans = _plan_side([o for o in orders if o.side == Side.BUY], tick, book["asks"] if book else None)
     plans += _plan_side([o for o in orders if o.side == Side.SELL], tick, book["bids"] if book else None)

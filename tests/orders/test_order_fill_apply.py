@@ -243,6 +243,34 @@ def test_a_queued_order_does_not_fill_before_its_trading_date(place, tick, setti
     assert len(order_fill_apply(tick=tick(70_000, 100, day=dt.date(2026, 3, 4)))) == 1
 
 
+
+def test_a_queued_order_outside_its_sessions_actual_band_is_rejected_at_the_first_tick(
+    place, tick, settings, stock, account
+):  # fmt: skip
+    """Queued after the close while the day's close was not collected: checked against 70,000 (band
+    49,000-91,000); the close of 2026-03-03 turns out 60,000, so 2026-03-04's band is 42,000-78,000."""
+    from apps.marketdata.models import DailyBar
+
+    from .conftest import closed_market
+
+    settings.PAPER_MARKET_CLOSED = "queue"
+    outside = place("BUY", 10, 85_000, market=closed_market())
+    inside = place("BUY", 10, 60_000, market=closed_market())
+    assert (outside.band_checked, inside.band_checked) == (False, False)
+    DailyBar.objects.create(
+        stock=stock, date=dt.date(2026, 3, 3), open=60_000, high=60_000, low=60_000, close=60_000, volume=1,
+        source="kis",
+    )  # fmt: skip
+    executions = order_fill_apply(tick=tick(60_000, 100, day=dt.date(2026, 3, 4)))
+    _refresh(outside, inside, account)
+    assert [e.order_id for e in executions] == [inside.pk]
+    assert outside.status == OrderStatus.REJECTED
+    assert outside.reject_reason.startswith("price_out_of_band: 85,000 is outside 42,000-78,000")
+    assert (outside.reserved_cash, inside.band_checked) == (0, True)
+    assert account.reserved_cash == 0  # the rejected order's reservation went back, the other one filled
+    assert reconcile(account.pk)[0] == reconcile(account.pk)[1]
+
+
 # --- fees, taxes, positions ----------------------------------------------------------------------------------
 
 
