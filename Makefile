@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format venv services-stop clean-var
+.PHONY: run test lint format venv static browser services-stop clean-var
 
 venv: $(STAMP)
 
@@ -15,11 +15,28 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-run: venv
+run: static venv
 	$(VPY) scripts/devstack.py run
 
-test: venv lint
+test: static venv lint browser
 	$(VPY) scripts/devstack.py test -- $(PYTEST_ARGS)
+
+# Debian's Chromium (and a Hangul font) for the browser tests and screenshots; nothing to do when both exist.
+HOGA_BROWSER ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(HOGA_BROWSER)" ] && fc-list :lang=ko 2>/dev/null | grep -q .; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+		if [ -x "$(HOGA_BROWSER)" ]; then echo "[hoga] no Hangul font: pages render Korean as boxes (apt-get install fonts-nanum)"; exit 0; fi; \
+		echo "Chromium is missing at $(HOGA_BROWSER) and installing it needs root or sudo:" \
+			"run 'apt-get install chromium fonts-nanum' as root, or set HOGA_BROWSER to a Chromium binary" >&2; exit 1; fi; \
+	echo "[hoga] installing Debian's chromium and fonts-nanum for the browser tests"; \
+	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		chromium fonts-nanum || { echo "installing chromium with apt-get failed (see above)" >&2; exit 1; }; \
+	test -x "$(HOGA_BROWSER)" || { echo "chromium is installed but $(HOGA_BROWSER) does not exist: set HOGA_BROWSER" >&2; exit 1; }
+
+# Browser libraries from package-lock.json (npm ci) copied to static/vendor/; a no-op when current.
+static:
+	$(PYTHON) scripts/build_static.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -316,6 +316,13 @@ def manage(args: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"[hoga] 'manage.py {' '.join(args)}' failed (exit {result.returncode}); see the output above")
 
 
+def build_static() -> None:
+    """The pages' browser libraries in static/vendor/ (npm ci from package-lock.json; a no-op when current)."""
+    result = subprocess.run([PYTHON, str(ROOT / "scripts" / "build_static.py")], cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)
+
+
 def process_names(env: dict[str, str]) -> list[str]:
     names = ["web", "worker", "feed", "beat", "flower"]
     if env.get("MARKET_BROKER", "sandbox") == "sandbox":
@@ -333,6 +340,7 @@ def check_ports_free(ports: dict[str, int]) -> None:
 
 
 def cmd_run() -> int:
+    build_static()
     base_env = dict(os.environ)
     base_env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     base_env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{base_env.get('PATH', '')}"
@@ -378,6 +386,7 @@ def cmd_run() -> int:
 
 
 def cmd_test(pytest_args: list[str]) -> int:
+    build_static()
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     services_env, started = ensure_services("test")

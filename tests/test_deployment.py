@@ -52,6 +52,9 @@ def test_dockerfile_entrypoint_is_the_process_launcher():
     assert 'ENTRYPOINT ["bin/hoga-process"]' in dockerfile
     assert "requirements/prod.txt" in dockerfile
     assert re.search(r"^USER hoga$", dockerfile, re.M)
+    # The pages' vendored libraries are built in the image as `make static` builds them locally.
+    assert "scripts/build_static.py" in dockerfile and "COPY --from=static" in dockerfile
+    assert "build_static.py" in (ROOT / "Makefile").read_text()
 
 
 def test_process_launcher_knows_every_role():

@@ -1,0 +1,291 @@
+"""Reads behind the pages: the market clock, the feed status, the latest quote and order-book snapshots in
+Redis, the order ticket's price band, and the data-quality summaries. No writes.
+
+Every read that depends on another process (Redis, the sandbox clock) degrades to an "unknown" value instead
+of failing the page: a page without live data still renders its server-side snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from apps.marketdata import market_clock
+from apps.marketdata.calendar import KST
+
+logger = logging.getLogger(__name__)
+
+SESSION_LABELS = {
+    "pre_open": "장 시작 전 (pre-open)",
+    "continuous": "정규장 (continuous trading)",
+    "closing_auction": "장 마감 동시호가 (closing auction)",
+    "closed": "장 마감 (closed)",
+    "unknown": "알 수 없음 (unknown)",
+}
+FEED_STATUS_LABELS = {
+    "connected": "실시간 연결됨 (connected)",
+    "reconnecting": "재연결 중 (reconnecting)",
+    "stale": "지연 (stale)",
+    "closed": "장 종료 (closed)",
+    "stopped": "중지됨 (stopped)",
+    "unknown": "알 수 없음 (unknown)",
+}
+FEED_STATUSES = tuple(FEED_STATUS_LABELS)
+CLOCK_TIMEOUT = 1.0  # seconds a page waits for the sandbox clock before showing "unknown"
+
+
+@dataclass(frozen=True)
+class MarketStatus:
+    available: bool
+    now: dt.datetime | None  # aware, KST
+    trading_date: dt.date | None
+    session: str  # pre_open | continuous | closing_auction | closed | unknown
+    source: str  # sandbox | calendar | ""
+    synthetic: bool
+    speed: float  # replay seconds per wall second (1.0 for the real clock)
+    error: str = ""
+
+    @property
+    def session_label(self) -> str:
+        return SESSION_LABELS.get(self.session, self.session)
+
+    @property
+    def is_open(self) -> bool:
+        return self.session in ("continuous", "closing_auction")
+
+    def as_json(self) -> dict:
+        return {
+            "available": self.available,
+            "now": self.now.isoformat() if self.now else None,
+            "trading_date": self.trading_date.isoformat() if self.trading_date else None,
+            "session": self.session,
+            "session_label": self.session_label,
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "speed": self.speed,
+            "error": self.error,
+        }
+
+
+def market_status() -> MarketStatus:
+    """The market clock every job agrees on (the sandbox's replay clock, else KST and the KRX calendar)."""
+    try:
+        if settings.MARKET_BROKER == "sandbox":
+            market = market_clock.sandbox_now(timeout=CLOCK_TIMEOUT)
+            speed = 1.0 if settings.SANDBOX_CLOCK == "wallclock" else float(settings.SANDBOX_SPEED)
+        else:
+            from apps.marketdata.selectors import krx_calendar
+
+            market = market_clock.calendar_now(krx_calendar())
+            speed = 1.0
+    except market_clock.MarketClockUnavailable as exc:
+        logger.warning("market clock unavailable for a page: %s", exc)
+        return MarketStatus(False, None, None, "unknown", "", False, 1.0, error=str(exc))
+    return MarketStatus(True, market.now, market.trading_date, market.session, market.source, market.synthetic, speed)
+
+
+def _redis():
+    from apps.core.redis import get_redis
+
+    return get_redis()
+
+
+def feed_status() -> str:
+    """The feed holder's status (connected / reconnecting / stale / closed / stopped), else ``unknown``."""
+    from apps.marketdata.realtime import keys
+
+    try:
+        raw = _redis().get(keys.FEED_STATUS_KEY)
+    except Exception:  # Redis down: the page says unknown
+        logger.warning("feed status unavailable for a page")
+        return "unknown"
+    status = raw.decode() if isinstance(raw, bytes) else (raw or "unknown")
+    return status if status in FEED_STATUSES else "unknown"
+
+
+def book_latest(*, code: str) -> dict | None:
+    """The stored order-book snapshot of ``code`` (see ``realtime/snapshots.py``), or None."""
+    from apps.marketdata.realtime import keys
+
+    try:
+        raw = _redis().hget(keys.BOOKS_HASH, code)
+    except Exception:
+        logger.warning("order book snapshot unavailable for a page")
+        return None
+    return json.loads(raw) if raw else None
+
+
+def book_levels(book: dict | None) -> dict:
+    """Ten ask levels (level 10 first, as drawn top-down) and ten bid levels with depth percentages."""
+    asks = [tuple(level) for level in (book or {}).get("asks", [])][:10]
+    bids = [tuple(level) for level in (book or {}).get("bids", [])][:10]
+    asks += [(0, 0)] * (10 - len(asks))
+    bids += [(0, 0)] * (10 - len(bids))
+    biggest = max([q for _, q in asks + bids] + [0])
+
+    def rows(levels, side):
+        return [
+            {
+                "side": side,
+                "level": i + 1,
+                "price": price or None,
+                "qty": qty if price else None,
+                "depth": 0 if not biggest or not qty else min(100, round(qty * 100 / biggest)),
+            }
+            for i, (price, qty) in enumerate(levels)
+        ]
+
+    return {
+        "asks": list(reversed(rows(asks, "ask"))),
+        "bids": rows(bids, "bid"),
+        "total_ask_qty": (book or {}).get("total_ask_qty"),
+        "total_bid_qty": (book or {}).get("total_bid_qty"),
+        "time": (book or {}).get("time"),
+    }
+
+
+def previous_closes(*, codes: list[str], before: dt.date) -> dict[str, int]:
+    """Last daily close of each code before ``before`` (kis preferred on the same date)."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    from apps.marketdata.models import DailyBar
+
+    rows = (
+        DailyBar.objects.filter(stock__code__in=codes, date__lt=before)
+        .annotate(pref=Case(When(source="kis", then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("stock__code", "-date", "pref", "source")
+        .distinct("stock__code")
+        .values_list("stock__code", "close")
+    )
+    return {code: int(close) for code, close in rows}
+
+
+def quote_rows(*, stocks: list, trading_date: dt.date) -> list[dict]:
+    """One row per stock for the watch list: the latest quote (live snapshot, else the newest stored bar)
+    with change and change rate against the previous close when the snapshot does not carry them."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from apps.marketdata.selectors import quotes_latest
+
+    codes = [s.code for s in stocks]
+    try:
+        latest = {q["code"]: q for q in quotes_latest(codes=codes)["quotes"]} if codes else {}
+    except Exception:  # Redis down: no quotes, the page still lists the universe
+        logger.warning("quotes unavailable for a page")
+        latest = {}
+    closes = previous_closes(codes=codes, before=trading_date) if codes else {}
+    rows = []
+    for stock in stocks:
+        quote = latest.get(stock.code) or {}
+        price = quote.get("price")
+        change, rate = quote.get("change"), quote.get("change_rate")
+        base = closes.get(stock.code)
+        if price is not None and change is None and base:
+            change = int(price) - base
+            rate = (Decimal(change) * 100 / Decimal(base)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        rows.append(
+            {
+                "code": stock.code,
+                "name": stock.name,
+                "market": stock.market,
+                "price": price,
+                "change": change,
+                "change_rate": rate,
+                "volume": quote.get("cum_volume", quote.get("volume")),
+                "source": quote.get("source", ""),
+                "as_of": quote.get("as_of", ""),
+            }
+        )
+    return rows
+
+
+def ticket_limits(*, stock, trading_date: dt.date) -> dict:
+    """The order ticket's price hints: base price, today's lower/upper limits and the tick table in force."""
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.orders.pricing import reference_price
+
+    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
+    bands = [[bound, tick] for bound, tick in DEFAULT_TICKS.bands(trading_date, stock.market)]
+    ticks_json = json.dumps(bands)  # [[exclusive upper bound or null, tick], ...] for the price steppers
+    if base is None:
+        return {"base": None, "lower": None, "upper": None, "ticks": bands, "ticks_json": ticks_json}
+    upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
+    return {
+        "base": base,
+        "lower": lower,
+        "upper": upper,
+        "ticks": bands,
+        "ticks_json": ticks_json,
+    }
+
+
+# --- data quality ----------------------------------------------------------------------------------------
+
+
+def collection_runs_latest(*, limit: int = 30) -> list:
+    from apps.marketdata.models import CollectionRun
+
+    return list(CollectionRun.objects.order_by("-started_at", "-id")[:limit])
+
+
+def validation_run_latest():
+    from apps.marketdata.models import ValidationRun
+
+    return ValidationRun.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
+
+
+def validation_daily_diffs(run) -> list[dict]:
+    """Per trading day of the run: the largest and the mean absolute close difference (%) between its two
+    sources over the stocks both carry, ``(b - a) / a``, from the stored daily bars."""
+    from apps.marketdata.models import DailyBar
+
+    if run is None:
+        return []
+    qs = DailyBar.objects.filter(source__in=(run.source_a, run.source_b), date__range=(run.date_from, run.date_to))
+    if run.codes:
+        qs = qs.filter(stock__code__in=run.codes)
+    closes: dict[tuple[int, dt.date], dict[str, int]] = {}
+    for stock_id, day, source, close in qs.values_list("stock_id", "date", "source", "close"):
+        closes.setdefault((stock_id, day), {})[source] = close
+    per_day: dict[dt.date, list[float]] = {}
+    for (_, day), by_source in closes.items():
+        a, b = by_source.get(run.source_a), by_source.get(run.source_b)
+        if a and b:
+            per_day.setdefault(day, []).append(abs(b - a) * 100.0 / a)
+    return [
+        {"date": day, "max": round(max(diffs), 4), "mean": round(sum(diffs) / len(diffs), 4), "stocks": len(diffs)}
+        for day, diffs in sorted(per_day.items())
+    ]
+
+
+def validation_disagreements(run, *, limit: int = 20) -> list[dict]:
+    """The first rows of the run's CSV report (values outside the tolerance), when the file is readable."""
+    if run is None or not run.report_path:
+        return []
+    path = Path(run.report_path)
+    rows: list[dict] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for row in reader:
+                if len(row) < 6:
+                    continue
+                rows.append(
+                    {"code": row[0], "date": row[1], "field": row[2], "a": row[3], "b": row[4], "diff_pct": row[5]}
+                )
+                if len(rows) >= limit:
+                    break
+    except OSError:
+        return []
+    return rows
+
+
+def kst_today() -> dt.date:
+    return dt.datetime.now(tz=KST).date()

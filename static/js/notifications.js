@@ -1,0 +1,120 @@
+/*
+ * Toasts for notifications on every page: connects to /ws/notifications/ (session login) and renders each
+ * {"type": "notification", "notification": {title, body, level, url}} into #toasts (created when the page
+ * has none). Toasts are announced politely to screen readers, can be closed with their button or Escape,
+ * and disappear after 8 s unless focused or hovered. Reconnects with backoff; loads once per page.
+ */
+(function () {
+  "use strict";
+  if (window.HogaNotifications) return;
+
+  var STYLE = [
+    "#toasts{position:fixed;right:1rem;bottom:1rem;z-index:1000;display:flex;flex-direction:column;gap:.5rem;max-width:24rem}",
+    "#toasts .toast{background:#1b1f24;color:#fff;border-left:6px solid #8c959f;border-radius:6px;padding:.6rem 2.2rem .6rem .8rem;",
+    "box-shadow:0 4px 12px rgba(0,0,0,.25);position:relative;font-size:.95rem}",
+    "#toasts .toast.info{border-left-color:#ff8182}#toasts .toast.warning{border-left-color:#80ccff}",
+    "#toasts .toast.summary{border-left-color:#d4a72c}",
+    "#toasts .toast strong{display:block;margin-bottom:.2rem}",
+    "#toasts .toast a{color:#9fd2ff}",
+    "#toasts .toast button{position:absolute;top:.3rem;right:.3rem;background:transparent;color:#fff;border:0;font-size:1.1rem;cursor:pointer}",
+    "#toasts .toast button:focus-visible{outline:3px solid #9fd2ff}"
+  ].join("");
+  var LIFETIME = 8000;
+  var MAX_TOASTS = 5;
+
+  function container() {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "toasts";
+      document.body.appendChild(box);
+    }
+    if (!box.hasAttribute("role")) box.setAttribute("role", "status");
+    box.setAttribute("aria-live", "polite");
+    box.setAttribute("aria-label", box.getAttribute("aria-label") || "알림");
+    return box;
+  }
+
+  function addStyle() {
+    if (document.getElementById("hoga-toast-style")) return;
+    var style = document.createElement("style");
+    style.id = "hoga-toast-style";
+    style.textContent = STYLE;
+    document.head.appendChild(style);
+  }
+
+  function show(notification) {
+    var box = container();
+    var toast = document.createElement("div");
+    toast.className = "toast " + (["info", "warning", "summary"].indexOf(notification.level) >= 0 ? notification.level : "");
+    var title = document.createElement("strong");
+    title.textContent = notification.title || "알림";
+    toast.appendChild(title);
+    if (notification.body) {
+      var body = document.createElement("span");
+      body.textContent = notification.body;
+      toast.appendChild(body);
+    }
+    if (notification.url && notification.url.charAt(0) === "/" && window.location.pathname !== notification.url) {
+      toast.appendChild(document.createTextNode(" "));
+      var link = document.createElement("a");
+      link.href = notification.url;
+      link.textContent = "보기";
+      toast.appendChild(link);
+    }
+    var close = document.createElement("button");
+    close.type = "button";
+    close.setAttribute("aria-label", "알림 닫기");
+    close.textContent = "×";
+    close.addEventListener("click", function () { remove(toast); });
+    toast.appendChild(close);
+    toast.addEventListener("keydown", function (e) { if (e.key === "Escape") remove(toast); });
+
+    var held = false;
+    toast.addEventListener("mouseenter", function () { held = true; });
+    toast.addEventListener("mouseleave", function () { held = false; });
+    toast.addEventListener("focusin", function () { held = true; });
+    toast.addEventListener("focusout", function () { held = false; });
+    function expire() { if (held) { setTimeout(expire, 2000); } else { remove(toast); } }
+    setTimeout(expire, LIFETIME);
+
+    box.appendChild(toast);
+    while (box.children.length > MAX_TOASTS) box.removeChild(box.firstChild);
+  }
+
+  function remove(toast) {
+    if (toast.parentNode) toast.parentNode.removeChild(toast);
+  }
+
+  var attempt = 0;
+  var socket = null;
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + "/ws/notifications/");
+    socket.onopen = function () { attempt = 0; };
+    socket.onmessage = function (message) {
+      var data;
+      try { data = JSON.parse(message.data); } catch (e) { return; }
+      if (data && data.type === "notification" && data.notification) show(data.notification);
+    };
+    socket.onclose = function (event) {
+      if (event.code === 4401) return; // not logged in: nothing to receive
+      attempt += 1;
+      var delay = Math.min(30000, 1000 * Math.pow(2, Math.min(attempt, 5))) * (0.5 + Math.random() / 2);
+      setTimeout(connect, delay);
+    };
+  }
+
+  function start() {
+    addStyle();
+    container();
+    connect();
+  }
+
+  window.HogaNotifications = { show: show };
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
