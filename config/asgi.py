@@ -11,6 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.conditions.routing import websocket_urlpatterns as conditions_ws  # noqa: E402
 from apps.core.routing import websocket_urlpatterns as core_ws  # noqa: E402
 from apps.marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 from apps.orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
@@ -19,7 +20,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws]))
+            AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws, *conditions_ws]))
         ),
     }
 )

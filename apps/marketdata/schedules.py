@@ -15,9 +15,9 @@ from django.db import transaction
 TZ = "Asia/Seoul"
 
 
-def schedule_definitions(market_broker: str) -> list[dict]:
+def schedule_definitions(market_broker: str, *, conditions: bool = False) -> list[dict]:
     sandbox = market_broker == "sandbox"
-    return [
+    definitions = [
         {
             "name": "collect minute bars",
             "task": "marketdata.collect_minute_bars",
@@ -37,15 +37,38 @@ def schedule_definitions(market_broker: str) -> list[dict]:
             "expires": 540,
         },
     ]
+    if conditions:  # MARKET_FEED=kiwoom, or Kiwoom conditions exist (apps/conditions)
+        definitions.append(
+            {
+                "name": "reconcile condition searches",
+                "task": "conditions.reconcile",
+                # every CONDITIONS_RECONCILE_INTERVAL (30) s; the task itself checks the market clock
+                "interval": {"every": settings.CONDITIONS_RECONCILE_INTERVAL, "period": "seconds"},
+                "expires": max(1, settings.CONDITIONS_RECONCILE_INTERVAL - 5),
+            }
+        )
+    return definitions
 
 
 @transaction.atomic
 def schedules_sync() -> list[str]:
     """Create or update every defined periodic task; return their names."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+    from apps.conditions.selectors import conditions_exist
+
+    wants_conditions = getattr(settings, "MARKET_FEED", "kis") == "kiwoom" or conditions_exist()
     names = []
-    for item in schedule_definitions(settings.MARKET_BROKER):
+    for item in schedule_definitions(settings.MARKET_BROKER, conditions=wants_conditions):
+        if "interval" in item:
+            interval, _ = IntervalSchedule.objects.get_or_create(**item["interval"])
+            PeriodicTask.objects.update_or_create(
+                name=item["name"],
+                defaults={"task": item["task"], "interval": interval, "crontab": None,
+                          "expire_seconds": item["expires"], "kwargs": json.dumps({}), "enabled": True},
+            )  # fmt: skip
+            names.append(item["name"])
+            continue
         cron = item["crontab"]
         schedule, _ = CrontabSchedule.objects.get_or_create(
             minute=cron["minute"],

@@ -70,19 +70,39 @@ def format_kst(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, KST).strftime("%Y-%m-%d %H:%M:%S")
 
 
+class RateBuckets:
+    """Token buckets keyed by any hashable (app key, or app key and category): capacity max(1, rate),
+    refilled at ``rate``/s. Shared by the KIS and Kiwoom listeners."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._buckets: dict[object, tuple[float, float]] = {}
+
+    def take(self, key: object, rate: float) -> bool:
+        """Consume one request for ``key``; False when the bucket is empty (over the limit)."""
+        capacity = max(1.0, rate)
+        now = self._monotonic()
+        level, stamp = self._buckets.get(key, (capacity, now))
+        level = min(capacity, level + (now - stamp) * rate)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            return False
+        self._buckets[key] = (level - 1.0, now)
+        return True
+
+
 class Authority:
     """Credentials, tokens and approval keys for both modes; single event-loop thread only."""
 
     def __init__(self, config: SandboxConfig, wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self._wall = wall
-        self._monotonic = time.monotonic
         self.credentials: dict[str, AppCredential] = {c.appkey: c for c in config.all_credentials()}
         self._tokens: dict[str, IssuedToken] = {}
         self._current: dict[str, IssuedToken] = {}
         self._last_issue: dict[str, float] = {}
         self._approval: dict[str, AppCredential] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._rates = RateBuckets()
         self._signing_key = hashlib.sha256(f"hoga-sandbox-jwt:{config.seed}".encode()).digest()
 
     # --- credentials -------------------------------------------------------------------------------
@@ -167,16 +187,7 @@ class Authority:
     # --- rate limit --------------------------------------------------------------------------------
     def take_rate(self, appkey: str, mode: str) -> bool:
         """Token bucket per app key: capacity max(1, rate), refilled at ``rate``/s. False = over."""
-        rate = self.config.rate_limit(mode)
-        capacity = max(1.0, rate)
-        now = self._monotonic()
-        level, stamp = self._buckets.get(appkey, (capacity, now))
-        level = min(capacity, level + (now - stamp) * rate)
-        if level < 1.0:
-            self._buckets[appkey] = (level, now)
-            return False
-        self._buckets[appkey] = (level - 1.0, now)
-        return True
+        return self._rates.take(appkey, self.config.rate_limit(mode))
 
     # --- websocket approval keys -------------------------------------------------------------------
     def approval_key(self, appkey: str, secretkey: str, mode: str) -> str:

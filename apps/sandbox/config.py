@@ -10,11 +10,14 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from apps.sandbox.credentials import DEMO_CREDENTIALS
+from apps.sandbox.credentials import DEMO_CREDENTIALS, KIWOOM_DEMO_CREDENTIALS
 from apps.sandbox.ticks import TICK_TABLE_2023_EFFECTIVE
 
 MODES: tuple[str, str] = ("real", "paper")
 CLOCK_MODES: tuple[str, str] = ("replay", "wallclock")
+KIWOOM_MODES: tuple[str, str] = ("real", "mock")
+#: The condition rules shipped with the sandbox (``SANDBOX_KIWOOM_CONDITIONS`` empty).
+DEFAULT_KIWOOM_CONDITIONS = Path(__file__).resolve().parent / "kiwoom" / "conditions.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +76,44 @@ class SandboxConfig:
     #: Average generated trade prints per minute of a replayed bar.
     ticks_per_minute: float = 20.0
     tick_table_effective: dt.date = TICK_TABLE_2023_EFFECTIVE
+    # --- Kiwoom (kiwoom-api.md Part A): one REST and one WS listener serve real and mock keys. ---
+    #: 0 = any free port: code that builds a config directly without naming the Kiwoom ports (tests of
+    #: the KIS side) never collides with a running sandbox; settings give 19446/19447.
+    kiwoom_rest_port: int = 0
+    kiwoom_ws_port: int = 0
+    #: Requests per second per app key and category (조회 / 주문); Kiwoom quotes 5/s (UNCONFIRMED).
+    kiwoom_rate_limit: float = 5.0
+    #: HTTP status of a 1700 rate-limit answer (429 or 200 seen live; UNCONFIRMED).
+    kiwoom_rate_status: int = 429
+    #: Condition rules file; None = ``apps/sandbox/kiwoom/conditions.json``.
+    kiwoom_conditions: Path | None = None
+    #: Seconds between server PINGs, and without an echo before SYSTEM R10002 (both UNCONFIRMED).
+    kiwoom_ping_interval: float = 10.0
+    kiwoom_ping_timeout: float = 60.0
+    #: Rows per CNSRREQ search_type 0 page (small, so clients exercise body cont_yn/next_key paging).
+    kiwoom_condition_page_size: int = 20
+    #: Rows per ka10081 / ka10080 page before cont-yn: Y (UNCONFIRMED page sizes).
+    kiwoom_daily_rows: int = 600
+    kiwoom_minute_rows: int = 900
+    #: (item, type) registrations one WS connection may hold (UNCONFIRMED; "등록 종목수 초과" beyond).
+    kiwoom_ws_max_registrations: int = 200
+    kiwoom_token_lifetime_s: float = 86400.0
+    #: Extra Kiwoom key pairs (mode "real" or "mock") besides the demo pairs.
+    kiwoom_app_credentials: tuple[AppCredential, ...] = ()
 
     def __post_init__(self) -> None:
         if self.clock_mode not in CLOCK_MODES:
             raise ValueError(f"clock mode must be one of {CLOCK_MODES}, got {self.clock_mode!r}")
         if self.speed <= 0:
             raise ValueError("speed must be > 0")
-        if self.real_rate_limit <= 0 or self.paper_rate_limit <= 0:
+        if self.real_rate_limit <= 0 or self.paper_rate_limit <= 0 or self.kiwoom_rate_limit <= 0:
             raise ValueError("rate limits must be > 0")
+        if self.kiwoom_ping_interval <= 0 or self.kiwoom_ping_timeout <= 0:
+            raise ValueError("Kiwoom PING interval and timeout must be > 0")
+        if self.kiwoom_condition_page_size < 1 or self.kiwoom_daily_rows < 1 or self.kiwoom_minute_rows < 1:
+            raise ValueError("Kiwoom page sizes must be >= 1")
+        if any(c.mode not in KIWOOM_MODES for c in self.kiwoom_app_credentials):
+            raise ValueError(f"Kiwoom credential modes must be one of {KIWOOM_MODES}")
 
     def rate_limit(self, mode: str) -> float:
         """Requests per second per app key in ``mode``."""
@@ -90,6 +123,14 @@ class SandboxConfig:
         """Demo pairs plus the configured extra pairs."""
         demo = tuple(AppCredential(k, s, m) for k, s, m in DEMO_CREDENTIALS)
         return demo + self.app_credentials
+
+    def kiwoom_credentials(self) -> tuple[AppCredential, ...]:
+        """Kiwoom demo pairs plus the configured extra pairs (``appsecret`` holds the secretkey)."""
+        demo = tuple(AppCredential(k, s, m) for k, s, m in KIWOOM_DEMO_CREDENTIALS)
+        return demo + self.kiwoom_app_credentials
+
+    def kiwoom_conditions_path(self) -> Path:
+        return self.kiwoom_conditions or DEFAULT_KIWOOM_CONDITIONS
 
 
 def config_from_settings(**overrides: object) -> SandboxConfig:
@@ -101,6 +142,7 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
 
     replay = str(getattr(settings, "SANDBOX_REPLAY_DATE", "") or "")
     data_dir = str(getattr(settings, "HOGA_DATA_DIR", "") or "")
+    conditions = str(getattr(settings, "SANDBOX_KIWOOM_CONDITIONS", "") or "")
     values: dict[str, object] = {
         "data_dir": Path(data_dir) if data_dir else None,
         "universe_size": int(settings.UNIVERSE_SIZE),
@@ -122,6 +164,13 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "token_rate_status": int(settings.SANDBOX_TOKEN_RATE_STATUS),
         "app_credentials": parse_credentials(list(settings.SANDBOX_APP_CREDENTIALS)),
         "admin_token": str(getattr(settings, "SANDBOX_ADMIN_TOKEN", "") or ""),
+        "kiwoom_rest_port": int(settings.SANDBOX_KIWOOM_REST_PORT),
+        "kiwoom_ws_port": int(settings.SANDBOX_KIWOOM_WS_PORT),
+        "kiwoom_rate_limit": float(settings.SANDBOX_KIWOOM_RATE_LIMIT),
+        "kiwoom_rate_status": int(settings.SANDBOX_KIWOOM_RATE_STATUS),
+        "kiwoom_conditions": Path(conditions) if conditions else None,
+        "kiwoom_ping_interval": float(settings.SANDBOX_KIWOOM_PING_INTERVAL),
+        "kiwoom_ping_timeout": float(settings.SANDBOX_KIWOOM_PING_TIMEOUT),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return SandboxConfig(**values)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """Deterministic demo credentials the sandbox always accepts (one app key pair per mode).
 
 The rest of Hoga uses these when ``MARKET_BROKER=sandbox``. They are derived from fixed strings, so
-they are stable across runs and machines, and have KIS's shapes: a 36-character app key and a
-180-character app secret.
+they are stable across runs and machines, and have the brokers' shapes: for KIS a 36-character app key
+and a 180-character app secret, for Kiwoom two 43-character keys (one pair per mode, real and mock).
 """
 
 from __future__ import annotations
@@ -32,6 +32,25 @@ DEMO_CREDENTIALS: tuple[tuple[str, str, str], ...] = (
     (DEMO_REAL_APP_KEY, DEMO_REAL_APP_SECRET, "real"),
     (DEMO_PAPER_APP_KEY, DEMO_PAPER_APP_SECRET, "paper"),
 )
+
+
+#: Kiwoom demo pairs (appkey, secretkey, mode "real" | "mock"); Kiwoom issues different keys per mode.
+KIWOOM_DEMO_REAL_APP_KEY: str = _derive("kiwoom-real-appkey", 43)
+KIWOOM_DEMO_REAL_SECRET_KEY: str = _derive("kiwoom-real-secretkey", 43)
+KIWOOM_DEMO_MOCK_APP_KEY: str = _derive("kiwoom-mock-appkey", 43)
+KIWOOM_DEMO_MOCK_SECRET_KEY: str = _derive("kiwoom-mock-secretkey", 43)
+KIWOOM_DEMO_CREDENTIALS: tuple[tuple[str, str, str], ...] = (
+    (KIWOOM_DEMO_REAL_APP_KEY, KIWOOM_DEMO_REAL_SECRET_KEY, "real"),
+    (KIWOOM_DEMO_MOCK_APP_KEY, KIWOOM_DEMO_MOCK_SECRET_KEY, "mock"),
+)
+
+
+def kiwoom_demo_credentials(mode: str) -> tuple[str, str]:
+    """(appkey, secretkey) of the Kiwoom demo pair for ``mode`` ("real" or "mock")."""
+    for appkey, secretkey, pair_mode in KIWOOM_DEMO_CREDENTIALS:
+        if pair_mode == mode:
+            return appkey, secretkey
+    raise ValueError(f"unknown Kiwoom mode {mode!r} (real or mock)")
 
 
 def demo_credentials(mode: str) -> tuple[str, str]:

@@ -12,6 +12,11 @@ Request body of ``POST /sandbox/faults``: ``{"fault": <name>, ...options}``:
 - ``expire_tokens``: every live access token expires now (one-shot; data calls get EGW00123).
 - ``latency`` ``seconds`` [``duration``]: every REST response is delayed by ``seconds``, until
   cleared or for ``duration`` seconds.
+- ``kiwoom_mute_conditions`` ``seconds``: Kiwoom conditions keep being evaluated but no ``REAL`` type
+  ``02`` alert is sent for ``seconds`` (entries/exits in that window are missed by the stream).
+
+``ws_drop``, ``ws_stall``, ``rate_limit``, ``server_error``, ``expire_tokens`` and ``latency`` act on the
+Kiwoom listeners too. The fault name may be given as ``fault`` or ``name``.
 
 ``DELETE /sandbox/faults`` clears every standing fault; ``GET /sandbox/faults`` shows them.
 """
@@ -22,7 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-FAULT_NAMES = ("ws_drop", "ws_stall", "rate_limit", "server_error", "expire_tokens", "latency")
+FAULT_NAMES = (
+    "ws_drop",
+    "ws_stall",
+    "rate_limit",
+    "server_error",
+    "expire_tokens",
+    "latency",
+    "kiwoom_mute_conditions",
+)
 
 
 class FaultError(ValueError):
@@ -74,6 +87,7 @@ class FaultState:
     server_error_status: int = 500
     latency_s: float = 0.0
     latency_until: float | None = None
+    kiwoom_mute: Burst | None = None
     history: list[str] = field(default_factory=list)
 
     def _burst(self, body: dict[str, object], *, need_limit: bool) -> Burst:
@@ -89,7 +103,7 @@ class FaultState:
     def apply(self, body: dict[str, object]) -> str:
         """Record a standing fault from a request body; returns the fault name. One-shot faults
         (ws_drop, expire_tokens) are validated and returned for the caller to execute."""
-        name = body.get("fault")
+        name = body.get("fault", body.get("name"))
         if name not in FAULT_NAMES:
             raise FaultError(f"fault must be one of {', '.join(FAULT_NAMES)}")
         if name == "ws_stall":
@@ -109,15 +123,24 @@ class FaultState:
             duration = _number(body, "duration", float)
             self.latency_s = float(seconds)
             self.latency_until = self.clock() + float(duration) if duration is not None else None
+        elif name == "kiwoom_mute_conditions":
+            seconds = _number(body, "seconds", float)
+            if seconds is None:
+                raise FaultError("kiwoom_mute_conditions needs seconds")
+            self.kiwoom_mute = Burst(until=self.clock() + float(seconds))
         self.history.append(str(name))
         return str(name)
 
     def clear(self) -> None:
-        self.ws_stall = self.rate_limit = self.server_error = None
+        self.ws_stall = self.rate_limit = self.server_error = self.kiwoom_mute = None
         self.latency_s, self.latency_until = 0.0, None
 
     def stalled(self) -> bool:
         return self.ws_stall is not None and self.ws_stall.active(self.clock())
+
+    def conditions_muted(self) -> bool:
+        """True while ``kiwoom_mute_conditions`` holds back REAL 02 alerts."""
+        return self.kiwoom_mute is not None and self.kiwoom_mute.active(self.clock())
 
     def take_rate_limit(self) -> bool:
         return self.rate_limit is not None and self.rate_limit.consume(self.clock())
@@ -147,7 +170,7 @@ class FaultState:
         error = burst(self.server_error)
         if error is not None:
             error["status"] = self.server_error_status
-        return {
+        out: dict[str, object] = {
             "ws_stall": burst(self.ws_stall),
             "rate_limit": burst(self.rate_limit),
             "server_error": error,
@@ -158,3 +181,7 @@ class FaultState:
             if self.latency() > 0
             else None,
         }
+        mute = burst(self.kiwoom_mute)
+        if mute is not None:  # listed only while active, so the KIS view keeps its shape
+            out["kiwoom_mute_conditions"] = mute
+        return out

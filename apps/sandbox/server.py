@@ -1,4 +1,5 @@
-"""The sandbox KIS broker: four aiohttp listeners (real/paper REST, real/paper WS) over one core.
+"""The sandbox broker: KIS listeners (real/paper REST, real/paper WS) and Kiwoom listeners (one REST, one
+WS, both serving real and mock keys), all aiohttp, over one core: one replayed market and one clock.
 
 ``SandboxServer`` runs inside an existing event loop (``runsandbox`` uses it directly);
 ``SandboxThread`` runs one in a background thread with its own loop (tests, other Hoga tests).
@@ -20,6 +21,10 @@ from apps.sandbox.auth import Authority
 from apps.sandbox.clock import OPEN_S, SandboxClock
 from apps.sandbox.config import SandboxConfig
 from apps.sandbox.faults import FaultState
+from apps.sandbox.kiwoom.auth import KiwoomAuthority
+from apps.sandbox.kiwoom.conditions import ConditionEngine, load_conditions
+from apps.sandbox.kiwoom.rest import KiwoomRestApi
+from apps.sandbox.kiwoom.ws import KiwoomHub
 from apps.sandbox.replay import ReplayMarket, build_market
 from apps.sandbox.rest import RestApi
 from apps.sandbox.ws import WsHub
@@ -29,7 +34,8 @@ T = TypeVar("T")
 
 
 class SandboxCore:
-    """Shared state of all listeners: config, market, clock, auth, faults and the WS hub."""
+    """Shared state of all listeners: config, market, clock, auth, faults, the WS hubs and the
+    Kiwoom condition engine. A malformed condition rules file raises ``ConditionFileError`` here."""
 
     def __init__(self, config: SandboxConfig, market: ReplayMarket | None = None) -> None:
         self.config = config
@@ -38,6 +44,9 @@ class SandboxCore:
         self.authority = Authority(config)
         self.faults = FaultState()
         self.hub = WsHub(self)
+        self.kiwoom_auth = KiwoomAuthority(config)
+        self.conditions = ConditionEngine(load_conditions(config.kiwoom_conditions_path()), self.market)
+        self.kiwoom_hub = KiwoomHub(self)
 
     def clock_status(self) -> dict[str, object]:
         """JSON of ``GET /sandbox/clock``."""
@@ -58,18 +67,21 @@ class SandboxCore:
     def jump_to(self, sim_s: float) -> None:
         self.clock.jump(sim_s)
         self.hub.reset_cursor()
+        self.kiwoom_hub.reset_cursor()
         logger.info("clock moved to %s (%s)", self.clock.now_dt().strftime("%H:%M:%S"), self.clock.state())
 
     async def run_fault(self, name: str, body: dict[str, object]) -> dict[str, object]:
         """Execute one-shot faults; standing ones were recorded by ``FaultState.apply``."""
         if name == "ws_drop":
             count = await self.hub.drop_all("fault ws_drop")
-            logger.warning("fault ws_drop: dropped %s connections", count)
-            return {"dropped": count}
+            kiwoom = await self.kiwoom_hub.drop_all("fault ws_drop")
+            logger.warning("fault ws_drop: dropped %s KIS and %s Kiwoom connections", count, kiwoom)
+            return {"dropped": count, "kiwoom_dropped": kiwoom}
         if name == "expire_tokens":
             count = self.authority.expire_all()
-            logger.warning("fault expire_tokens: %s live tokens expired", count)
-            return {"expired": count}
+            kiwoom = self.kiwoom_auth.expire_all()
+            logger.warning("fault expire_tokens: %s KIS and %s Kiwoom live tokens expired", count, kiwoom)
+            return {"expired": count, "kiwoom_expired": kiwoom}
         logger.warning("fault %s set: %s", name, body)
         return {}
 
@@ -82,10 +94,12 @@ class BoundPorts:
     paper_rest: int
     real_ws: int
     paper_ws: int
+    kiwoom_rest: int = 0
+    kiwoom_ws: int = 0
 
 
 class SandboxServer:
-    """Starts and stops the four listeners and the replay loop inside the running event loop."""
+    """Starts and stops the six listeners and the replay loops inside the running event loop."""
 
     def __init__(self, config: SandboxConfig, market: ReplayMarket | None = None) -> None:
         self.config = config
@@ -93,6 +107,7 @@ class SandboxServer:
         self._runners: list[web.AppRunner] = []
         self._stop = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._kiwoom_task: asyncio.Task[None] | None = None
         self.ports: BoundPorts | None = None
 
     async def _listen(self, app: web.Application, port: int) -> int:
@@ -118,9 +133,13 @@ class SandboxServer:
             paper_rest=await self._listen(RestApi(core, "paper").make_app(), cfg.paper_rest_port),
             real_ws=await self._listen(core.hub.make_app("real"), cfg.real_ws_port),
             paper_ws=await self._listen(core.hub.make_app("paper"), cfg.paper_ws_port),
+            kiwoom_rest=await self._listen(KiwoomRestApi(core).make_app(), cfg.kiwoom_rest_port),
+            kiwoom_ws=await self._listen(core.kiwoom_hub.make_app(), cfg.kiwoom_ws_port),
         )
         core.hub.reset_cursor()
+        core.kiwoom_hub.reset_cursor()
         self._loop_task = asyncio.create_task(core.hub.run(self._stop), name="sandbox-replay")
+        self._kiwoom_task = asyncio.create_task(core.kiwoom_hub.run(self._stop), name="sandbox-kiwoom-replay")
         logger.info(
             "sandbox up on %s: REST real %s / paper %s, WS real %s / paper %s; replay %s (%s, speed %g); %s",
             cfg.host,
@@ -133,16 +152,28 @@ class SandboxServer:
             cfg.speed,
             market.data_source,
         )
+        logger.info(
+            "kiwoom sandbox up on %s: REST %s, WS %s%s; %s conditions from %s (evaluated every %gs)",
+            cfg.host,
+            self.ports.kiwoom_rest,
+            self.ports.kiwoom_ws,
+            "/api/dostk/websocket",
+            len(core.conditions.conditions.rules),
+            cfg.kiwoom_conditions_path(),
+            core.conditions.conditions.evaluation_interval,
+        )
         if not cfg.admin_token:
             logger.warning("SANDBOX_ADMIN_TOKEN is empty: admin endpoints (faults, clock) are disabled")
         return self.ports
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._loop_task, 5.0)
+        for task in (self._loop_task, self._kiwoom_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, 5.0)
         await self.core.hub.drop_all("server shutdown")
+        await self.core.kiwoom_hub.drop_all("server shutdown")
         for runner in reversed(self._runners):
             with contextlib.suppress(Exception):
                 await runner.cleanup()

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "apps.positions",
     "apps.marketdata",
     "apps.sandbox",
+    "apps.pages",
+    "apps.conditions",
 ]
 
 MIDDLEWARE = [
@@ -103,7 +105,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Time: UTC in the database, Asia/Seoul for market logic and display --------------------------
 USE_TZ = True
@@ -187,6 +191,13 @@ HOGA_ADMIN_USERNAME = env("HOGA_ADMIN_USERNAME", default="admin")
 HOGA_ADMIN_PASSWORD = env("HOGA_ADMIN_PASSWORD", default="")
 HOGA_ADMIN_EMAIL = env("HOGA_ADMIN_EMAIL", default="admin@localhost")
 
+# --- E-mail (condition alerts) -------------------------------------------------------------------
+# smtp://user:password@host:587 (+tls: submission with STARTTLS), consolemail:// (print), dummymail:// (drop).
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="hoga@localhost")
+
 # --- Market data -------------------------------------------------------------------------------
 # Directory of recorded KRX data (daily/, intraday/, ticks/, listing/). Empty: synthetic replay.
 _default_data_dir = BASE_DIR.parent / "shared" / "data"
@@ -220,6 +231,28 @@ KIS_TOKEN_REFRESH_MARGIN = env.float("KIS_TOKEN_REFRESH_MARGIN", default=3600.0)
 KIS_TOKEN_ISSUE_INTERVAL = env.float("KIS_TOKEN_ISSUE_INTERVAL", default=60.0)  # KIS: 1 issuance/min (EGW00133)
 KIS_TOKEN_LOCK_TIMEOUT = env.float("KIS_TOKEN_LOCK_TIMEOUT", default=90.0)  # wait for another process's issuance
 
+# --- Broker (Kiwoom REST/WebSocket, kiwoom-api.md Part A) and the OpenAPI+ (KOA) bridge ---------
+# Real-time source of the feed worker: kis | kiwoom | koa (the Windows OpenAPI+ bridge, docs/koa-bridge.md).
+MARKET_FEED = env("MARKET_FEED", default="kis")
+KIWOOM_ENV = env("KIWOOM_ENV", default="mock")  # real | mock (모의투자); each has its own app keys
+# Required with MARKET_BROKER=kis (real brokers); with MARKET_BROKER=sandbox the sandbox demo pair is used.
+KIWOOM_APP_KEY = env("KIWOOM_APP_KEY", default="")
+KIWOOM_SECRET_KEY = env("KIWOOM_SECRET_KEY", default="")
+# Empty = the documented host of KIWOOM_ENV (https://api.kiwoom.com, wss://api.kiwoom.com:10000/...).
+KIWOOM_REST_URL = env("KIWOOM_REST_URL", default="")
+KIWOOM_WS_URL = env("KIWOOM_WS_URL", default="")
+# Queries per second per app key, shared through Redis ("조회 초당 5건", UNCONFIRMED: 10% below).
+KIWOOM_RATE_LIMIT = env.float("KIWOOM_RATE_LIMIT", default=4.5)
+# Stocks registered per WebSocket connection (Kiwoom's limit is UNCONFIRMED; each stock takes 0B + 0D).
+KIWOOM_WS_MAX_STOCKS = env.int("KIWOOM_WS_MAX_STOCKS", default=100)
+# KOA bridge: the Redis it publishes to (empty = REDIS_URL) and its channel prefix.
+KOA_REDIS_URL = env("KOA_REDIS_URL", default="")
+KOA_CHANNEL_PREFIX = env("KOA_CHANNEL_PREFIX", default="koa")
+# No bridge heartbeat for this long: the feed status turns stale (the bridge beats every 2 s).
+KOA_HEARTBEAT_TIMEOUT = env.float("KOA_HEARTBEAT_TIMEOUT", default=10.0)
+# Stocks the bridge registers (OpenAPI+: at most 100 codes per SetRealReg screen).
+KOA_MAX_STOCKS = env.int("KOA_MAX_STOCKS", default=100)
+
 # --- Sandbox broker (python manage.py runsandbox) -------------------------------------------------
 SANDBOX_HOST = env("SANDBOX_HOST", default="127.0.0.1")  # address the sandbox listens on
 # Address clients use to reach the sandbox (differs from SANDBOX_HOST when it listens on 0.0.0.0).
@@ -247,6 +280,14 @@ SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  #
 SANDBOX_APP_CREDENTIALS = env.list("SANDBOX_APP_CREDENTIALS", default=[])
 # Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header.
 SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="sandbox-admin")
+# Kiwoom side of the sandbox (kiwoom-api.md Part A): one REST and one WS listener for real and mock keys.
+SANDBOX_KIWOOM_REST_PORT = env.int("SANDBOX_KIWOOM_REST_PORT", default=19446)
+SANDBOX_KIWOOM_WS_PORT = env.int("SANDBOX_KIWOOM_WS_PORT", default=19447)
+SANDBOX_KIWOOM_RATE_LIMIT = env.float("SANDBOX_KIWOOM_RATE_LIMIT", default=5.0)  # req/s per app key per category
+SANDBOX_KIWOOM_RATE_STATUS = env.int("SANDBOX_KIWOOM_RATE_STATUS", default=429)  # HTTP status of 1700, UNCONFIRMED
+SANDBOX_KIWOOM_CONDITIONS = env("SANDBOX_KIWOOM_CONDITIONS", default="")  # rules file; empty = shipped rules
+SANDBOX_KIWOOM_PING_INTERVAL = env.float("SANDBOX_KIWOOM_PING_INTERVAL", default=10.0)  # s, UNCONFIRMED
+SANDBOX_KIWOOM_PING_TIMEOUT = env.float("SANDBOX_KIWOOM_PING_TIMEOUT", default=60.0)  # s without echo, UNCONFIRMED
 
 # --- Real-time feed -----------------------------------------------------------------------------
 # The broker WebSocket holder (apps/marketdata/feed), run by the Celery worker consuming the `feed` queue
@@ -291,6 +332,22 @@ PAPER_FILL_BACKOFF_MAX = env.float("PAPER_FILL_BACKOFF_MAX", default=30.0)
 # A stored order book older (by its own time) than this vs the tick is ignored: MARKET orders then fill at
 # the trade price instead of walking the book.
 PAPER_BOOK_MAX_AGE = env.float("PAPER_BOOK_MAX_AGE", default=10.0)
+
+# --- Browser tests (tests/browser, scripts/screenshots.py) ----------------------------------------
+# The Chromium binary Playwright drives; `make browser` installs Debian's chromium at the default path.
+HOGA_BROWSER = env("HOGA_BROWSER", default="/usr/bin/chromium")
+
+# --- Condition search (Kiwoom 조건검색, apps/conditions) ----------------------------------------------
+# Slack incoming webhook (https://api.slack.com/messaging/webhooks) for condition alerts; empty = no Slack.
+CONDITIONS_SLACK_WEBHOOK_URL = env("CONDITIONS_SLACK_WEBHOOK_URL", default="")
+CONDITIONS_SLACK_TIMEOUT = env.float("CONDITIONS_SLACK_TIMEOUT", default=5.0)  # seconds per webhook POST
+CONDITIONS_EMAIL_FROM = env("CONDITIONS_EMAIL_FROM", default="hoga@localhost")  # sender of alert e-mails
+# The same stock entering (or leaving) the same condition again within this many seconds is notified once.
+CONDITIONS_DEDUPE_WINDOW = env.int("CONDITIONS_DEDUPE_WINDOW", default=300)
+# At most this many notifications per condition per minute; the rest are summarised in one message.
+CONDITIONS_RATE_LIMIT = env.int("CONDITIONS_RATE_LIMIT", default=10)
+CONDITIONS_RECONCILE_INTERVAL = env.int("CONDITIONS_RECONCILE_INTERVAL", default=30)  # s between normal searches
+CONDITIONS_ORDER_QUANTITY = env.int("CONDITIONS_ORDER_QUANTITY", default=1)  # shares of the one-click paper buy
 
 # --- Logging: one line per event, tagged with the process role --------------------------------
 HOGA_PROCESS_ROLE = env("HOGA_PROCESS_ROLE", default="web")

@@ -41,7 +41,10 @@ class ProcessStack:
     def __init__(self, tmp_path: Path, *, admin_token: str, **env: str):
         self.tmp = tmp_path
         self.admin_token = admin_token
-        self.ports = {name: free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
+        self.ports = {
+            name: free_port()
+            for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws", "kiwoom_rest", "kiwoom_ws")
+        }
         self.env = dict(os.environ)
         self.env.update(
             DJANGO_SETTINGS_MODULE="config.settings.test",
@@ -53,6 +56,8 @@ class ProcessStack:
             SANDBOX_PAPER_REST_PORT=str(self.ports["paper_rest"]),
             SANDBOX_REAL_WS_PORT=str(self.ports["real_ws"]),
             SANDBOX_PAPER_WS_PORT=str(self.ports["paper_ws"]),
+            SANDBOX_KIWOOM_REST_PORT=str(self.ports["kiwoom_rest"]),
+            SANDBOX_KIWOOM_WS_PORT=str(self.ports["kiwoom_ws"]),
             SANDBOX_ADMIN_TOKEN=admin_token,
             LOG_LEVEL="INFO",
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -273,3 +273,47 @@ class OrderBook:
 
 
 __all__ += ["OrderBook", "Tick", "TradeSide"]
+
+
+# --- Condition search (Kiwoom 조건검색: kiwoom-api.md §A7, OpenAPI+ §B3) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionInfo:
+    """One saved condition of the account (CNSRLST ``[seq, name]`` pair). ``seq`` is stripped of padding."""
+
+    seq: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionHit:
+    """One stock in a normal condition search result (CNSRREQ ``search_type`` 0).
+
+    ``code`` is the 6-character stock code with the type prefix (``A``/``J``/``Q``) removed; ``price`` is the
+    absolute current price (FID 10), ``change_rate`` the signed percentage (FID 12), ``volume`` FID 13.
+    """
+
+    code: str
+    name: str
+    price: int
+    change_rate: Decimal
+    volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionAlert:
+    """One real-time condition event: a ``REAL`` type ``02`` push, or an OpenAPI+ ``OnReceiveRealCondition``.
+
+    ``kind`` is ``"IN"`` (FID 843 = ``I``, 편입) or ``"OUT"`` (843 = ``D``, 이탈); ``at`` is FID 20 (HHMMSS) on
+    the trading date, aware KST; ``received_at`` is when it arrived here (aware KST).
+    """
+
+    seq: str
+    code: str
+    kind: str
+    at: dt.datetime
+    received_at: dt.datetime
+
+
+__all__ += ["ConditionAlert", "ConditionHit", "ConditionInfo"]

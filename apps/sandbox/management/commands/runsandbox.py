@@ -1,4 +1,4 @@
-"""``python manage.py runsandbox``: run the sandbox KIS broker until SIGINT/SIGTERM."""
+"""``python manage.py runsandbox``: run the sandbox broker (KIS and Kiwoom) until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.sandbox.config import config_from_settings
+from apps.sandbox.kiwoom.conditions import ConditionFileError
 from apps.sandbox.server import SandboxServer
 
 logger = logging.getLogger("apps.sandbox")
 
 
 class Command(BaseCommand):
-    help = "Run the sandbox KIS broker (REST + WebSocket, real and paper) replaying recorded KRX data."
+    help = (
+        "Run the sandbox broker replaying recorded KRX data: KIS REST + WebSocket (real and paper) and "
+        "Kiwoom REST + WebSocket with condition search (real and mock keys)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host")
@@ -25,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--paper-rest-port", type=int)
         parser.add_argument("--real-ws-port", type=int)
         parser.add_argument("--paper-ws-port", type=int)
+        parser.add_argument("--kiwoom-rest-port", type=int)
+        parser.add_argument("--kiwoom-ws-port", type=int)
+        parser.add_argument("--kiwoom-conditions", help="condition rules JSON (default: SANDBOX_KIWOOM_CONDITIONS)")
         parser.add_argument("--speed", type=float)
         parser.add_argument("--clock", choices=["replay", "wallclock"])
         parser.add_argument("--replay-date", help="YYYY-MM-DD (default: latest recorded date)")
@@ -42,6 +50,9 @@ class Command(BaseCommand):
                 paper_rest_port=opts.get("paper_rest_port"),
                 real_ws_port=opts.get("real_ws_port"),
                 paper_ws_port=opts.get("paper_ws_port"),
+                kiwoom_rest_port=opts.get("kiwoom_rest_port"),
+                kiwoom_ws_port=opts.get("kiwoom_ws_port"),
+                kiwoom_conditions=Path(opts["kiwoom_conditions"]) if opts.get("kiwoom_conditions") else None,
                 speed=opts.get("speed"),
                 clock_mode=opts.get("clock"),
                 replay_date=replay_date,
@@ -54,6 +65,8 @@ class Command(BaseCommand):
     async def _serve(self, config: Any) -> None:
         try:
             server = SandboxServer(config)
+        except ConditionFileError as exc:
+            raise CommandError(f"invalid Kiwoom condition rules: {exc}") from exc
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         stop = asyncio.Event()
@@ -69,10 +82,11 @@ class Command(BaseCommand):
                 except TimeoutError:
                     status = server.core.clock_status()
                     logger.info(
-                        "sandbox heartbeat: %s %s, %s ws connections",
+                        "sandbox heartbeat: %s %s, %s KIS and %s Kiwoom ws connections",
                         status["now"],
                         status["session"],
                         len(server.core.hub.connections),
+                        len(server.core.kiwoom_hub.connections),
                     )
         finally:
             logger.info("shutdown requested; closing listeners")

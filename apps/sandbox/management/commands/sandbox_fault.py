@@ -1,6 +1,7 @@
 """``python manage.py sandbox_fault <fault> [options]``: inject a fault into a running sandbox.
 
-Faults: ws_drop, ws_stall, rate_limit, server_error, expire_tokens, latency (see apps.sandbox.faults);
+Faults: ws_drop, ws_stall, rate_limit, server_error, expire_tokens, latency, kiwoom_mute_conditions (see
+apps.sandbox.faults; they act on the KIS and the Kiwoom listeners alike);
 ``clear`` removes standing faults, ``show`` prints them, ``restart`` restarts the replayed session.
 """
 

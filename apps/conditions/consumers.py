@@ -1,0 +1,88 @@
+"""WebSockets of the conditions feature (session login; anonymous connections are closed with 4401).
+
+- ``/ws/notifications/``: the user's group ``user.<id>.notifications``; every ``notification.message`` is
+  forwarded as ``{"type": "notification", "notification": {...}}`` (toasts on every page).
+- ``/ws/conditions/``: the groups ``conditions.<pk>`` of the user's conditions; every ``condition.event`` is
+  forwarded as ``{"type": "condition.event", "condition", "event", "members"}`` (a full member snapshot).
+
+Both are thin: no ORM on the event loop beyond one lookup of the user's condition ids at connect, and
+clients re-read the page (or the REST API) after a reconnect: the channel layer is not a durable queue.
+"""
+
+from __future__ import annotations
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .notifications import condition_group, user_notifications_group
+
+
+@database_sync_to_async
+def _condition_ids(user) -> list[int]:
+    from .selectors import condition_list_for_user
+
+    return list(condition_list_for_user(user=user).values_list("pk", flat=True))
+
+
+class _BaseConsumer(AsyncJsonWebsocketConsumer):
+    groups_joined: list[str]
+
+    async def join(self, groups: list[str]) -> None:
+        self.groups_joined = groups
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", "id": content.get("id")})
+        else:
+            await self.send_json(
+                {"type": "error", "code": "bad_message", "message": 'only {"type": "ping"} is accepted'}
+            )
+
+    async def decode_json(self, text_data):
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None
+
+
+class NotificationsConsumer(_BaseConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        await self.join([user_notifications_group(user.pk)])
+        await self.accept()
+
+    async def notification_message(self, event):
+        await self.send_json({"type": "notification", "notification": event["notification"]})
+
+
+class ConditionsConsumer(_BaseConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        ids = await _condition_ids(user)
+        await self.join([condition_group(pk) for pk in ids])
+        await self.accept()
+        await self.send_json({"type": "subscribed", "conditions": ids})
+
+    async def condition_event(self, event):
+        await self.send_json(
+            {
+                "type": "condition.event",
+                "condition": event["condition"],
+                "event": event.get("event"),
+                "members": event.get("members", []),
+            }
+        )

@@ -1,0 +1,546 @@
+"""The Kiwoom WebSocket listener (``/api/dostk/websocket``, kiwoom-api.md A6, A7).
+
+JSON text frames, every message has ``trnm``. Flow and choices (UNCONFIRMED points marked):
+- ``LOGIN`` first: ``{"trnm":"LOGIN","token":..}`` -> ``{"trnm":"LOGIN","return_code":0,"return_msg":""}``.
+  Any other message before LOGIN (or none within ``kiwoom_ping_timeout``) -> ``SYSTEM`` ``R10004`` and close.
+  A bad token -> LOGIN with return_code 1 and ``CODE=8005`` (8031: token of the other mode) in the
+  message, then close.
+- After LOGIN the server sends ``{"trnm":"PING"}`` every ``kiwoom_ping_interval``; the client must send
+  the same frame back unchanged. A PING left unanswered for ``kiwoom_ping_timeout`` -> ``SYSTEM``
+  ``R10002`` and close.
+- ``REG``/``REMOVE`` with ``grp_no`` (≤4 chars) and ``data`` [{item[], type[]}]; ``refresh`` "0" replaces
+  the group's earlier registrations (scope UNCONFIRMED), "1" (default) keeps them. Ack
+  ``{"trnm":"REG","return_code":0,"return_msg":""}``; errors return_code 1 with a text. At most
+  ``kiwoom_ws_max_registrations`` (item, type) pairs per connection ("등록 종목수 초과").
+- ``REAL`` pushes: ``0B`` one entry per replayed print, ``0D`` one entry per flush per stock, several
+  entries per frame; ``item`` echoes the registered key (``005930_AL``). FID 14 is in 백만원 (UNCONFIRMED).
+  The prints and books are the ones the KIS listeners send for the same moment.
+- Condition search: ``CNSRLST`` must come first on the connection; a ``CNSRREQ`` before it gets no reply
+  (only PINGs). ``CNSRREQ`` search_type 0 answers pages of ``kiwoom_condition_page_size`` rows with body
+  ``cont_yn``/``next_key`` (``next_key`` = code of the page's last row); search_type 1 answers the current
+  members as ``{"jmcode":"A005930"}`` and then pushes ``REAL`` type ``02`` entries on every entry (I) and
+  exit (D) until ``CNSRCLR``. The ``kiwoom_mute_conditions`` fault holds those pushes back.
+- Messages that are not JSON objects with a known ``trnm`` get ``return_code`` 1 with the reason; the
+  connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from apps.sandbox.kiwoom import formats
+from apps.sandbox.kiwoom.auth import KiwoomError, KiwoomToken, declared_mode
+from apps.sandbox.kiwoom.conditions import Alert
+from apps.sandbox.quotes import hhmmss, sign_code
+from apps.sandbox.replay import BUY, DayTape, OrderBook, RunningState, Tick
+from apps.sandbox.ws import WsConnection, WsHub
+
+if TYPE_CHECKING:
+    from apps.sandbox.server import SandboxCore
+
+logger = logging.getLogger("apps.sandbox")
+
+WS_PATH = "/api/dostk/websocket"
+#: Real types of kiwoom-api.md A6; only 0B and 0D carry replayed data here.
+REAL_TYPES = frozenset(
+    ["00", "02", "04", "0A", "0B", "0C", "0D", "0E", "0F", "0G", "0H", "0I", "0J", "0U", "0g", "0m", "0s", "0u"]
+    + ["0w", "1h"]
+)
+ITEM_RE = re.compile(r"^([0-9A-Z]{3,6})(_NX|_AL)?$")
+STEX_SUFFIX = {"K": "", "N": "_NX", "A": "_AL"}
+MAX_ENTRIES_PER_FRAME = 100
+#: Seconds of print generation per step while conditions catch up after a clock jump.
+CATCH_UP_SLICE_S = 0.02
+MSG_R10002 = "연결 후 Heartbeat(연결유지) 메시지가 오지않아서 접속을 종료합니다"
+MSG_R10004 = "로그인(LOGIN) 요청을 먼저 해야 합니다. 접속을 종료합니다"  # text UNCONFIRMED
+CONDITION_NAME = "조건검색"
+
+
+def dumps(msg: dict[str, object]) -> str:
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(eq=False)
+class KiwoomConnection(WsConnection):
+    """One Kiwoom client connection (event-loop thread only)."""
+
+    token: KiwoomToken | None = None
+    declared: str | None = None
+    listed: bool = False
+    regs: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    cond_subs: dict[str, str] = field(default_factory=dict)
+    ping_pending_since: float | None = None
+    connected_at: float = field(default_factory=time.monotonic)
+
+    def pairs(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for group in self.regs.values():
+            out |= group
+        return out
+
+
+def trade_values(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> dict[str, str]:
+    """FIDs of one ``0B`` 주식체결 entry (A6 order); ``st`` includes ``tick``."""
+    prev = tape.prev_close
+    inst = tape.instrument
+    return {
+        "20": hhmmss(tick.t_ms),
+        "10": formats.price(tick.price, prev),
+        "11": formats.signed(tick.price - prev),
+        "12": formats.rate(tick.price - prev, prev),
+        "27": formats.price(book.asks[0], prev),
+        "28": formats.price(book.bids[0], prev),
+        "15": ("+" if tick.side == BUY else "-") + str(tick.volume),
+        "13": str(st.volume),
+        "14": str(st.value // 1_000_000),
+        "16": formats.price(st.open, prev),
+        "17": formats.price(st.high, prev),
+        "18": formats.price(st.low, prev),
+        "25": sign_code(tick.price, prev, tape.upper_limit, tape.lower_limit),
+        "26": formats.signed(st.volume - tape.prev_volume),
+        "228": f"{st.buy_volume / st.sell_volume * 100:.2f}" if st.sell_volume else "0.00",
+        "311": str(tick.price * inst.listed_shares // 100_000_000),
+        "290": "2",
+        "1030": str(st.sell_volume),
+        "1031": str(st.buy_volume),
+        "1313": str(tick.price * tick.volume),
+    }
+
+
+def book_values(tape: DayTape, t_ms: int, st: RunningState, book: OrderBook, prev: OrderBook | None) -> dict[str, str]:
+    """FIDs of one ``0D`` 주식호가잔량 entry (A6): 21, 41-50, 51-60, 61-70, 71-80, 81-100, 121-126, ..."""
+    pc = tape.prev_close
+    values: dict[str, str] = {"21": hhmmss(t_ms)}
+    for i in range(10):
+        values[str(41 + i)] = formats.price(book.asks[i], pc)
+        values[str(51 + i)] = formats.price(book.bids[i], pc)
+        values[str(61 + i)] = str(book.ask_qty[i])
+        values[str(71 + i)] = str(book.bid_qty[i])
+        values[str(81 + i)] = formats.signed(book.ask_qty[i] - prev.ask_qty[i]) if prev else "0"
+        values[str(91 + i)] = formats.signed(book.bid_qty[i] - prev.bid_qty[i]) if prev else "0"
+    total_ask, total_bid = sum(book.ask_qty), sum(book.bid_qty)
+    total = total_ask + total_bid
+    values.update(
+        {
+            "121": str(total_ask),
+            "122": formats.signed(total_ask - sum(prev.ask_qty)) if prev else "0",
+            "125": str(total_bid),
+            "126": formats.signed(total_bid - sum(prev.bid_qty)) if prev else "0",
+            "23": "0",
+            "24": "0",
+            "128": formats.signed(total_bid - total_ask),
+            "129": f"{total_bid / total * 100:.2f}" if total else "0.00",
+            "138": formats.signed(total_ask - total_bid),
+            "139": f"{total_ask / total * 100:.2f}" if total else "0.00",
+            "13": str(st.volume),
+        }
+    )
+    return values
+
+
+class KiwoomHub(WsHub):
+    """Kiwoom connections, their registrations and condition subscriptions, and the replay fan-out.
+
+    Reuses ``WsHub``'s bounded send queues, sender task, drop and drop_all; the protocol is Kiwoom's.
+    """
+
+    def __init__(self, core: SandboxCore) -> None:
+        super().__init__(core)
+        self._eval_bucket: int | None = None
+        self.alerts_sent = 0
+        self.alerts_muted = 0
+
+    def make_app(self, mode: str = "kiwoom") -> web.Application:
+        app = web.Application()
+        app.router.add_get(WS_PATH, self.handle_kiwoom)
+        return app
+
+    # --- connection lifecycle -------------------------------------------------------------------------
+    async def handle_kiwoom(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = KiwoomConnection(ws, request, "kiwoom", asyncio.Queue(self.core.config.ws_queue_size))
+        conn.declared = declared_mode(request.host)
+        self.connections.add(conn)
+        logger.info("kiwoom ws connect #%s from %s", conn.id, conn.peer)
+        sender = asyncio.create_task(self._sender(conn), name=f"kiwoom-ws-send-{conn.id}")
+        keeper = asyncio.create_task(self._kiwoom_keepalive(conn), name=f"kiwoom-ws-ping-{conn.id}")
+        reason = "client closed"
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_kiwoom_text(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._reply(conn, "", 1, "binary frames are not JSON")
+                elif msg.type == WSMsgType.ERROR:
+                    reason = f"error {ws.exception()!r}"
+                    break
+                if conn.closing:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            reason = "connection lost"
+        finally:
+            self._forget(conn)
+            keeper.cancel()
+            sender.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+            logger.info("kiwoom ws disconnect #%s: %s", conn.id, reason)
+        return ws
+
+    async def _send_now_and_close(self, conn: KiwoomConnection, msg: dict[str, object], reason: str) -> None:
+        """Send ``msg`` ahead of the queue, then close (SYSTEM notices and failed LOGINs)."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.send_str(dumps(msg))
+        await self.drop(conn, reason)
+
+    async def _system(self, conn: KiwoomConnection, code: str, message: str) -> None:
+        logger.warning("kiwoom ws #%s: SYSTEM %s %s", conn.id, code, message)
+        await self._send_now_and_close(conn, {"trnm": "SYSTEM", "code": code, "message": message}, code)
+
+    async def _kiwoom_keepalive(self, conn: KiwoomConnection) -> None:
+        cfg = self.core.config
+        step = max(0.01, min(cfg.kiwoom_ping_interval, cfg.kiwoom_ping_timeout / 4, 1.0))
+        next_ping: float | None = None
+        while not conn.closing:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if conn.token is None:
+                if now - conn.connected_at > cfg.kiwoom_ping_timeout:
+                    await self._system(conn, "R10004", MSG_R10004)
+                    return
+                continue
+            if self.core.faults.stalled():
+                conn.ping_pending_since = None
+                continue
+            if conn.ping_pending_since is not None and now - conn.ping_pending_since > cfg.kiwoom_ping_timeout:
+                await self._system(conn, "R10002", MSG_R10002)
+                return
+            if next_ping is None:
+                next_ping = now + cfg.kiwoom_ping_interval
+            if now >= next_ping:
+                self.enqueue(conn, dumps({"trnm": "PING"}))
+                if conn.ping_pending_since is None:
+                    conn.ping_pending_since = now
+                next_ping = now + cfg.kiwoom_ping_interval
+
+    # --- client messages ---------------------------------------------------------------------------
+    def _reply(self, conn: KiwoomConnection, trnm: str, code: int, text: str, **extra: object) -> None:
+        msg: dict[str, object] = {"trnm": trnm}
+        msg.update({k: v for k, v in extra.items() if k != "data"})
+        msg.update({"return_code": code, "return_msg": text})
+        if "data" in extra:
+            msg["data"] = extra["data"]
+        self.enqueue(conn, dumps(msg))
+
+    async def _on_kiwoom_text(self, conn: KiwoomConnection, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        trnm = msg.get("trnm") if isinstance(msg, dict) else None
+        if conn.token is None and trnm != "LOGIN":
+            await self._system(conn, "R10004", MSG_R10004)
+            return
+        if not isinstance(msg, dict) or not isinstance(trnm, str):
+            self._reply(conn, "", 1, "요청 형식이 올바르지 않습니다 (JSON object with trnm)")
+            return
+        handler = {
+            "LOGIN": self._login,
+            "PING": self._ping,
+            "REG": self._reg,
+            "REMOVE": self._remove,
+            "CNSRLST": self._cnsrlst,
+            "CNSRREQ": self._cnsrreq,
+            "CNSRCLR": self._cnsrclr,
+        }.get(trnm)
+        if handler is None:
+            self._reply(conn, trnm, 1, f"지원하지 않는 trnm입니다: {trnm}")
+            return
+        await handler(conn, msg)
+
+    async def _login(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        try:
+            token = self.core.kiwoom_auth.check(str(msg.get("token") or ""), conn.declared)
+        except KiwoomError as err:
+            logger.info("kiwoom ws #%s LOGIN refused: %s", conn.id, err.code)
+            text = f"토큰 인증에 실패했습니다. 접속을 종료합니다 [CODE={err.code}:{err.message}]"
+            await self._send_now_and_close(conn, {"trnm": "LOGIN", "return_code": 1, "return_msg": text}, "LOGIN")
+            return
+        conn.token = token
+        logger.info("kiwoom ws #%s LOGIN ok (%s, appkey %s…)", conn.id, token.mode, token.appkey[:6])
+        self._reply(conn, "LOGIN", 0, "")
+
+    async def _ping(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        if msg == {"trnm": "PING"}:
+            conn.ping_pending_since = None
+
+    def _reg_data(self, msg: dict[str, object]) -> set[tuple[str, str]] | str:
+        data = msg.get("data")
+        if not isinstance(data, list) or not data:
+            return "data가 없습니다"
+        pairs: set[tuple[str, str]] = set()
+        for entry in data:
+            if not isinstance(entry, dict):
+                return "data 항목 형식이 올바르지 않습니다"
+            items, types = entry.get("item"), entry.get("type")
+            if not isinstance(items, list) or not isinstance(types, list) or not types:
+                return "item/type은 목록이어야 합니다"
+            for typ in types:
+                if typ not in REAL_TYPES:
+                    return f"지원하지 않는 실시간 타입입니다: {typ}"
+            for item in items:
+                if not isinstance(item, str) or (item and not ITEM_RE.match(item)):
+                    return f"종목코드 형식이 올바르지 않습니다: {item}"
+            pairs |= {(item, typ) for item in items for typ in types}
+        return pairs
+
+    def _group(self, msg: dict[str, object]) -> str | None:
+        grp = msg.get("grp_no")
+        if not isinstance(grp, str) or not 1 <= len(grp) <= 4:
+            return None
+        return grp
+
+    async def _reg(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        grp = self._group(msg)
+        if grp is None:
+            self._reply(conn, "REG", 1, "grp_no는 1~4자리 문자열이어야 합니다")
+            return
+        refresh = msg.get("refresh", "1")
+        if refresh not in ("0", "1"):
+            self._reply(conn, "REG", 1, "refresh는 0 또는 1이어야 합니다")
+            return
+        pairs = self._reg_data(msg)
+        if isinstance(pairs, str):
+            self._reply(conn, "REG", 1, pairs)
+            return
+        group = set() if refresh == "0" else set(conn.regs.get(grp, set()))
+        group |= pairs
+        others = set().union(*(g for name, g in conn.regs.items() if name != grp)) if conn.regs else set()
+        if len(others | group) > self.core.config.kiwoom_ws_max_registrations:
+            self._reply(conn, "REG", 1, "등록 종목수 초과")
+            return
+        conn.regs[grp] = group
+        self._reply(conn, "REG", 0, "")
+
+    async def _remove(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        grp = self._group(msg)
+        if grp is None:
+            self._reply(conn, "REMOVE", 1, "grp_no는 1~4자리 문자열이어야 합니다")
+            return
+        pairs = self._reg_data(msg)
+        if isinstance(pairs, str):
+            self._reply(conn, "REMOVE", 1, pairs)
+            return
+        remaining = conn.regs.get(grp, set()) - pairs
+        if remaining:
+            conn.regs[grp] = remaining
+        else:
+            conn.regs.pop(grp, None)
+        self._reply(conn, "REMOVE", 0, "")
+
+    # --- condition search ----------------------------------------------------------------------------
+    async def _cnsrlst(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        conn.listed = True
+        data = [[r.seq, r.name] for r in self.core.conditions.conditions.rules]
+        self._reply(conn, "CNSRLST", 0, "", data=data)
+
+    async def _evaluate_now(self) -> None:
+        """Bring membership up to the current evaluation slot (generating prints a slice at a time)."""
+        engine = self.core.conditions
+        while True:
+            now_ms = self.core.clock.now_ms()
+            bucket = now_ms // self._interval_ms()
+            if bucket == self._eval_bucket:
+                return
+            if engine.catch_up(now_ms, CATCH_UP_SLICE_S):
+                self._eval_bucket = bucket
+                self._push_alerts(engine.evaluate(now_ms))
+                return
+            await asyncio.sleep(0)
+
+    def _interval_ms(self) -> int:
+        return max(1, int(self.core.conditions.conditions.evaluation_interval * 1000))
+
+    async def _cnsrreq(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        if not conn.listed:
+            # The reference: CNSRREQ without a prior CNSRLST on the connection gets no reply.
+            logger.info("kiwoom ws #%s CNSRREQ before CNSRLST: not answered", conn.id)
+            return
+        seq = msg.get("seq")
+        if not isinstance(seq, str) or not seq.strip():
+            self._reply(conn, "CNSRREQ", 1, "seq가 없습니다", seq="")
+            return
+        seq = seq.strip()
+        rule = self.core.conditions.conditions.get(seq)
+        if rule is None:
+            self._reply(conn, "CNSRREQ", 1, f"조건검색식이 존재하지 않습니다: {seq}", seq=seq)
+            return
+        search_type = msg.get("search_type")
+        stex = msg.get("stex_tp", "K")
+        if search_type not in ("0", "1"):
+            self._reply(conn, "CNSRREQ", 1, "search_type은 0 또는 1이어야 합니다", seq=seq)
+            return
+        if stex not in STEX_SUFFIX:
+            self._reply(conn, "CNSRREQ", 1, "stex_tp는 K, N 또는 A여야 합니다", seq=seq)
+            return
+        await self._evaluate_now()
+        members = list(self.core.conditions.members[seq])
+        if search_type == "1":
+            conn.cond_subs[seq] = str(stex)
+            data = [{"jmcode": "A" + code} for code in members]
+            logger.info("kiwoom ws #%s realtime condition %s on (%s members)", conn.id, seq, len(members))
+            self._reply(conn, "CNSRREQ", 0, "", seq=seq, data=data)
+            return
+        universe = list(self.core.market.tapes)
+        start = 0
+        if msg.get("cont_yn") == "Y":
+            key = msg.get("next_key")
+            if not isinstance(key, str) or key not in universe:
+                self._reply(conn, "CNSRREQ", 1, "next_key가 올바르지 않습니다", seq=seq.ljust(3))
+                return
+            after = universe.index(key)
+            start = next((i for i, c in enumerate(members) if universe.index(c) > after), len(members))
+        size = self.core.config.kiwoom_condition_page_size
+        page = members[start : start + size]
+        more = start + size < len(members)
+        now_ms = self.core.clock.now_ms()
+        rows = [self._search_row(code, now_ms) for code in page]
+        self._reply(
+            conn,
+            "CNSRREQ",
+            0,
+            "",
+            seq=seq.ljust(3),
+            cont_yn="Y" if more else "N",
+            next_key=page[-1] if more else "",
+            data=rows,
+        )
+
+    def _search_row(self, code: str, now_ms: int) -> dict[str, str]:
+        """One search_type 0 row: zero-padded 9-wide numbers, sign inside the width (A7 sample)."""
+        tape = self.core.market.tapes[code]
+        st = tape.state_at(now_ms)
+        last = st.last if st.count else tape.prev_close
+        change = last - tape.prev_close
+        return {
+            "9001": "A" + code,
+            "302": tape.instrument.name,
+            "10": formats.padded(last),
+            "25": sign_code(last, tape.prev_close, tape.upper_limit, tape.lower_limit),
+            "11": formats.padded(change, sign=True),
+            "12": formats.padded(formats.rate_x100(change, tape.prev_close), sign=True),
+            "13": formats.padded(st.volume),
+            "16": formats.padded(st.open),
+            "17": formats.padded(st.high),
+            "18": formats.padded(st.low),
+        }
+
+    async def _cnsrclr(self, conn: KiwoomConnection, msg: dict[str, object]) -> None:
+        seq = msg.get("seq")
+        if not isinstance(seq, str) or not seq.strip():
+            self._reply(conn, "CNSRCLR", 1, "seq가 없습니다", seq="")
+            return
+        conn.cond_subs.pop(seq.strip(), None)
+        self._reply(conn, "CNSRCLR", 0, "", seq=seq)
+
+    # --- replay fan-out ----------------------------------------------------------------------------
+    def reset_cursor(self) -> None:
+        super().reset_cursor()
+        self._eval_bucket = None
+
+    def flush(self) -> None:
+        """Evaluate conditions when the evaluation interval has passed, then push new prints/books."""
+        now_ms = self.core.clock.now_ms()
+        after_ms, self.cursor_ms = self.cursor_ms, now_ms
+        bucket = now_ms // self._interval_ms()
+        engine = self.core.conditions
+        watched = any(isinstance(c, KiwoomConnection) and c.cond_subs for c in self.connections)
+        # Membership is only observable through CNSRREQ answers (evaluated on request) and REAL 02 alerts
+        # (to subscribers), so with no subscriber the evaluation waits for the next request.
+        if watched and bucket != self._eval_bucket and engine.catch_up(now_ms, CATCH_UP_SLICE_S):
+            self._eval_bucket = bucket
+            self._push_alerts(engine.evaluate(now_ms))
+        if now_ms <= after_ms or not self.connections or self.core.faults.stalled():
+            return
+        self._push_market(after_ms, now_ms)
+
+    def _push_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        if self.core.faults.conditions_muted() or self.core.faults.stalled():
+            self.alerts_muted += len(alerts)
+            logger.info("kiwoom conditions: %s alerts held back (fault)", len(alerts))
+            return
+        for conn in list(self.connections):
+            if not isinstance(conn, KiwoomConnection) or not conn.cond_subs:
+                continue
+            entries = []
+            for a in alerts:
+                stex = conn.cond_subs.get(a.seq)
+                if stex is None:
+                    continue
+                values = {"841": a.seq, "9001": a.code, "843": a.kind, "20": hhmmss(a.t_ms)}
+                if a.side:
+                    values["907"] = a.side
+                item = a.code + STEX_SUFFIX[stex]
+                entries.append({"type": "02", "name": CONDITION_NAME, "item": item, "values": values})
+            self._send_entries(conn, entries)
+            self.alerts_sent += len(entries)
+
+    def _send_entries(self, conn: KiwoomConnection, entries: list[dict[str, object]]) -> None:
+        for i in range(0, len(entries), MAX_ENTRIES_PER_FRAME):
+            self.enqueue(conn, dumps({"trnm": "REAL", "data": entries[i : i + MAX_ENTRIES_PER_FRAME]}))
+            self.frames_sent += 1
+
+    def _push_market(self, after_ms: int, now_ms: int) -> None:
+        wanted: dict[str, set[str]] = {}
+        conns = [c for c in self.connections if isinstance(c, KiwoomConnection) and c.token is not None]
+        for conn in conns:
+            for item, typ in conn.pairs():
+                if typ in ("0B", "0D"):
+                    match = ITEM_RE.match(item)
+                    if match:
+                        wanted.setdefault(match.group(1), set()).add(typ)
+        trades: dict[str, list[dict[str, str]]] = {}
+        books: dict[str, dict[str, str]] = {}
+        for code in wanted:
+            tape = self.core.market.tape(code)
+            if tape is None:
+                continue
+            ticks = tape.ticks_between(after_ms, now_ms)
+            if not ticks:
+                continue
+            state = tape.state_at(after_ms)
+            rows: list[dict[str, str]] = []
+            book: OrderBook | None = None
+            for tick in ticks:
+                state.apply(tick)
+                book = tape.order_book(state)
+                rows.append(trade_values(tape, tick, state, book))
+            assert book is not None
+            trades[code] = rows
+            books[code] = book_values(tape, ticks[-1].t_ms, state, book, self._books.get(code))
+            self._books[code] = book
+        if not trades:
+            return
+        for conn in conns:
+            entries: list[dict[str, object]] = []
+            for item, typ in sorted(conn.pairs()):
+                match = ITEM_RE.match(item)
+                code = match.group(1) if match else ""
+                if typ == "0B" and code in trades:
+                    entries.extend({"type": "0B", "name": "주식체결", "item": item, "values": v} for v in trades[code])
+                elif typ == "0D" and code in books:
+                    entries.append({"type": "0D", "name": "주식호가잔량", "item": item, "values": books[code]})
+            if entries:
+                self._send_entries(conn, entries)
