@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,16 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
+from tests.integration.harness import ProcessStack  # noqa: E402  (the integration tests' process harness)
+
 ADMIN = "bench-orders-admin"
 INITIAL_CASH = 100_000_000
 NOTIONAL = 300_000  # KRW per buy order (quantity = NOTIONAL // price, at least 1)
 API = "/api/paper-trading"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -64,79 +57,27 @@ def _summary(values: list[float], unit: str = "ms") -> str:
     )
 
 
-class Stack:
+class Stack(ProcessStack):
+    """The integration tests' process harness with the benchmark's settings: a fast replay, generous
+    sandbox rate limits, quiet logs."""
+
     def __init__(self, *, database_url: str, speed: float, logdir: Path):
-        self.logdir = logdir
-        self.ports = {name: _free_port() for name in ("web", "real_rest", "paper_rest", "real_ws", "paper_ws")}
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "DATABASE_URL": database_url,
-            "MARKET_BROKER": "sandbox",
-            "KIS_ENV": "paper",
-            "SANDBOX_REAL_REST_PORT": str(self.ports["real_rest"]),
-            "SANDBOX_PAPER_REST_PORT": str(self.ports["paper_rest"]),
-            "SANDBOX_REAL_WS_PORT": str(self.ports["real_ws"]),
-            "SANDBOX_PAPER_WS_PORT": str(self.ports["paper_ws"]),
-            "SANDBOX_SPEED": str(speed),
-            "SANDBOX_PAPER_RATE_LIMIT": "50",
-            "SANDBOX_ADMIN_TOKEN": ADMIN,
-            "KIS_PAPER_RATE_LIMIT": "40",
-            "LOG_LEVEL": "WARNING",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str]) -> None:
-        log = (self.logdir / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**self.env, "HOGA_PROCESS_ROLE": name},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        super().__init__(
+            logdir,
+            admin_token=ADMIN,
+            DATABASE_URL=database_url,
+            SANDBOX_SPEED=str(speed),
+            SANDBOX_PAPER_RATE_LIMIT="50",
+            KIS_PAPER_RATE_LIMIT="40",
+            LOG_LEVEL="WARNING",
         )
-
-    def start_sandbox(self) -> None:
-        self.start("sandbox", [sys.executable, "manage.py", "runsandbox"])
-        self.wait_port(self.ports["paper_rest"], "sandbox")
-        self.wait_port(self.ports["paper_ws"], "sandbox")
 
     def start_app(self, fill_workers: int) -> None:
-        py = sys.executable
         # HOGA_PROCESS_ROLE=web makes Daphne close DB connections per request (config/settings/base.py).
-        self.start(
-            "web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports["web"]), "config.asgi:application"]
-        )
-        worker = [py, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--pool", "solo", "-l", "WARNING"]
-        self.start("feed", [*worker, "--queues", "feed", "--hostname", "feed@%h"])
+        self.start_web()
+        self.start_worker("feed", "feed")
         for n in range(1, fill_workers + 1):
-            self.start(f"fills{n}", [*worker, "--queues", "default", "--hostname", f"fills{n}@%h"])
-        self.wait_port(self.ports["web"], "web")
-
-    def wait_port(self, port: int, name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            if self.procs[name].poll() is not None:
-                raise SystemExit(f"{name} exited; see {self.logdir / name}.log")
-            time.sleep(0.1)
-        raise SystemExit(f"{name} not listening on {port}; see {self.logdir / name}.log")
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            self.start_worker(f"fills{n}", "default")
 
 
 def main() -> None:

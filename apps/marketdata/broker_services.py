@@ -1,4 +1,4 @@
-"""Broker services: the database-backed token store and the factories for configured KIS clients.
+"""Broker services: the database-backed token store and the factories for configured KIS and Kiwoom clients.
 
 The broker clients (``apps.marketdata.brokers``) never touch the ORM; this module is where the ORM
 meets them. Tokens are encrypted at rest with AES-256-GCM (``cryptography``) under a key derived
@@ -26,6 +26,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from .brokers.base import AccessToken
 from .brokers.kis.client import AsyncKisClient, SyncKisClient
 from .brokers.kis.config import KisConfig
+from .brokers.kiwoom.client import AsyncKiwoomClient, SyncKiwoomClient
+from .brokers.kiwoom.config import KiwoomConfig
 from .brokers.metrics import read_metrics
 from .brokers.tokens import Issuer, Usable
 from .models import BrokerToken
@@ -175,6 +177,25 @@ def kis_client_sync(config: KisConfig | None = None, **kwargs: Any) -> SyncKisCl
     """A SyncKisClient (Celery tasks) wired like :func:`kis_client_async` (one per thread)."""
     return SyncKisClient(
         config or kis_config(), token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL, **kwargs
+    )
+
+
+def kiwoom_config() -> KiwoomConfig:
+    """The Kiwoom configuration from settings (MARKET_BROKER, KIWOOM_*, SANDBOX_KIWOOM_*)."""
+    return KiwoomConfig.from_settings()
+
+
+def kiwoom_client_async(config: KiwoomConfig | None = None, **kwargs: Any) -> AsyncKiwoomClient:
+    """An AsyncKiwoomClient on the database token store (rows keyed as ``KiwoomConfig`` documents) and REDIS_URL."""
+    return AsyncKiwoomClient(
+        config or kiwoom_config(), token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL, **kwargs
+    )
+
+
+def kiwoom_client_sync(config: KiwoomConfig | None = None, **kwargs: Any) -> SyncKiwoomClient:
+    """A SyncKiwoomClient (Celery tasks) wired like :func:`kiwoom_client_async` (one per thread)."""
+    return SyncKiwoomClient(
+        config or kiwoom_config(), token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL, **kwargs
     )
 
 

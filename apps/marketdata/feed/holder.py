@@ -1,12 +1,14 @@
-"""The feed holder: for one app key, hold the Redis lease, run the broker WebSocket, fan out every event.
+"""The feed holder: for one app key, hold the Redis lease, run the real-time session, fan out every event.
 
-One :class:`FeedHolder` per configured app key (slot ``k`` of ``n``). Its :meth:`FeedHolder.run` loops until
-``stop`` is set:
+One :class:`FeedHolder` per configured app key (slot ``k`` of ``n``). The real-time source (``MARKET_FEED``)
+is a :class:`~.sources.FeedSource`: KIS (:class:`~apps.marketdata.brokers.kis.ws.KisRealtimeSession`), Kiwoom
+(:class:`~apps.marketdata.brokers.kiwoom.ws.KiwoomRealtimeSession`) or the OpenAPI+ bridge
+(:class:`~.koa.KoaBridgeSession`); all deliver the same Tick / OrderBook events, and everything below is
+shared. Its :meth:`FeedHolder.run` loops until ``stop`` is set:
 
 - **stand-by**: try the lease (:mod:`.lease`) every ``lease_retry`` seconds, logging who holds it;
-- **holding**: a :class:`~apps.marketdata.brokers.kis.ws.KisRealtimeSession` (approval key, PINGPONG echo,
-  multi-record frames, reconnect with back-off and jitter, restore of every registration, stall detection)
-  plus these tasks, all stopped together as soon as one ends:
+- **holding**: the source's session (reconnect with back-off and jitter, restore of every registration,
+  stall detection) plus these tasks, all stopped together as soon as one ends:
 
   - ``renew``: renews the lease every ``lease_renew`` s; a refusal (another token holds it) or no confirmed
     renewal for ``ttl - renew`` s means the lease is lost: the session is stopped at once;
@@ -18,7 +20,12 @@ One :class:`FeedHolder` per configured app key (slot ``k`` of ``n``). Its :meth:
     layer). A slow Redis never blocks the socket reader: the oldest events are dropped and counted;
   - ``status`` (every ``status_interval`` s): connected / reconnecting / stale / closed via ``publish_status``
     (TTL 30 s), ``market`` (market clock), ``bars`` (completed 1-minute bars stored from a thread),
-    ``heartbeat`` (a log line with counters every ``heartbeat_interval`` s).
+    ``heartbeat`` (a log line with counters every ``heartbeat_interval`` s);
+  - for sources with condition search (Kiwoom, KOA): ``conditions`` re-reads ``enabled_condition_seqs()``
+    (``apps.conditions.feed``, in a thread) every ``condition_refresh`` s and keeps exactly those real-time
+    conditions subscribed; ``alerts`` hands every ConditionAlert, taken from a bounded drop-oldest queue
+    (the socket reader never waits), to ``condition_alert_record`` in a thread; a failing sink is logged
+    and counted. Without that module there are no conditions (logged once).
 
 No Celery task is involved per tick, and nothing here touches the ORM on the event loop.
 """
@@ -36,17 +43,18 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ..brokers.base import BrokerError, OrderBook, Tick
+from ..brokers.base import BrokerError, ConditionAlert, OrderBook, Tick
 from ..brokers.kis.client import backoff_delay
 from ..brokers.kis.config import ImproperlyConfiguredBroker, KisConfig
 from ..brokers.kis.realtime import MAX_REGISTRATIONS, RealtimeEvent
-from ..brokers.kis.ws import ApprovalKeyProvider, DropOldestQueue, KisRealtimeSession, QueueClosed
+from ..brokers.kis.ws import ApprovalKeyProvider, DropOldestQueue, QueueClosed
 from ..realtime import keys
 from ..realtime.publisher import QuotePublisher
 from .bars import BarBuilder, LiveBar, store_bars
 from .demand import plan, read_demand, stocks_per_connection
 from .lease import RedisLease, lease_key, new_token
 from .recorder import FrameRecorder
+from .sources import FeedSource, RealtimeSession, source_for
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +93,12 @@ class FeedSettings:
     record_dir: str = ""
     #: Seconds a code refused by the broker is not retried.
     refused_cooldown: float = 60.0
+    #: Seconds between re-reads of the enabled real-time conditions (Kiwoom / KOA sources).
+    condition_refresh: float = 5.0
+    #: Condition alerts buffered for the sink (oldest dropped beyond, counted).
+    alert_queue_size: int = 1000
+    #: Longest one ``condition_alert_record`` call may take before it is counted as failed.
+    alert_timeout: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> FeedSettings:
@@ -124,24 +138,42 @@ class FeedCounters:
     subscription_changes: int = 0
     bars_stored: int = 0
     bar_errors: int = 0
+    condition_alerts: int = 0
+    alerts_recorded: int = 0
+    alert_errors: int = 0
+    alerts_dropped: int = 0
 
 
-def feed_configs(settings: Any = None) -> list[KisConfig]:
-    """The app keys the feed holds: KIS_APP_KEY (via ``kis_config()``) then each FEED_EXTRA_APP_KEYS entry
-    ``<app key>:<app secret>``. Secrets are never echoed in errors."""
-    from ..broker_services import kis_config
+FEED_SOURCES = ("kis", "kiwoom", "koa")
+
+
+def feed_configs(settings: Any = None) -> list[Any]:
+    """What the feed holds, by MARKET_FEED.
+
+    ``kis``: KIS_APP_KEY (via ``kis_config()``) then each FEED_EXTRA_APP_KEYS entry ``<app key>:<app secret>``;
+    ``kiwoom``: the Kiwoom key (``kiwoom_config()``) then each FEED_EXTRA_APP_KEYS entry as a Kiwoom
+    ``<app key>:<secret key>``; ``koa``: the one OpenAPI+ bridge (KOA_*). Secrets are never echoed in errors.
+    """
+    from ..broker_services import kis_config, kiwoom_config
+    from .koa import KoaConfig
 
     if settings is None:
         from django.conf import settings as django_settings
 
         settings = django_settings
-    primary = kis_config()
+    source = str(getattr(settings, "MARKET_FEED", "kis")).strip().lower()
+    if source not in FEED_SOURCES:
+        raise ImproperlyConfiguredBroker(f"MARKET_FEED must be one of {FEED_SOURCES}, got {source!r}")
+    if source == "koa":
+        return [KoaConfig.from_settings(settings)]
+    primary: Any = kis_config() if source == "kis" else kiwoom_config()
+    secret_field = "app_secret" if source == "kis" else "secret_key"
     configs = [primary]
     for i, entry in enumerate(settings.FEED_EXTRA_APP_KEYS):
         app_key, sep, app_secret = str(entry).partition(":")
         if not sep or not app_key.strip() or not app_secret.strip():
             raise ImproperlyConfiguredBroker(f"FEED_EXTRA_APP_KEYS entry #{i + 1} is not '<app key>:<app secret>'")
-        configs.append(primary.with_overrides(app_key=app_key.strip(), app_secret=app_secret.strip()))
+        configs.append(primary.with_overrides(app_key=app_key.strip(), **{secret_field: app_secret.strip()}))
     scopes = [c.scope for c in configs]
     if len(set(scopes)) != len(scopes):
         raise ImproperlyConfiguredBroker("FEED_EXTRA_APP_KEYS repeats an app key (one connection per key)")
@@ -199,7 +231,7 @@ class FeedHolder:
 
     def __init__(
         self,
-        config: KisConfig,
+        config: Any,
         *,
         redis: Any,
         channel_layer: Any,
@@ -211,27 +243,33 @@ class FeedHolder:
         market_open: MarketOpenProvider | None = None,
         bar_store: BarStore | None = store_bars,
         token: str | None = None,
+        condition_hooks: tuple[Callable[[], list[str]], Callable[[ConditionAlert], None]] | None = None,
     ) -> None:
-        self.config = config
+        """``config``: a KisConfig, KiwoomConfig or KoaConfig (or a FeedSource); ``condition_hooks`` replaces
+        ``(enabled_condition_seqs, condition_alert_record)`` of ``apps.conditions.feed``."""
+        self.source: FeedSource = source_for(config, approval_key=approval_key)
+        self.config = self.source.config
         self.settings = settings or FeedSettings()
         self.redis = redis
         self.layer = channel_layer
         self.slot, self.slots = slot, slots
-        self.per_connection = stocks_per_connection(self.settings.max_registrations)
+        self.per_connection = stocks_per_connection(self.source.max_registrations(self.settings.max_registrations))
         self.lease = RedisLease(
             redis,
-            lease_key(config.scope),
+            lease_key(self.source.scope),
             token=token or new_token(),
             ttl=self.settings.lease_ttl,
             renew_interval=self.settings.lease_renew,
             retry_interval=self.settings.lease_retry,
         )
-        self._approval_factory = approval_key
+        self._condition_hooks = condition_hooks
+        self._hooks_missing_logged = False
+        self._alerts: DropOldestQueue[ConditionAlert] | None = None
         self._watchlist_provider = watchlist or (lambda: universe_watchlist(self.settings.watchlist_size))
         self._market_open_provider = market_open or _CalendarClock()
         self._bar_store = bar_store
         self.counters = FeedCounters()
-        self.session: KisRealtimeSession | None = None
+        self.session: RealtimeSession | None = None
         self.codes: list[str] = []
         self.market_open: bool | None = None
         self.status = "stopped"
@@ -244,8 +282,9 @@ class FeedHolder:
         self._bars = BarBuilder()
         self._recorder = FrameRecorder(self.settings.record_dir) if self.settings.record_dir else None
         self._log: dict[str, Any] = {
-            "env": config.env,
-            "key_id": config.key_id,
+            "source": self.source.name,
+            "env": self.source.env,
+            "key_id": self.source.key_id,
             "slot": slot,
             "holder": self.lease.token,
         }
@@ -293,32 +332,29 @@ class FeedHolder:
     # --- holding -----------------------------------------------------------------------------------------------
     async def _hold(self, stop: asyncio.Event) -> None:
         lost = asyncio.Event()
-        client = None
-        if self._approval_factory is not None:
-            provider = self._approval_factory(self.config)
-        else:
-            from ..broker_services import kis_client_async
-
-            client = kis_client_async(self.config)
-            provider = client.approval_key
+        await self.source.open()
         self._queue = DropOldestQueue(self.settings.queue_size, on_drop=self._dropped)
+        self._alerts = DropOldestQueue(self.settings.alert_queue_size, on_drop=self._alert_dropped)
         self._bars = BarBuilder()
         self.codes = []
         self._refused_until.clear()
         self._connected_since = None
-        self.session = self._new_session(provider)
+        self.session = self._new_session()
         self.session.start()
         self._running = True
         publisher = QuotePublisher(redis=self.redis, channel_layer=self.layer)
         tasks = {
             asyncio.create_task(self._renew_loop(lost), name="feed-renew"),
-            asyncio.create_task(self._control_loop(provider), name="feed-control"),
+            asyncio.create_task(self._control_loop(), name="feed-control"),
             asyncio.create_task(self._publish_loop(publisher), name="feed-publish"),
             asyncio.create_task(self._status_loop(publisher), name="feed-status"),
             asyncio.create_task(self._market_loop(), name="feed-market"),
             asyncio.create_task(self._bars_loop(), name="feed-bars"),
             asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
         }
+        if self.source.conditions:
+            tasks.add(asyncio.create_task(self._conditions_loop(), name="feed-conditions"))
+            tasks.add(asyncio.create_task(self._alerts_loop(), name="feed-alerts"))
         waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())}
         reason = "stopped"
         logger.info("feed holding", extra={**self._log, "per_connection": self.per_connection})
@@ -338,6 +374,7 @@ class FeedHolder:
                 await session.stop(timeout=5.0)
             await self._halt(tasks | waiters)
             self._queue.close()
+            self._alerts.close()
             if lost.is_set():
                 self.counters.leases_lost += 1
             else:
@@ -349,9 +386,8 @@ class FeedHolder:
             await self._store_bars(self._bars.drain())
             if self._recorder is not None:
                 await asyncio.to_thread(self._recorder.close)
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+            with contextlib.suppress(Exception):
+                await self.source.aclose()
             self.status = "stopped"
             logger.info("feed released", extra={**self._log, "reason": reason, **self._counter_log()})
 
@@ -368,20 +404,16 @@ class FeedHolder:
                 return
         logger.error("feed tasks did not stop", extra={**self._log, "tasks": ",".join(t.get_name() for t in pending)})
 
-    def _new_session(self, provider: ApprovalKeyProvider) -> KisRealtimeSession:
-        s = self.settings
-        return KisRealtimeSession(
-            self.config,
-            provider,
-            on_event=self._on_event,
-            max_registrations=s.max_registrations,
-            stall_timeout=s.stall_timeout,
-            backoff_base=s.backoff_base,
-            backoff_max=s.backoff_max,
-        )
+    def _new_session(self) -> RealtimeSession:
+        return self.source.new_session(self._on_event, self.settings)
 
-    def _on_event(self, event: RealtimeEvent) -> None:
+    def _on_event(self, event: RealtimeEvent | ConditionAlert) -> None:
         """Session callback: O(1), never blocks, never raises for a full queue (drop-oldest)."""
+        if isinstance(event, ConditionAlert):
+            self.counters.condition_alerts += 1
+            if self._alerts is not None:
+                self._alerts.put_nowait(event)
+            return
         if isinstance(event, Tick):
             self.counters.ticks += 1
             self._bars.add(event)
@@ -400,6 +432,66 @@ class FeedHolder:
                 extra={**self._log, "dropped": self.counters.dropped, "queue_size": self.settings.queue_size},
             )
 
+    def _alert_dropped(self) -> None:
+        self.counters.alerts_dropped += 1
+        if self.counters.alerts_dropped == 1 or self.counters.alerts_dropped % 1000 == 0:
+            logger.warning("feed condition alert queue full: oldest alerts dropped (sink slow?)",
+                           extra={**self._log, "alerts_dropped": self.counters.alerts_dropped})  # fmt: skip
+
+    def _hooks(self) -> tuple[Callable[[], list[str]], Callable[[ConditionAlert], None]] | None:
+        """``(enabled_condition_seqs, condition_alert_record)``; None (logged once) while the module is missing."""
+        if self._condition_hooks is not None:
+            return self._condition_hooks
+        try:
+            from apps.conditions.feed import condition_alert_record, enabled_condition_seqs
+        except ImportError as exc:
+            if not self._hooks_missing_logged:
+                self._hooks_missing_logged = True
+                logger.warning("feed: no condition module; no real-time conditions", extra={**self._log,
+                               "error": repr(exc)})  # fmt: skip
+            return None
+        return enabled_condition_seqs, condition_alert_record
+
+    async def _conditions_loop(self) -> None:
+        """Keep the session's real-time conditions equal to the enabled ones (read in a thread)."""
+        while self._running:
+            hooks = self._hooks()
+            session = self.session
+            if session is not None:
+                try:
+                    seqs = await asyncio.wait_for(asyncio.to_thread(_seqs_closing, hooks[0]), 30.0) if hooks else []
+                    added, removed = await session.set_conditions(seqs)  # type: ignore[attr-defined]
+                    if added or removed:
+                        logger.info("feed conditions changed", extra={**self._log, "added": ",".join(added),
+                                    "removed": ",".join(removed)})  # fmt: skip
+                except Exception as exc:
+                    logger.warning("feed conditions not refreshed; keeping the current ones", extra={**self._log,
+                                   "error": repr(exc)[:200]})  # fmt: skip
+            await asyncio.sleep(self.settings.condition_refresh)
+
+    async def _alerts_loop(self) -> None:
+        """Hand each alert to ``condition_alert_record`` in a thread, one at a time; failures logged and counted."""
+        assert self._alerts is not None
+        while self._running:
+            try:
+                alert = await self._alerts.get(timeout=1.0)
+            except TimeoutError:
+                continue
+            except QueueClosed:
+                return
+            hooks = self._hooks()
+            if hooks is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.to_thread(_record_closing, hooks[1], alert), self.settings.alert_timeout)
+                self.counters.alerts_recorded += 1
+            except Exception as exc:
+                self.counters.alert_errors += 1
+                if self.counters.alert_errors <= 10 or self.counters.alert_errors % 1000 == 0:
+                    logger.warning("feed condition alert not recorded", extra={**self._log, "seq": alert.seq,
+                                   "code": alert.code, "kind": alert.kind, "error": repr(exc)[:200],
+                                   "alert_errors": self.counters.alert_errors})  # fmt: skip
+
     async def _renew_loop(self, lost: asyncio.Event) -> None:
         while self._running:
             await asyncio.sleep(self.lease.renew_interval)
@@ -417,16 +509,16 @@ class FeedHolder:
                 lost.set()
                 return
 
-    async def _control_loop(self, provider: ApprovalKeyProvider) -> None:
+    async def _control_loop(self) -> None:
         while self._running:
             try:
-                await self._control_once(provider)
+                await self._control_once()
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("feed demand unavailable (Redis); keeping subscriptions", extra={**self._log,
                                "error": repr(exc)})  # fmt: skip
             await asyncio.sleep(self.settings.demand_interval)
 
-    async def _control_once(self, provider: ApprovalKeyProvider) -> None:
+    async def _control_once(self) -> None:
         session = self.session
         assert session is not None
         mono = time.monotonic()
@@ -436,7 +528,7 @@ class FeedHolder:
         else:
             self._connected_since = None
         if self._silent(session, mono):
-            await self._replace_session(provider)
+            await self._replace_session()
             return
         if mono - self._watchlist_at >= self.settings.watchlist_refresh:
             try:
@@ -467,7 +559,7 @@ class FeedHolder:
         )
         await self._apply(session, target, mono)
 
-    async def _apply(self, session: KisRealtimeSession, target: list[str], mono: float) -> None:
+    async def _apply(self, session: RealtimeSession, target: list[str], mono: float) -> None:
         current = {code for _tr, code in session.registrations}
         wanted = set(target)
         removed = sorted(current - wanted)
@@ -493,14 +585,14 @@ class FeedHolder:
             )  # fmt: skip
         self.codes = sorted({code for _tr, code in session.registrations})
 
-    def _silent(self, session: KisRealtimeSession, mono: float) -> bool:
+    def _silent(self, session: RealtimeSession, mono: float) -> bool:
         """Open, registered, market open, yet no data frame for ``silence_timeout`` s (PINGPONGs only)."""
         if self._connected_since is None or self.market_open is False or not session.active_registrations:
             return False
         last = max(session.stats.last_frame_monotonic or 0.0, self._connected_since)
         return mono - last > self.settings.silence_timeout
 
-    async def _replace_session(self, provider: ApprovalKeyProvider) -> None:
+    async def _replace_session(self) -> None:
         old = self.session
         assert old is not None
         self.counters.replacements += 1
@@ -508,9 +600,11 @@ class FeedHolder:
             "feed connection silent during the session (no data frames); replacing it",
             extra={**self._log, "silence_timeout_s": self.settings.silence_timeout, "stocks": len(self.codes)},
         )
-        new = self._new_session(provider)
+        new = self._new_session()
         for code in self.codes:
             await new.subscribe(code)  # not started yet: only records the desired registrations
+        if self.source.conditions:
+            await new.set_conditions(old.conditions)  # type: ignore[attr-defined]
         self.session = new
         self._connected_since = None
         await old.stop(timeout=5.0)
@@ -560,8 +654,9 @@ class FeedHolder:
         stats = session.stats if session is not None else None
         return {
             "holder": self.lease.token,
-            "env": self.config.env,
-            "key_id": self.config.key_id,
+            "source": self.source.name,
+            "env": self.source.env,
+            "key_id": self.source.key_id,
             "slot": self.slot,
             "slots": self.slots,
             "session": session.status if session is not None else "stopped",
@@ -630,6 +725,25 @@ class FeedHolder:
         }
 
 
+def _seqs_closing(hook: Callable[[], list[str]]) -> list[str]:
+    """Run the seqs hook in a worker thread and close that thread's database connection afterwards."""
+    from django.db import connection
+
+    try:
+        return [str(s) for s in hook()]
+    finally:
+        connection.close()
+
+
+def _record_closing(hook: Callable[[ConditionAlert], None], alert: ConditionAlert) -> None:
+    from django.db import connection
+
+    try:
+        hook(alert)
+    finally:
+        connection.close()
+
+
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -639,7 +753,7 @@ async def run_feed(
     stop: asyncio.Event,
     *,
     settings: FeedSettings | None = None,
-    configs: Sequence[KisConfig] | None = None,
+    configs: Sequence[Any] | None = None,
     watchlist: Sequence[str] | None = None,
     redis_url: str | None = None,
 ) -> list[FeedHolder]:

@@ -49,6 +49,8 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
         paper_rest_port=0,
         real_ws_port=0,
         paper_ws_port=0,
+        kiwoom_rest_port=0,
+        kiwoom_ws_port=0,
         speed=60.0,
         admin_token=ADMIN,
         app_credentials=_CREDENTIALS,

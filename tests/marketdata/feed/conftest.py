@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from apps.marketdata.brokers.kis.config import KisConfig
+from apps.marketdata.brokers.kiwoom.config import KiwoomConfig
 from apps.marketdata.feed.demand import RECENT_HASH
 from apps.marketdata.realtime import keys
 from apps.sandbox.config import AppCredential
@@ -22,6 +23,11 @@ CREDENTIALS = tuple(
     AppCredential(f"PSFEED{i:030d}"[:36], f"feed-secret-{i}".ljust(180, "z"), "paper") for i in range(20)
 )
 _next = [0]
+#: Kiwoom key pairs only these tests use (mode "mock").
+KIWOOM_CREDENTIALS = tuple(
+    AppCredential(f"kwfeed{i:037d}"[:43], f"kwfeedsecret{i:031d}"[:43], "mock") for i in range(10)
+)
+_next_kiwoom = [0]
 
 SHARED_KEYS = (
     keys.QUOTES_HASH,
@@ -39,7 +45,14 @@ SHARED_KEYS = (
 def feedbox() -> Iterator[SandboxThread]:
     """The sandbox with a 120x replay clock set to 10:00 KST (market open) and short PINGPONGs."""
     cfg = sandbox_config(
-        speed=120.0, pingpong_interval=1.0, pingpong_timeout=10.0, ws_flush_interval_s=0.05, app_credentials=CREDENTIALS
+        speed=120.0,
+        pingpong_interval=1.0,
+        pingpong_timeout=10.0,
+        ws_flush_interval_s=0.05,
+        app_credentials=CREDENTIALS,
+        kiwoom_app_credentials=KIWOOM_CREDENTIALS,
+        kiwoom_ping_interval=1.0,
+        kiwoom_ping_timeout=10.0,
     )
     with SandboxThread(cfg) as box:
         _open_session(box)
@@ -87,6 +100,22 @@ def feed_config(feedbox: SandboxThread, feed_credential: AppCredential) -> KisCo
         ws_port=feedbox.ports.paper_ws,
         app_key=feed_credential.appkey,
         app_secret=feed_credential.appsecret,
+        rate_limit=18.0,
+        redis_prefix=f"hoga:test:feed:{uuid.uuid4().hex[:12]}",
+    )
+
+
+@pytest.fixture
+def kiwoom_feed_config(feedbox: SandboxThread) -> KiwoomConfig:
+    _open_session(feedbox)
+    cred = KIWOOM_CREDENTIALS[_next_kiwoom[0] % len(KIWOOM_CREDENTIALS)]
+    _next_kiwoom[0] += 1
+    return KiwoomConfig.for_sandbox(
+        env="mock",
+        rest_port=feedbox.ports.kiwoom_rest,
+        ws_port=feedbox.ports.kiwoom_ws,
+        app_key=cred.appkey,
+        secret_key=cred.appsecret,
         rate_limit=18.0,
         redis_prefix=f"hoga:test:feed:{uuid.uuid4().hex[:12]}",
     )

@@ -1,0 +1,1 @@
+"""Kiwoom Securities REST API + WebSocket client (kiwoom-api.md Part A)."""
