@@ -393,6 +393,16 @@ def report_latency(submissions_ended_ms: float) -> None:
         print(f"  {len(rows)} executions from {len(per_tick)} ticks (up to {max(sizes.values())} per tick)")
         verdict = "met" if _pct(list(per_tick.values()), 0.99) < 100 else "NOT met"
         print(f"  target p99 < 100 ms: {verdict}")
+        print("  slowest ticks (stream id, latency, executions, code, latest order acceptance relative to the tick):")
+        for stream_id, latency in sorted(per_tick.items(), key=lambda kv: -kv[1])[:5]:
+            executions = Execution.objects.filter(tick_stream_id=stream_id).select_related("order", "stock")
+            arrived_ms = int(stream_id.partition("-")[0])
+            accepted = max(e.order.created_at.timestamp() * 1000 for e in executions) - arrived_ms
+            kinds = Counter(f"{e.order.side} {e.order.order_type}" for e in executions)
+            print(
+                f"    {stream_id}: {latency:,.0f} ms, {len(executions)} ({dict(kinds)}), {executions[0].stock.code}, "
+                f"order accepted {accepted:+,.0f} ms"
+            )
 
 
 def check_books() -> None:

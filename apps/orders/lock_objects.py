@@ -31,9 +31,5 @@ def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None
     return list(qs.order_by("id"))
 
 
-def account_lock(*, account_id: int) -> PaperAccount | None:
-    return PaperAccount.objects.select_for_update().filter(pk=account_id).first()
-
-
 def accounts_lock(*, ids: Iterable[int]) -> dict[int, PaperAccount]:
     return {a.pk: a for a in PaperAccount.objects.select_for_update().filter(pk__in=set(ids)).order_by("id")}

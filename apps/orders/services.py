@@ -1,6 +1,7 @@
 """Order services: placement, fills, cancellation, expiry. Every change of money, holdings or order state of
 the paper-trading domain happens here, under the row locks of ``lock_objects`` (orders -> accounts ->
-positions), with ``F()`` updates or saves of locked rows only.
+positions), with ``F()`` updates or saves of locked rows only; placement reserves with one conditional
+``F()`` update instead of a lock taken up front (see ``order_place``).
 
 Invariants kept by these services (and checked by the tests):
 - ``account.reserved_cash == Σ order.reserved_cash`` of its open buys; ``0 <= reserved_cash <= cash``.
@@ -18,7 +19,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -202,14 +203,16 @@ def order_place(
 ) -> Order:
     """Validate and accept a DAY order; reserve its cash (buys) or shares (sells).
 
-    Any validation failure raises a coded ``ApplicationError`` and changes nothing. The account row is
-    locked first, so placements of one account are serialized (cash checks and the
-    ``(account, client_order_id)`` idempotency check cannot race). Resubmitting a ``client_order_id``
-    returns the existing order when the terms are the same, whatever its state now, and raises
-    ``client_order_id_conflict`` (409) when they differ.
+    Any validation failure raises a coded ``ApplicationError`` and changes nothing. Resubmitting a
+    ``client_order_id`` returns the existing order when the terms are the same, whatever its state now,
+    and raises ``client_order_id_conflict`` (409) when they differ.
 
-    The market clock (an HTTP call to the sandbox clock in demo mode) is read before the transaction
-    starts, so no row lock is ever held across a network round trip.
+    Short locks: everything that only reads (the market clock, an HTTP call in demo mode; the stock, its
+    reference price and band; the account's terms) happens before the transaction. The transaction then
+    inserts the order (the ``(account, client_order_id)`` unique constraint settles a race between two
+    resubmissions) and, last, reserves with one conditional ``UPDATE`` (cash: ``cash − reserved_cash >=
+    needed``; shares: ``quantity − reserved_quantity >= quantity``): the account or position row is locked
+    only from that statement to the commit, so fills of other orders of the account rarely wait for it.
     """
     if market is None:
         from apps.marketdata.selectors import krx_calendar
@@ -218,109 +221,128 @@ def order_place(
             market = market_now(krx_calendar())
         except MarketClockUnavailable as exc:
             raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
-    with transaction.atomic():
-        account = lock_objects.account_lock(account_id=account_id)
-        if account is None or (user is not None and account.user_id != user.pk):
-            raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
+    account = PaperAccount.objects.filter(pk=account_id).first()
+    if account is None or (user is not None and account.user_id != user.pk):
+        raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
 
-        if client_order_id is not None:
-            if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
-                raise InvalidClientOrderId(
-                    f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
-                    fields={"client_order_id": ["Invalid."]},
-                )
-            client_order_id = client_order_id.strip()
-            existing = (
-                Order.objects.select_related("stock").filter(account=account, client_order_id=client_order_id).first()
+    if client_order_id is not None:
+        if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
+            raise InvalidClientOrderId(
+                f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
+                fields={"client_order_id": ["Invalid."]},
             )
-            if existing is not None:
-                if _same_terms(
-                    existing, code=code, side=side, order_type=order_type, quantity=quantity, limit_price=limit_price
-                ):
-                    return existing
-                raise ClientOrderIdConflict(
-                    f"client_order_id {client_order_id!r} was already used for a different order (#{existing.pk}).",
-                    fields={"client_order_id": ["Already used with different terms."]},
-                )
+        client_order_id = client_order_id.strip()
+        existing = _existing_order(account_id=account.pk, client_order_id=client_order_id)
+        if existing is not None:
+            return _resubmitted(existing, code=code, side=side, order_type=order_type, quantity=quantity,
+                                limit_price=limit_price)  # fmt: skip
 
-        side = _norm_choice(side, Side, InvalidSide, "side")
-        order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
-        if not _is_int(quantity) or quantity <= 0:
-            raise InvalidQuantity(
-                "quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]}
+    side = _norm_choice(side, Side, InvalidSide, "side")
+    order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
+    if not _is_int(quantity) or quantity <= 0:
+        raise InvalidQuantity("quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]})
+
+    code = str(code or "").strip().upper()
+    stock = Stock.objects.filter(code=code).first()
+    if stock is None:
+        raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
+    if not stock.active:
+        raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
+
+    if order_type == OrderType.LIMIT:
+        if not _is_int(limit_price) or limit_price <= 0:
+            raise InvalidPrice(
+                "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
             )
+    elif limit_price is not None:
+        raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
 
-        code = str(code or "").strip().upper()
-        stock = Stock.objects.filter(code=code).first()
-        if stock is None:
-            raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
-        if not stock.active:
-            raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
+    trading_date, queued = _session_for(market)
 
-        if order_type == OrderType.LIMIT:
-            if not _is_int(limit_price) or limit_price <= 0:
-                raise InvalidPrice(
-                    "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
-                )
-        elif limit_price is not None:
-            raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
-
-        trading_date, queued = _session_for(market)
-
-        base = reference_price(stock_id=stock.pk, trading_date=trading_date)
-        if base is None:
-            raise NoReferencePrice(
-                f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
-                fields={"code": ["No reference price."]},
-            )
-        upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
-        if limit_price is not None:
-            if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):
-                tick = DEFAULT_TICKS.tick_size(limit_price, trading_date, stock.market)
-                raise PriceOffTick(
-                    f"{limit_price:,} is not on the KRX tick grid (tick {tick:,} at this price).",
-                    fields={"limit_price": [f"Must be a multiple of {tick}."]},
-                )
-            if not lower <= limit_price <= upper:
-                raise PriceOutOfBand(
-                    f"{limit_price:,} is outside today's limits {lower:,}-{upper:,} (base {base:,}).",
-                    fields={"limit_price": [f"Between {lower} and {upper}."]},
-                )
-
-        reserve_price, reserved = 0, 0
-        if side == Side.BUY:
-            reserve_price = limit_price if limit_price is not None else upper
-            reserved = buy_reservation(reserve_price, quantity, account.commission_rate)
-            if account.free_cash < reserved:
-                raise InsufficientCash(
-                    f"Needs {reserved:,} KRW (price x quantity + commission); {account.free_cash:,} free.",
-                    fields={"quantity": [f"Needs {reserved} KRW, {account.free_cash} free."]},
-                )
-            PaperAccount.objects.filter(pk=account.pk).update(reserved_cash=F("reserved_cash") + reserved)
-        else:
-            position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
-
-        order = Order(
-            account=account,
-            stock=stock,
-            side=side,
-            order_type=order_type,
-            quantity=quantity,
-            limit_price=limit_price,
-            commission_rate=account.commission_rate,
-            reserve_price=reserve_price,
-            reserved_cash=reserved,
-            client_order_id=client_order_id,
-            trading_date=trading_date,
-            queued=queued,
-            band_checked=not queued,
-            fill_after_id=_fill_stream_position(),
+    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
+    if base is None:
+        raise NoReferencePrice(
+            f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
+            fields={"code": ["No reference price."]},
         )
-        order.full_clean()
-        order.save()
-        _demand_add_on_commit(stock.code)
-        orders_push_on_commit([order.pk])
-        return order
+    upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
+    if limit_price is not None:
+        if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):
+            tick = DEFAULT_TICKS.tick_size(limit_price, trading_date, stock.market)
+            raise PriceOffTick(
+                f"{limit_price:,} is not on the KRX tick grid (tick {tick:,} at this price).",
+                fields={"limit_price": [f"Must be a multiple of {tick}."]},
+            )
+        if not lower <= limit_price <= upper:
+            raise PriceOutOfBand(
+                f"{limit_price:,} is outside today's limits {lower:,}-{upper:,} (base {base:,}).",
+                fields={"limit_price": [f"Between {lower} and {upper}."]},
+            )
+
+    reserve_price, reserved = 0, 0
+    if side == Side.BUY:
+        reserve_price = limit_price if limit_price is not None else upper
+        reserved = buy_reservation(reserve_price, quantity, account.commission_rate)
+
+    order = Order(
+        account=account,
+        stock=stock,
+        side=side,
+        order_type=order_type,
+        quantity=quantity,
+        limit_price=limit_price,
+        commission_rate=account.commission_rate,
+        reserve_price=reserve_price,
+        reserved_cash=reserved,
+        client_order_id=client_order_id,
+        trading_date=trading_date,
+        queued=queued,
+        band_checked=not queued,
+        fill_after_id=_fill_stream_position(),
+    )
+    try:
+        with transaction.atomic():
+            order.save(force_insert=True)  # every field was validated above; the constraints back it up
+            if side == Side.BUY:
+                _reserve_cash(account_id=account.pk, amount=reserved)
+            else:
+                position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
+            _demand_add_on_commit(stock.code)
+            orders_push_on_commit([order.pk])
+    except IntegrityError:
+        existing = client_order_id and _existing_order(account_id=account.pk, client_order_id=client_order_id)
+        if not existing:
+            raise
+        return _resubmitted(existing, code=code, side=side, order_type=order_type, quantity=quantity,
+                            limit_price=limit_price)  # fmt: skip
+    return order
+
+
+def _existing_order(*, account_id: int, client_order_id: str) -> Order | None:
+    return Order.objects.select_related("stock").filter(account_id=account_id, client_order_id=client_order_id).first()
+
+
+def _resubmitted(existing: Order, *, code, side, order_type, quantity, limit_price) -> Order:
+    if _same_terms(existing, code=code, side=side, order_type=order_type, quantity=quantity, limit_price=limit_price):
+        return existing
+    raise ClientOrderIdConflict(
+        f"client_order_id {existing.client_order_id!r} was already used for a different order (#{existing.pk}).",
+        fields={"client_order_id": ["Already used with different terms."]},
+    )
+
+
+def _reserve_cash(*, account_id: int, amount: int) -> None:
+    """Hold ``amount`` of the account's free cash in one conditional update; ``InsufficientCash`` otherwise."""
+    updated = PaperAccount.objects.filter(pk=account_id, cash__gte=F("reserved_cash") + amount).update(
+        reserved_cash=F("reserved_cash") + amount
+    )
+    if updated != 1:
+        free = PaperAccount.objects.filter(pk=account_id).values_list("cash", "reserved_cash").first()
+        free_cash = free[0] - free[1] if free else 0
+        raise InsufficientCash(
+            f"Needs {amount:,} KRW (price x quantity + commission); {free_cash:,} free.",
+            fields={"quantity": [f"Needs {amount} KRW, {free_cash} free."]},
+        )
 
 
 # --- release (cancel, expiry, reset) ---------------------------------------------------------------------

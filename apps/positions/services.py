@@ -19,23 +19,20 @@ class InsufficientHolding(ValidationFailed):
     default_code = "insufficient_holding"
 
 
-def _lock(*, account_id: int, stock_id: int) -> Position | None:
-    return Position.objects.select_for_update().filter(account_id=account_id, stock_id=stock_id).first()
-
-
 @transaction.atomic
-def position_reserve(*, account_id: int, stock_id: int, quantity: int) -> Position:
-    """Hold ``quantity`` shares for an open sell; ``InsufficientHolding`` beyond the free quantity."""
-    position = _lock(account_id=account_id, stock_id=stock_id)
-    free = position.free_quantity if position else 0
-    if position is None or free < quantity:
+def position_reserve(*, account_id: int, stock_id: int, quantity: int) -> None:
+    """Hold ``quantity`` shares for an open sell in one conditional update (the row is locked only from
+    there to the commit); ``InsufficientHolding`` beyond the free quantity."""
+    updated = Position.objects.filter(
+        account_id=account_id, stock_id=stock_id, quantity__gte=F("reserved_quantity") + quantity
+    ).update(reserved_quantity=F("reserved_quantity") + quantity)
+    if updated != 1:
+        position = Position.objects.filter(account_id=account_id, stock_id=stock_id).first()
+        free = position.free_quantity if position else 0
         raise InsufficientHolding(
             f"Cannot sell {quantity} shares: {free} free (held minus pending sells).",
             fields={"quantity": [f"At most {free}."]},
         )
-    Position.objects.filter(pk=position.pk).update(reserved_quantity=F("reserved_quantity") + quantity)
-    position.refresh_from_db()
-    return position
 
 
 @transaction.atomic
