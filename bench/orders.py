@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--fill-workers", type=int, default=2)
     parser.add_argument("--speed", type=float, default=10.0, help="sandbox replay speed")
     parser.add_argument("--fill-timeout", type=float, default=30.0, help="longest wait for the crossing orders")
+    parser.add_argument("--keep-db", action="store_true", help="keep the test database for inspection")
     args = parser.parse_args()
 
     import django
@@ -113,7 +114,10 @@ def main() -> None:
 
         asyncio.run(database_sync_to_async(connections.close_all)())
         connections.close_all()
-        connection.creation.destroy_test_db(test_db, verbosity=0)
+        if args.keep_db:
+            print(f"database kept: {test_db}")
+        else:
+            connection.creation.destroy_test_db(test_db, verbosity=0)
         redis.flushdb()
         print(f"process logs: {logdir}")
 
@@ -406,6 +410,16 @@ def report_latency(submissions_ended_ms: float) -> None:
 
 
 def check_books() -> None:
+    """Every check reads one snapshot (REPEATABLE READ): fill engines may still be applying late ticks."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        _check_books()
+
+
+def _check_books() -> None:
     from django.db.models import Count, Sum
 
     from apps.accounts.models import PaperAccount

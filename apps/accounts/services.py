@@ -60,10 +60,12 @@ def paper_account_reset(*, account_id: int, user=None, reset_by=None) -> PaperAc
     if not PaperAccount.objects.filter(pk=account_id).exists():
         raise AccountNotFound(f"Paper account {account_id} not found.")
     lock_objects.orders_lock_open(account_id=account_id)  # lock order: open orders, then the account
-    account = PaperAccount.objects.select_for_update().get(pk=account_id)
+    account = PaperAccount.objects.select_for_update(no_key=True).get(pk=account_id)
     cash_before, reserved_before = account.cash, account.reserved_cash
     cancelled = orders_cancel_for_account(account_id=account_id, reason="account reset")
-    positions = list(Position.objects.select_for_update().filter(account_id=account_id).select_related("stock"))
+    positions = list(
+        Position.objects.select_for_update(no_key=True).filter(account_id=account_id).select_related("stock")
+    )
     audit = PaperAccountReset(
         account=account,
         reset_by=reset_by or user,

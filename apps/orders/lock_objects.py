@@ -4,6 +4,12 @@
 
 Every service that changes money or quantities locks through here first, then changes the locked rows
 (``F()`` updates or saves of the locked instance). Must run inside a transaction.
+
+The locks are ``FOR NO KEY UPDATE``: they exclude every other writer of the row, but not the ``KEY SHARE``
+lock PostgreSQL takes on a referenced row when it checks a foreign key. Django's foreign keys are
+``DEFERRABLE INITIALLY DEFERRED``, so an order placement checks its order's account reference at COMMIT,
+after it reserved shares on a position; with ``FOR UPDATE`` here a fill holding the account and waiting
+for that position would deadlock with it.
 """
 
 from __future__ import annotations
@@ -16,12 +22,21 @@ from .models import OPEN_STATUSES, Order
 
 
 def order_lock(*, order_id: int) -> Order | None:
-    return Order.objects.select_for_update(of=("self",)).select_related("stock", "account").filter(pk=order_id).first()
+    return (
+        Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("stock", "account")
+        .filter(pk=order_id)
+        .first()
+    )
 
 
 def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None = None, trading_date_lte=None):
     """Lock the still-open orders among the filter, in id order (rows closed meanwhile are skipped)."""
-    qs = Order.objects.select_for_update(of=("self",)).select_related("stock").filter(status__in=OPEN_STATUSES)
+    qs = (
+        Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("stock")
+        .filter(status__in=OPEN_STATUSES)
+    )
     if ids is not None:
         qs = qs.filter(id__in=list(ids))
     if account_id is not None:
@@ -32,4 +47,4 @@ def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None
 
 
 def accounts_lock(*, ids: Iterable[int]) -> dict[int, PaperAccount]:
-    return {a.pk: a for a in PaperAccount.objects.select_for_update().filter(pk__in=set(ids)).order_by("id")}
+    return {a.pk: a for a in PaperAccount.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("id")}

@@ -65,7 +65,11 @@ _FILL_FIELDS = (
 
 
 def _lock_for_stock(*, stock_id: int, account_ids: list[int]) -> dict[int, Position]:
-    rows = Position.objects.select_for_update().filter(stock_id=stock_id, account_id__in=account_ids).order_by("id")
+    rows = (
+        Position.objects.select_for_update(no_key=True)
+        .filter(stock_id=stock_id, account_id__in=account_ids)
+        .order_by("id")
+    )
     return {p.account_id: p for p in rows}
 
 

@@ -159,3 +159,41 @@ def test_sell_fills_racing_a_cancel_never_oversell(place, tick, account, stock):
     assert position.quantity == 50 - order.filled_quantity
     assert position.reserved_quantity == 0
     _assert_consistent(account.pk)
+
+
+def test_a_sell_placement_committing_while_a_fill_holds_its_account_does_not_deadlock(place, account, stock):
+    """The placement reserves shares (position row), then COMMIT checks its order's deferred foreign key to
+    the account (a KEY SHARE lock); the fill holds that account and waits for the position. With FOR UPDATE
+    account locks this is a deadlock; the fill's FOR NO KEY UPDATE lets the placement commit first."""
+    from django.db import transaction
+
+    from apps.orders import lock_objects
+    from apps.orders.models import Order
+    from apps.positions.services import _lock_for_stock, position_reserve
+
+    from .conftest import TRADING_DATE, give_shares
+
+    give_shares(account, stock, 10, 60_000)
+    holding = threading.Event()
+    reserved = threading.Event()
+
+    def fill_side():
+        with transaction.atomic():
+            lock_objects.accounts_lock(ids=[account.pk])
+            holding.set()
+            assert reserved.wait(10)
+            return len(_lock_for_stock(stock_id=stock.pk, account_ids=[account.pk]))  # waits for the placement
+
+    def placement_side():
+        assert holding.wait(10)
+        with transaction.atomic():
+            Order.objects.create(
+                account_id=account.pk, stock_id=stock.pk, side="SELL", order_type="LIMIT", quantity=3,
+                limit_price=70_000, commission_rate=account.commission_rate, trading_date=TRADING_DATE,
+            )  # fmt: skip
+            position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=3)
+            reserved.set()
+            time.sleep(0.5)  # the fill is now waiting for the position row
+        return "committed"
+
+    assert sorted(map(str, run_threads(fill_side, placement_side))) == ["1", "committed"]
