@@ -14,8 +14,9 @@ harmless. Each pass of the loop:
    ``PAPER_FILL_EXPIRY_CHECK`` s expires DAY orders whose session has closed (market clock), and every
    ``PAPER_FILL_HEARTBEAT`` s logs a heartbeat with its counters.
 
-Errors: a Redis or database outage backs off exponentially (``PAPER_FILL_BACKOFF_BASE`` doubling up to
-``PAPER_FILL_BACKOFF_MAX``) without acking, so those ticks are read again (claimed) later. A tick whose
+Errors: a Redis or database outage (or a deadlock) backs off exponentially (``PAPER_FILL_BACKOFF_BASE``
+doubling up to ``PAPER_FILL_BACKOFF_MAX``) without acking; the same engine re-applies that batch first on
+its next pass (ticks already applied are no-ops), and another engine claims it if this one dies. A tick whose
 application fails for any other reason (a bug, bad data) is logged with its stream id and acked, so one
 poison entry cannot stall the stream.
 """
@@ -76,6 +77,9 @@ class FillEngine:
         self._last_demand = float("-inf")
         self._last_expiry = float("-inf")
         self._last_heartbeat = time.monotonic()
+        #: Ticks read but not applied because of a transient error (a deadlock, a lost connection): this
+        #: engine retries them after its backoff instead of leaving them to ``claim_stale`` (30 s idle).
+        self._retry: list = []
 
     def apply(self, ticks) -> int:
         """Apply ``ticks`` in order, then ack them all; return the number of executions created.
@@ -90,6 +94,7 @@ class FillEngine:
             try:
                 created += len(order_fill_apply(tick=tick))
             except TRANSIENT:
+                self._retry = list(ticks)  # re-applied first by the next step (applied ones are no-ops)
                 raise
             except Exception:
                 self.stats.poison += 1
@@ -106,6 +111,10 @@ class FillEngine:
             self.reader.ensure_group()
             self._group_ready = True
         created = 0
+        if self._retry:
+            retry, self._retry = self._retry, []
+            logger.info("retrying fill ticks after a transient error", extra={"count": len(retry)})
+            created += self.apply(retry)
         if now - self._last_claim >= settings.PAPER_FILL_CLAIM_IDLE_MS / 1000 / 2:
             claimed = self.reader.claim_stale(
                 min_idle_ms=settings.PAPER_FILL_CLAIM_IDLE_MS, count=settings.PAPER_FILL_BATCH

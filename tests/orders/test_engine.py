@@ -88,6 +88,39 @@ def test_a_poison_tick_is_logged_and_acked(place, tick, clean_redis, fast, monke
     assert (engine.stats.poison, _pending(clean_redis)) == (1, 0)
 
 
+def test_a_transient_failure_is_retried_by_the_same_engine_on_its_next_step(
+    place, tick, clean_redis, fast, monkeypatch, settings
+):
+    """A deadlock victim (OperationalError) leaves its ticks unacked and re-applies them at once, not after
+    the claim timeout; the tick applied before the failure is not applied twice."""
+    from django.db import OperationalError
+
+    from apps.orders import services
+
+    settings.PAPER_FILL_CLAIM_IDLE_MS = 3_600_000  # only the retry, not a claim, can re-read the ticks
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 3))
+    _xadd(clean_redis, tick(70_000, 4))
+    real, calls = services.order_fill_apply, []
+
+    def deadlock_once(*, tick):
+        calls.append(tick.stream_id)
+        if len(calls) == 2:
+            raise OperationalError("deadlock detected")
+        return real(tick=tick)
+
+    monkeypatch.setattr(services, "order_fill_apply", deadlock_once)
+    with pytest.raises(OperationalError):
+        engine.step()
+    assert _pending(clean_redis) == 2
+    assert engine.step() == 1  # the first tick is a no-op now, the second fills
+    order.refresh_from_db()
+    assert order.filled_quantity == 7
+    assert (_pending(clean_redis), Execution.objects.count()) == (0, 2)
+
+
 def test_demand_sync_rebuilds_the_open_order_set(place, clean_redis, fast):
     place("BUY", 1, 70_000)
     clean_redis.sadd(keys.ORDERS_SET, "000660")  # stale: no open order

@@ -243,7 +243,6 @@ def test_a_queued_order_does_not_fill_before_its_trading_date(place, tick, setti
     assert len(order_fill_apply(tick=tick(70_000, 100, day=dt.date(2026, 3, 4)))) == 1
 
 
-
 def test_a_queued_order_outside_its_sessions_actual_band_is_rejected_at_the_first_tick(
     place, tick, settings, stock, account
 ):  # fmt: skip
