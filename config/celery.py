@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -31,3 +31,11 @@ def _use_django_logging(**_kwargs):
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def _warm_calendar(**_kwargs):
+    """Workers consult the KRX calendar in their first task (market clock, collection): load it now."""
+    from apps.marketdata.calendar import calendar_warm_in_background
+
+    calendar_warm_in_background()

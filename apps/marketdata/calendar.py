@@ -8,10 +8,18 @@ lists; a release can lag KRX announcements, so an override row always wins for i
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import pickle  # noqa: S403 (the calendar cache below)
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from time import monotonic
 from zoneinfo import ZoneInfo
+
+logger = logging.getLogger(__name__)
 
 KST = ZoneInfo("Asia/Seoul")
 REGULAR_OPEN = time(9, 0)
@@ -56,11 +64,52 @@ class Session:
         return self.open <= moment <= self.close
 
 
+def _cache_dir() -> Path:
+    try:
+        from django.conf import settings
+
+        return Path(settings.HOGA_CACHE_DIR)
+    except Exception:  # settings not configured (a plain script): the OS temporary directory
+        return Path(tempfile.gettempdir()) / "hoga-cache"
+
+
 @functools.cache
 def _xkrx():
+    """XKRX, once per process. Building it computes decades of lunisolar holidays (about 10 s here), so a
+    pickled copy per library version and day is kept in ``HOGA_CACHE_DIR`` (it loads in about 0.3 s); a
+    missing, unreadable or unwritable cache only costs the build."""
     import exchange_calendars
 
-    return exchange_calendars.get_calendar("XKRX")
+    directory = _cache_dir()
+    path = directory / f"xkrx-{exchange_calendars.__version__}-{date.today().isoformat()}.pickle"  # noqa: DTZ011
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 (a file this function wrote itself)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:
+        logger.warning("unreadable calendar cache %s (%s); rebuilding", path, exc)
+    started = monotonic()
+    calendar = exchange_calendars.get_calendar("XKRX")
+    logger.info("built the XKRX calendar in %.1f s", monotonic() - started)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(calendar))
+        tmp.replace(path)  # atomic: concurrent processes never read half a file
+        for old in directory.glob("xkrx-*.pickle"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("calendar cache not written to %s: %s", directory, exc)
+    return calendar
+
+
+def calendar_warm_in_background() -> None:
+    """Load XKRX in a daemon thread now, so a process's first request or task does not wait for it."""
+    import threading
+
+    threading.Thread(target=_xkrx, name="warm-krx-calendar", daemon=True).start()
 
 
 class KrxCalendar:

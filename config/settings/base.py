@@ -4,6 +4,7 @@ Every toggle is read here from the environment (django-environ); app code reads
 ``django.conf.settings`` only. Each variable is listed in ``.env.example``.
 """
 
+import tempfile
 from pathlib import Path
 
 import environ
@@ -90,6 +91,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# Files Hoga may rebuild at any time (the pickled KRX calendar); the OS temporary directory by default.
+HOGA_CACHE_DIR = env("HOGA_CACHE_DIR", default=str(Path(tempfile.gettempdir()) / "hoga-cache"))
 
 CACHES = {
     "default": {
