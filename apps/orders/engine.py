@@ -60,6 +60,10 @@ class EngineStats:
     poison: int = 0
     expired: int = 0
     errors: int = 0
+    #: Since the last heartbeat: the longest wait of a tick in the stream before this engine applied it
+    #: (its stream id is the Redis ms clock when the feed published it) and the longest single application.
+    max_lag_ms: float = 0.0
+    max_apply_ms: float = 0.0
 
 
 class FillEngine:
@@ -91,8 +95,12 @@ class FillEngine:
 
         created = 0
         for tick in ticks:
+            started = time.time()
+            lag_ms = started * 1000 - int(tick.stream_id.partition("-")[0])
             try:
                 created += len(order_fill_apply(tick=tick))
+                self.stats.max_lag_ms = max(self.stats.max_lag_ms, lag_ms)
+                self.stats.max_apply_ms = max(self.stats.max_apply_ms, (time.time() - started) * 1000)
             except TRANSIENT:
                 self._retry = list(ticks)  # re-applied first by the next step (applied ones are no-ops)
                 raise
@@ -143,6 +151,7 @@ class FillEngine:
         if force or now - self._last_heartbeat >= settings.PAPER_FILL_HEARTBEAT:
             self._last_heartbeat = now
             logger.info("fill engine heartbeat", extra={"consumer": self.reader.consumer, **asdict(self.stats)})
+            self.stats.max_lag_ms = self.stats.max_apply_ms = 0.0
 
     @staticmethod
     def _expire_due(orders_expire_due) -> int:
