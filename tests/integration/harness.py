@@ -1,19 +1,24 @@
 """Real processes for integration tests: the sandbox broker, Daphne and Celery workers, each in its own
-process group with its log in the test's temporary directory, all stopped at the end."""
+process group with its log in the test's temporary directory, all stopped at the end; and browsers as
+WebSocket clients holding a session."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,6 +151,14 @@ class ProcessStack:
         response.raise_for_status()
         return response.json()
 
+    def set_clock(self, body: dict) -> dict:
+        """Move or re-pace the replay: ``{"time": "HH:MM:SS"}``, ``{"speed": x}`` or ``{"action": "restart"}``."""
+        response = httpx.post(
+            self._admin_url("/sandbox/clock"), json=body, headers={"X-Sandbox-Admin": self.admin_token}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
 
 def session_cookie(username: str) -> str:
     """Create a user and return a logged-in Django session id for it."""
@@ -156,3 +169,70 @@ def session_cookie(username: str) -> str:
     client = Client()
     assert client.login(username=username, password="pw-123456789")
     return client.cookies["sessionid"].value
+
+
+class BrowserSocket:
+    """A browser's WebSocket on Daphne (session cookie) read by its own event loop in a thread, so a
+    synchronous test can use the ORM and wait on conditions while every message is collected.
+
+    ``messages`` grows in arrival order; ``wait_for`` polls it with a timeout.
+    """
+
+    def __init__(self, web_port: int, path: str, cookie: str):
+        self.url = f"ws://127.0.0.1:{web_port}{path}"
+        self.headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{web_port}"}
+        self.messages: list[dict] = []
+        self.closed_reason = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"browser {path}", daemon=True)
+        self._thread.start()
+        self._ws = None
+        self._reader = None
+
+    def _call(self, coro, timeout: float = 15):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def open(self, first: dict | None = None) -> BrowserSocket:
+        async def go():
+            self._ws = await websockets.connect(self.url, additional_headers=self.headers, max_size=2**22)
+            if first is not None:
+                await self._ws.send(json.dumps(first))
+            self._reader = asyncio.create_task(self._read())
+
+        self._call(go())
+        return self
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                self.messages.append(json.loads(raw))
+        except websockets.ConnectionClosed as exc:
+            self.closed_reason = str(exc)
+        else:
+            self.closed_reason = "closed"
+
+    def wait_for(self, done, *, timeout: float, what: str, logs=None) -> list[dict]:
+        """Until ``done(messages)`` is true; fails with the last messages (and ``logs()``) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            snapshot = list(self.messages)
+            if done(snapshot):
+                return snapshot
+            if self.closed_reason:
+                pytest.fail(f"{self.url} closed ({self.closed_reason}) while waiting for {what}")
+            time.sleep(0.1)
+        pytest.fail(f"{what} within {timeout}s on {self.url}; last: {self.messages[-3:]}\n{logs() if logs else ''}")
+
+    def close(self) -> None:
+        async def go():
+            if self._ws is not None:
+                await self._ws.close()
+            if self._reader is not None:
+                await asyncio.wait_for(self._reader, 5)
+
+        try:
+            self._call(go())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()

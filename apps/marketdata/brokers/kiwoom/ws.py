@@ -578,9 +578,13 @@ class KiwoomRealtimeSession:
                 return
             try:
                 if subscribe:
-                    await conn.condition_subscribe(seq, exchange=self.config.condition_exchange)
+                    listed = conn.conditions_listed
+                    members = await conn.condition_subscribe(seq, exchange=self.config.condition_exchange)
+                    logger.info("realtime condition requested: %sCNSRREQ search_type 1", "" if listed else "CNSRLST, ",
+                                extra={**self._log, "seq": seq, "members": len(members)})  # fmt: skip
                 else:
                     await conn.condition_clear(seq)
+                    logger.info("realtime condition cleared: CNSRCLR", extra={**self._log, "seq": seq})
             except RequestRefused:
                 if subscribe:
                     self._conditions.discard(seq)
@@ -778,12 +782,16 @@ class KiwoomRealtimeSession:
                                          "code": code, "error_code": exc.code})  # fmt: skip
             if self._conditions:
                 await conn.condition_list()
+                members = 0
                 for seq in sorted(self._conditions):
                     try:
-                        await conn.condition_subscribe(seq, exchange=self.config.condition_exchange)
+                        members += len(await conn.condition_subscribe(seq, exchange=self.config.condition_exchange))
                     except RequestRefused as exc:
                         logger.error("realtime condition request refused", extra={**self._log, "seq": seq,
                                      "error_code": exc.code})  # fmt: skip
+                logger.info("realtime conditions restored: CNSRLST, then CNSRREQ search_type 1 per seq",
+                            extra={**self._log, "seqs": ",".join(sorted(conn.condition_seqs)),
+                                   "members": members})  # fmt: skip
         return len(conn.codes)
 
     async def _supervise(self, conn: KiwoomConnection) -> str:
