@@ -202,6 +202,8 @@ class _CalendarClock:
     def __init__(self) -> None:
         self._calendar: Any = None
         self._calendar_day: dt.date | None = None
+        #: The trading date of the last answer (the sandbox's replay date, or today's KRX session).
+        self.trading_date: dt.date | None = None
 
     def _now(self) -> bool | None:
         from django.db import connection
@@ -217,10 +219,12 @@ class _CalendarClock:
         finally:
             connection.close()
         try:
-            return market_now(self._calendar).is_open
+            market = market_now(self._calendar)
         except MarketClockUnavailable as exc:
             logger.warning("feed: market clock unavailable; status follows the connection", extra={"error": str(exc)})
             return None
+        self.trading_date = market.trading_date
+        return market.is_open
 
     async def __call__(self) -> bool | None:
         return await asyncio.to_thread(self._now)
@@ -272,6 +276,7 @@ class FeedHolder:
         self.session: RealtimeSession | None = None
         self.codes: list[str] = []
         self.market_open: bool | None = None
+        self.trading_date: dt.date | None = None
         self.status = "stopped"
         self._running = False
         self._watchlist: list[str] = []
@@ -405,7 +410,9 @@ class FeedHolder:
         logger.error("feed tasks did not stop", extra={**self._log, "tasks": ",".join(t.get_name() for t in pending)})
 
     def _new_session(self) -> RealtimeSession:
-        return self.source.new_session(self._on_event, self.settings)
+        # Kiwoom frames carry times without a date: they are dated by the market clock (a replayed session's
+        # trading date differs from the wall date); KIS frames carry their own date.
+        return self.source.new_session(self._on_event, self.settings, trading_date=lambda: self.trading_date)
 
     def _on_event(self, event: RealtimeEvent | ConditionAlert) -> None:
         """Session callback: O(1), never blocks, never raises for a full queue (drop-oldest)."""
@@ -688,6 +695,7 @@ class FeedHolder:
         while self._running:
             try:
                 self.market_open = await asyncio.wait_for(self._market_open_provider(), 10.0)
+                self.trading_date = getattr(self._market_open_provider, "trading_date", None)
             except Exception as exc:
                 self.market_open = None
                 logger.warning("feed market clock failed", extra={**self._log, "error": repr(exc)})

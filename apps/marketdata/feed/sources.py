@@ -76,7 +76,7 @@ class FeedSource:
     async def aclose(self) -> None:
         """Release what :meth:`open` created."""
 
-    def new_session(self, on_event: EventSink, settings: Any) -> RealtimeSession:
+    def new_session(self, on_event: EventSink, settings: Any, trading_date: Any = None) -> RealtimeSession:
         raise NotImplementedError
 
 
@@ -103,7 +103,7 @@ class KisSource(FeedSource):
             await self._client.aclose()
             self._client = None
 
-    def new_session(self, on_event: EventSink, settings: Any) -> KisRealtimeSession:
+    def new_session(self, on_event: EventSink, settings: Any, trading_date: Any = None) -> KisRealtimeSession:
         assert self._provider is not None, "open() first"
         return KisRealtimeSession(
             self.config,
@@ -143,7 +143,7 @@ class KiwoomSource(FeedSource):
             await self._client.aclose()
             self._client = None
 
-    def new_session(self, on_event: EventSink, settings: Any) -> KiwoomRealtimeSession:
+    def new_session(self, on_event: EventSink, settings: Any, trading_date: Any = None) -> KiwoomRealtimeSession:
         assert self._provider is not None, "open() first"
         return KiwoomRealtimeSession(
             self.config,
@@ -152,6 +152,7 @@ class KiwoomSource(FeedSource):
             stall_timeout=settings.stall_timeout,
             backoff_base=settings.backoff_base,
             backoff_max=settings.backoff_max,
+            trading_date=trading_date,
         )
 
 
@@ -162,7 +163,7 @@ class KoaSource(FeedSource):
     def max_registrations(self, configured: int) -> int:
         return 2 * self.config.max_stocks
 
-    def new_session(self, on_event: EventSink, settings: Any) -> KoaBridgeSession:
+    def new_session(self, on_event: EventSink, settings: Any, trading_date: Any = None) -> KoaBridgeSession:
         return KoaBridgeSession(
             self.config, on_event=on_event, backoff_base=settings.backoff_base, backoff_max=settings.backoff_max
         )

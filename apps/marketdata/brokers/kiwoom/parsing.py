@@ -325,8 +325,11 @@ def _at(values: Mapping[str, Any], fid: str, trade_date: dt.date) -> dt.datetime
     return dt.datetime.combine(trade_date, parse_hhmmss(values.get(fid), field=fid), tzinfo=KST)
 
 
-def tick_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.datetime) -> Tick:
-    """0B 주식체결 FIDs (§A6) → Tick. The frame has no date: ``at`` is FID 20 on the KST date of reception.
+def tick_from_values(
+    code: str, values: Mapping[str, Any], *, received_at: dt.datetime, trade_date: dt.date | None = None
+) -> Tick:
+    """0B 주식체결 FIDs (§A6) → Tick. The frame has no date: ``at`` is FID 20 on ``trade_date`` (the market
+    clock's trading date, which differs from the wall date on a replayed market), else the KST date of reception.
 
     FID 15 (거래량) is signed: ``+`` buyer-initiated, ``-`` seller-initiated. FID 14 (누적거래대금) is in 백만원
     as in OpenAPI+ (unit UNCONFIRMED for the REST push) and becomes KRW. ``session`` is FID 290 (장구분) as sent.
@@ -340,7 +343,7 @@ def tick_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.da
     side = TradeSide.BUY if volume_text.startswith("+") else TradeSide.SELL if volume_text.startswith("-") else None
     return Tick(
         code=code,
-        at=_at(values, "20", received_at.astimezone(KST).date()),
+        at=_at(values, "20", trade_date or received_at.astimezone(KST).date()),
         price=price,
         change=abs(change) * sign.direction,
         sign=sign,
@@ -359,7 +362,9 @@ def tick_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.da
     )
 
 
-def book_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.datetime) -> OrderBook:
+def book_from_values(
+    code: str, values: Mapping[str, Any], *, received_at: dt.datetime, trade_date: dt.date | None = None
+) -> OrderBook:
     """0D 주식호가잔량 FIDs (§A6) → OrderBook: asks 41–50 / 61–70, bids 51–60 / 71–80, totals 121 / 125,
     FID 13 누적거래량, FID 215 장운영구분 as ``session``. Empty levels (``"-0"``, ``"0"``, absent) are ``(0, 0)``."""
     asks = tuple(
@@ -372,7 +377,7 @@ def book_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.da
     )
     return OrderBook(
         code=code,
-        at=_at(values, "21", received_at.astimezone(KST).date()),
+        at=_at(values, "21", trade_date or received_at.astimezone(KST).date()),
         asks=tuple((p, abs(q)) if p else (0, 0) for p, q in asks),
         bids=tuple((p, abs(q)) if p else (0, 0) for p, q in bids),
         total_ask_qty=abs(parse_int(values.get("121"), field="121")),
@@ -383,7 +388,9 @@ def book_from_values(code: str, values: Mapping[str, Any], *, received_at: dt.da
     )
 
 
-def condition_alert(seq: Any, code: Any, kind: Any, hhmmss: Any, *, received_at: dt.datetime) -> ConditionAlert:
+def condition_alert(
+    seq: Any, code: Any, kind: Any, hhmmss: Any, *, received_at: dt.datetime, trade_date: dt.date | None = None
+) -> ConditionAlert:
     """One condition event from its parts (REAL 02 FIDs 841 / 9001 / 843 / 20, or OnReceiveRealCondition).
 
     ``kind`` ``I`` → ``"IN"`` (편입), ``D`` → ``"OUT"`` (이탈); ``IN``/``OUT`` are accepted as well.
@@ -397,18 +404,21 @@ def condition_alert(seq: Any, code: Any, kind: Any, hhmmss: Any, *, received_at:
         raise BrokerProtocolError(f"condition alert kind (843) is not I/D: {kind_text!r}")
     received = received_at.astimezone(KST)
     at = (
-        dt.datetime.combine(received.date(), parse_hhmmss(hhmmss, field="20"), tzinfo=KST)
+        dt.datetime.combine(trade_date or received.date(), parse_hhmmss(hhmmss, field="20"), tzinfo=KST)
         if _text(hhmmss)
         else received
     )
     return ConditionAlert(seq=seq_text, code=strip_code(code), kind=kinds[kind_text], at=at, received_at=received_at)
 
 
-def parse_real(message: Row, *, received_at: dt.datetime) -> tuple[list[RealEvent], list[str]]:
+def parse_real(
+    message: Row, *, received_at: dt.datetime, trade_date: dt.date | None = None
+) -> tuple[list[RealEvent], list[str]]:
     """A ``REAL`` frame (``data`` may batch several entries) → (events, errors).
 
     Types 0B / 0D / 02 become Tick / OrderBook / ConditionAlert; other types are ignored. An entry that
-    does not parse is reported in ``errors`` (one line each) and the others are still returned.
+    does not parse is reported in ``errors`` (one line each) and the others are still returned. Times carry
+    no date: they are placed on ``trade_date`` when given (see :func:`tick_from_values`).
     """
     data = message.get("data")
     if not isinstance(data, list):
@@ -422,9 +432,17 @@ def parse_real(message: Row, *, received_at: dt.datetime) -> tuple[list[RealEven
         kind = _text(entry.get("type"))
         try:
             if kind == REAL_TRADE:
-                events.append(tick_from_values(strip_code(entry.get("item")), _values(entry), received_at=received_at))
+                events.append(
+                    tick_from_values(
+                        strip_code(entry.get("item")), _values(entry), received_at=received_at, trade_date=trade_date
+                    )
+                )
             elif kind == REAL_BOOK:
-                events.append(book_from_values(strip_code(entry.get("item")), _values(entry), received_at=received_at))
+                events.append(
+                    book_from_values(
+                        strip_code(entry.get("item")), _values(entry), received_at=received_at, trade_date=trade_date
+                    )
+                )
             elif kind == REAL_CONDITION:
                 values = _values(entry)
                 events.append(
@@ -434,6 +452,7 @@ def parse_real(message: Row, *, received_at: dt.datetime) -> tuple[list[RealEven
                         values.get("843"),
                         values.get("20"),
                         received_at=received_at,
+                        trade_date=trade_date,
                     )
                 )
         except BrokerProtocolError as exc:

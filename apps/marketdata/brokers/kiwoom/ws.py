@@ -123,8 +123,11 @@ class KiwoomConnection:
         close_timeout: float = 2.0,
         on_close: Callable[[], None] | None = None,
         log_extra: dict[str, Any] | None = None,
+        trading_date: Callable[[], dt.date | None] | None = None,
     ) -> None:
         self.url = url
+        #: The market clock's trading date for the HHMMSS times of REAL frames (None: the reception date).
+        self._trading_date = trading_date
         self.stats = stats if stats is not None else RealtimeStats()
         self._delivery = _Delivery(on_event, queue_size, self.stats)
         self._open_timeout = open_timeout
@@ -351,7 +354,8 @@ class KiwoomConnection:
         stats = self.stats
         stats.frames += 1
         stats.last_frame_at, stats.last_frame_monotonic = received_at, now
-        events, errors = parsing.parse_real(message, received_at=received_at)
+        trade_date = self._trading_date() if self._trading_date is not None else None
+        events, errors = parsing.parse_real(message, received_at=received_at, trade_date=trade_date)
         for error in errors:
             stats.protocol_errors += 1
             logger.warning("realtime: unparsable REAL entry skipped", extra={**self._log, "error": error[:200]})
@@ -419,12 +423,14 @@ class KiwoomRealtimeSession:
         request_timeout: float = 10.0,
         token_timeout: float = 60.0,
         rng: Callable[[], float] = random.random,
+        trading_date: Callable[[], dt.date | None] | None = None,
     ) -> None:
         if stall_timeout <= 0 or backoff_base <= 0 or backoff_max < backoff_base:
             raise ValueError("stall_timeout > 0 and 0 < backoff_base <= backoff_max are required")
         self.config = config
         self.url = config.ws_url
         self._token_provider = token
+        self._trading_date = trading_date
         self.max_stocks = max_stocks or config.ws_max_stocks
         self.types = types
         self.stall_timeout = stall_timeout
@@ -718,6 +724,7 @@ class KiwoomRealtimeSession:
                 request_timeout=self._request_timeout,
                 on_close=self._wake.set,
                 log_extra={"broker": "kiwoom", "env": self.config.env, "key_id": self.config.key_id},
+                trading_date=self._trading_date,
             )
             await conn.connect()
             self._conn = conn
@@ -736,6 +743,7 @@ class KiwoomRealtimeSession:
                         self.url, on_event=self._delivery, stats=self._stats, open_timeout=self._open_timeout,
                         request_timeout=self._request_timeout, on_close=self._wake.set,
                         log_extra={"broker": "kiwoom", "env": self.config.env, "key_id": self.config.key_id},
+                        trading_date=self._trading_date,
                     )  # fmt: skip
                     await conn.connect()
                     self._conn = conn

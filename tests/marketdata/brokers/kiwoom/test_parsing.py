@@ -202,3 +202,17 @@ def test_request_messages_follow_the_reference():
     assert json.loads(condition_request("4", search_type="1")) == {
         "trnm": "CNSRREQ", "seq": "4", "search_type": "1", "stex_tp": "K"
     }  # fmt: skip
+
+
+def test_real_times_are_dated_by_the_market_clock_when_it_is_known():
+    """A replayed session's trading date differs from the wall date; FID 20/21 carry only HHMMSS."""
+    replay = dt.date(2026, 2, 20)
+    frame = {"trnm": "REAL", "data": [
+        {"type": "0B", "item": "005930", "values": {"20": "093012", "10": "+71500", "15": "+1", "13": "1"}},
+        {"type": "0D", "item": "005930", "values": {"21": "093013"}},
+        {"type": "02", "item": "005930", "values": {"841": "1", "9001": "005930", "843": "I", "20": "093014"}},
+    ]}  # fmt: skip
+    events, errors = parsing.parse_real(frame, received_at=RECEIVED, trade_date=replay)
+    assert errors == []
+    assert [e.at for e in events] == [dt.datetime(2026, 2, 20, 9, 30, second, tzinfo=KST) for second in (12, 13, 14)]
+    assert all(e.received_at == RECEIVED for e in events)
