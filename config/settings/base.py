@@ -198,7 +198,10 @@ HOGA_ADMIN_EMAIL = env("HOGA_ADMIN_EMAIL", default="admin@localhost")
 # --- E-mail (condition alerts) -------------------------------------------------------------------
 # smtp://user:password@host:587 (+tls: submission with STARTTLS), consolemail:// (print), dummymail:// (drop).
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_URL = env("EMAIL_URL", default="consolemail://")
+EMAIL_CONFIG = environ.Env.email_url_config(EMAIL_URL)
+if EMAIL_URL.startswith("filemail:///") and not EMAIL_CONFIG["EMAIL_FILE_PATH"].startswith("/"):
+    EMAIL_CONFIG["EMAIL_FILE_PATH"] = "/" + EMAIL_CONFIG["EMAIL_FILE_PATH"]  # django-environ drops the root
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="hoga@localhost")
 
