@@ -72,9 +72,15 @@ class Stack(ProcessStack):
             LOG_LEVEL="WARNING",
         )
 
-    def start_app(self, fill_workers: int) -> None:
+    def start_app(self, fill_workers: int, web_nice: int = 0) -> None:
         # HOGA_PROCESS_ROLE=web makes Daphne close DB connections per request (config/settings/base.py).
-        self.start_web()
+        if web_nice:
+            web = str(self.ports["web"])
+            self.start("web", ["nice", "-n", str(web_nice), sys.executable, "-m", "daphne", "-b", "127.0.0.1",
+                               "-p", web, "config.asgi:application"])  # fmt: skip
+            self.wait_port(self.ports["web"], "web")
+        else:
+            self.start_web()
         self.start_worker("feed", "feed")
         for n in range(1, fill_workers + 1):
             self.start_worker(f"fills{n}", "default")
@@ -89,6 +95,9 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0, help="sandbox replay speed")
     parser.add_argument("--fill-timeout", type=float, default=30.0, help="longest wait for the crossing orders")
     parser.add_argument("--keep-db", action="store_true", help="keep the test database for inspection")
+    parser.add_argument(
+        "--web-nice", type=int, default=0, help="run Daphne at this nice value (CPU priority below the workers)"
+    )
     args = parser.parse_args()
 
     import django
@@ -293,13 +302,13 @@ def run(args, stack: Stack) -> None:
     stack.start_sandbox()
     codes, day = load_market(stack, args.stocks)
     tokens = make_users(args.clients)
-    stack.start_app(args.fill_workers)
+    stack.start_app(args.fill_workers, args.web_nice)
     base_url = f"http://127.0.0.1:{stack.ports['web']}"
     last = asyncio.run(wait_quotes(base_url, tokens[0], codes))
     book = Book(codes, day, last)
     print(f"replay {day} at {args.speed:g}x; {len(codes)} stocks: {', '.join(f'{c} {last[c]:,}' for c in codes)}")
     print(
-        f"{args.clients} clients x {args.orders} orders; {args.fill_workers} fill engine(s); "
+        f"{args.clients} clients x {args.orders} orders; {args.fill_workers} fill engine(s); web nice {args.web_nice}; "
         f"setup {time.perf_counter() - started:.1f} s"
     )
 
