@@ -70,6 +70,7 @@ class Stack(ProcessStack):
             SANDBOX_PAPER_RATE_LIMIT="50",
             KIS_PAPER_RATE_LIMIT="40",
             LOG_LEVEL="WARNING",
+            PAPER_FILL_HEARTBEAT="5",  # fill engines log their stream lag every 5 s (visible with LOG_LEVEL=INFO)
         )
 
     def start_app(self, fill_workers: int, web_nice: int = 0) -> None:
