@@ -278,8 +278,11 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
                     self.sent += 1
         except asyncio.CancelledError:
             raise
-        except Exception:  # a dead transport: the disconnect handler cleans up
-            logger.exception("market ws %s: sender stopped", self.connection_id)
+        except Exception as exc:  # the browser left mid-send (autobahn's Disconnected) or a dead transport
+            if type(exc).__name__ == "Disconnected":  # a normal end: the disconnect handler cleans up
+                logger.info("market ws %s: browser left while sending", self.connection_id)
+            else:
+                logger.exception("market ws %s: sender stopped", self.connection_id)
 
     async def _heartbeat(self) -> None:
         """Refreshes this connection's viewer scores so the feed holder keeps its subscriptions."""
