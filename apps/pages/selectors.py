@@ -121,8 +121,11 @@ def book_latest(*, code: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def book_levels(book: dict | None) -> dict:
-    """Ten ask levels (level 10 first, as drawn top-down) and ten bid levels with depth percentages."""
+def book_levels(book: dict | None, *, base: int | None = None) -> dict:
+    """Ten ask levels (level 10 first, as drawn top-down) and ten bid levels with depth percentages.
+
+    Each level's ``direction`` compares its price with ``base`` (the previous close, 기준가): ``up`` above,
+    ``down`` below, as Korean order books colour them (red above the base, blue below)."""
     asks = [tuple(level) for level in (book or {}).get("asks", [])][:10]
     bids = [tuple(level) for level in (book or {}).get("bids", [])][:10]
     asks += [(0, 0)] * (10 - len(asks))
@@ -137,6 +140,7 @@ def book_levels(book: dict | None) -> dict:
                 "price": price or None,
                 "qty": qty if price else None,
                 "depth": 0 if not biggest or not qty else min(100, round(qty * 100 / biggest)),
+                "direction": _direction(price, base),
             }
             for i, (price, qty) in enumerate(levels)
         ]
@@ -147,7 +151,14 @@ def book_levels(book: dict | None) -> dict:
         "total_ask_qty": (book or {}).get("total_ask_qty"),
         "total_bid_qty": (book or {}).get("total_bid_qty"),
         "time": (book or {}).get("time"),
+        "base": base,
     }
+
+
+def _direction(price: int | None, base: int | None) -> str:
+    if not price or not base or price == base:
+        return ""
+    return "up" if price > base else "down"
 
 
 def previous_closes(*, codes: list[str], before: dt.date) -> dict[str, int]:

@@ -204,7 +204,7 @@ def stock_detail(request: HttpRequest, code: str) -> HttpResponse:
     context.update(
         {
             "quote": quote_row,
-            "book": selectors.book_levels(selectors.book_latest(code=stock.code)),
+            "book": selectors.book_levels(selectors.book_latest(code=stock.code), base=_base_price(quote_row)),
             "intervals": [("1m", "1분"), ("5m", "5분"), ("15m", "15분"), ("60m", "60분"), ("1d", "일봉")],
             "chart_date": trading_date,
             "open_orders": order_list_for_user(user=request.user, status="OPEN", code=stock.code)[:20],
@@ -340,3 +340,9 @@ def _diff_chart(diffs: list[dict], *, tolerance: float, width: int = 720, height
         "first": diffs[0]["date"],
         "last": diffs[-1]["date"],
     }
+
+
+def _base_price(quote_row: dict) -> int | None:
+    """The previous close (기준가) behind a quote row: price minus its change."""
+    price, change = quote_row.get("price"), quote_row.get("change")
+    return int(price) - int(change) if price is not None and change is not None else None

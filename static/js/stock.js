@@ -175,6 +175,7 @@ const trades = document.getElementById("trades");
 let lastTradeKey = null;
 
 function onQuote(quote) {
+  if (book && quote.price != null && quote.change != null) book.dataset.base = String(quote.price - quote.change);
   if (quote.code !== code) return;
   const price = Number(quote.price);
   if (lastPrice) {
@@ -219,6 +220,10 @@ function setLevel(side, level, price, qty, biggest) {
     priceCell.dataset.value = String(price || 0);
     if (before) flash(priceCell, price > before);
   }
+  // Korean order books colour a level against the previous close (기준가): red above, blue below.
+  const base = Number(book.dataset.base || 0);
+  priceCell.classList.toggle("up", Boolean(price && base && price > base));
+  priceCell.classList.toggle("down", Boolean(price && base && price < base));
   const value = qtyCell.querySelector(".v");
   const qtyText = price ? krw(qty) : "—";
   if (value.textContent !== qtyText) {

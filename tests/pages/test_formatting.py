@@ -70,3 +70,16 @@ def test_template_filters():
         )
     )
     assert text == "10,000,000원 -12,345 -0.12% ▼ 100 down 2026-02-20 15:00:00 KST 25"
+
+
+def test_order_book_levels_are_coloured_against_the_previous_close():
+    from apps.pages.selectors import book_levels
+
+    book = {"asks": [[70_100, 5], [70_000, 3]], "bids": [[69_900, 4], [69_800, 0]]}
+    levels = book_levels(book, base=70_000)
+    asks = {row["price"]: row["direction"] for row in levels["asks"] if row["price"]}
+    bids = {row["price"]: row["direction"] for row in levels["bids"] if row["price"]}
+    assert asks == {70_100: "up", 70_000: ""}
+    assert bids == {69_900: "down", 69_800: "down"}
+    assert levels["base"] == 70_000
+    assert all(row["direction"] == "" for row in book_levels(book)["asks"])  # no base known: neutral

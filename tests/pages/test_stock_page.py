@@ -37,15 +37,15 @@ def test_stock_page_renders_chart_book_trades_and_ticket(web, samsung, market, c
     assert re.search(r'data-code="005930" data-interval="1m" data-date="2026-02-20"', html)
     assert re.findall(r'<button type="button" data-interval="([0-9a-z]+)"', html) == ["1m", "5m", "15m", "60m", "1d"]
     assert '<script src="/static/vendor/lightweight-charts.standalone.production.js" defer></script>' in html
-    assert re.search(r'<table id="orderbook" class="book" data-updated="0"', html)
+    assert re.search(r'<table id="orderbook" class="book" data-updated="0"[^>]* data-base="70000"', html)
     asks = re.findall(r'<tr data-side="ask" data-level="(\d+)">', html)
     bids = re.findall(r'<tr data-side="bid" data-level="(\d+)">', html)
     assert asks == [str(n) for n in range(10, 0, -1)] and bids == [str(n) for n in range(1, 11)]
     best_ask = re.search(r'<tr data-side="ask" data-level="1">(.*?)</tr>', html, re.S).group(1)
-    assert '<td class="num price" data-field="price">71,100</td>' in best_ask
+    assert '<td class="num price up" data-field="price">71,100</td>' in best_ask  # above the 70,000 base
     assert '<span class="v">1,000</span>' in best_ask
     best_bid = re.search(r'<tr data-side="bid" data-level="10">(.*?)</tr>', html, re.S).group(1)
-    assert '<td class="num price" data-field="price">70,100</td>' in best_bid
+    assert '<td class="num price up" data-field="price">70,100</td>' in best_bid
     assert 'style="width: 50%"' in best_bid  # 5,000 of the deepest level's 10,000 (ask 10)
     assert re.search(r'<strong id="last-price" class="up" data-price="71000">71,000</strong>', html)
     assert re.search(r'<tbody id="trades">\s*<tr data-trade><td>10:00:05</td>', html)
