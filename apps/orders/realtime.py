@@ -72,3 +72,14 @@ def orders_push_on_commit(order_ids: Iterable[int]) -> None:
     ids = list(order_ids)
     if ids:
         transaction.on_commit(lambda: orders_push(ids))
+
+
+def orders_push_snapshots_on_commit(orders: Iterable) -> None:
+    """Like ``orders_push_on_commit`` for orders whose instances hold exactly what the transaction writes
+    (the fill path: locked rows updated from these instances, ``stock`` loaded): the snapshots are taken
+    now and sent after the commit, sparing the fill engine a re-read."""
+    from apps.core.realtime import group_send_many
+
+    messages = [(account_orders_group(o.account_id), {"type": EVENT_TYPE, "order": order_snapshot(o)}) for o in orders]
+    if messages:
+        transaction.on_commit(lambda: group_send_many(messages, what="order push"))

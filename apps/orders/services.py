@@ -55,7 +55,7 @@ from .exceptions import (
 )
 from .models import OPEN_STATUSES, AppliedFillTick, Execution, Order, OrderStatus, OrderType, Side
 from .pricing import buy_reservation, commission_for, reference_price, tax_for, transaction_tax_rate
-from .realtime import orders_push_on_commit
+from .realtime import orders_push_on_commit, orders_push_snapshots_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -680,5 +680,5 @@ def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) 
         tax_rate = transaction_tax_rate(market=plans[0].order.stock.market, trade_date=tick_day)
     executions = _book_fills(plans, tick=tick, tax_rate=tax_rate)
     _demand_prune_on_commit({tick.code} if any(not p.order.is_open for p in plans) else set())
-    orders_push_on_commit([p.order.pk for p in plans])
+    orders_push_snapshots_on_commit([p.order for p in sorted(plans, key=lambda p: p.order.pk)])
     return executions

@@ -73,7 +73,7 @@ def _lock_for_stock(*, stock_id: int, account_ids: list[int]) -> dict[int, Posit
     return {p.account_id: p for p in rows}
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the fill's transaction: no SAVEPOINT/RELEASE round trips
 def position_fills_apply(*, stock_id: int, fills: Sequence[PositionFill]) -> list[int]:
     """Apply the executions of one stock, in order; return each one's realized P&L (0 for a buy).
 
