@@ -215,10 +215,9 @@ function setLevel(side, level, price, qty, biggest) {
   const qtyCell = row.querySelector('[data-field="qty"]');
   const priceText = price ? krw(price) : "—";
   if (priceCell.textContent !== priceText) {
-    const before = Number(priceCell.dataset.value || 0);
+    // Level prices keep their colour against the base (no flash): only the quantities flash.
     priceCell.textContent = priceText;
     priceCell.dataset.value = String(price || 0);
-    if (before) flash(priceCell, price > before);
   }
   // Korean order books colour a level against the previous close (기준가): red above, blue below.
   const base = Number(book.dataset.base || 0);
