@@ -8,7 +8,8 @@ an ``F()`` update; callers hold the row locks anyway.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from django.db import connection
 from django.db.models import Model
@@ -50,3 +51,20 @@ def update_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@contextmanager
+def pipeline() -> Iterator[None]:
+    """psycopg's pipeline mode on Django's connection (inside a transaction): statements whose results are
+    not read yet go to PostgreSQL together and are answered in one round trip, when a result is fetched or
+    the block ends. Errors surface at that point, inside the caller's transaction. A no-op where libpq has
+    no pipeline support."""
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if not psycopg.Pipeline.is_supported():
+        yield
+        return
+    with raw.pipeline():
+        yield

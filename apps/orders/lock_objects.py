@@ -46,5 +46,18 @@ def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None
     return list(qs.order_by("id"))
 
 
+def accounts_lock_send(*, ids: Iterable[int]):
+    """Lock these accounts (id order) without reading them back: in a pipeline (``apps.core.db.pipeline``)
+    the statement travels with the next one whose result is read. Returns the cursor (close it after)."""
+    from django.db import connection
+
+    cursor = connection.cursor()
+    cursor.execute(
+        f"SELECT id FROM {PaperAccount._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+        [sorted(set(ids))],
+    )
+    return cursor
+
+
 def accounts_lock(*, ids: Iterable[int]) -> dict[int, PaperAccount]:
     return {a.pk: a for a in PaperAccount.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("id")}

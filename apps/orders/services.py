@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
-from apps.core.db import update_rows
+from apps.core.db import pipeline, update_rows
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
@@ -507,15 +507,17 @@ def _plan_side(orders: list[Order], tick: FillTick, levels: list[list[int]] | No
     return plans
 
 
-def _mark_applied(tick: FillTick) -> bool:
-    """Insert the tick's marker; False when another transaction already applied it (waits for it first)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {AppliedFillTick._meta.db_table} (stream_id, code, applied_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
-            [tick.stream_id, tick.code, timezone.now()],
-        )
-        return cursor.fetchone() is not None
+def _mark_applied_send(tick: FillTick):
+    """Insert the tick's marker (``fetchone()`` on the returned cursor is None when another transaction
+    already applied it; it waits for that one first). The result is read later, so in a pipeline the
+    insert travels with the order locks."""
+    cursor = connection.cursor()
+    cursor.execute(
+        f"INSERT INTO {AppliedFillTick._meta.db_table} (stream_id, code, applied_at) VALUES (%s, %s, %s) "
+        "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
+        [tick.stream_id, tick.code, timezone.now()],
+    )
+    return cursor
 
 
 _ORDER_FILL_FIELDS = (
@@ -525,13 +527,14 @@ _ORDER_FILL_FIELDS = (
 
 
 def _book_fills(plans: list[_Plan], *, tick: FillTick, tax_rate: Decimal) -> list[Execution]:
-    """Book every leg of ``plans`` (locked orders of one stock, accounts already locked) in one batch.
+    """Book every leg of ``plans`` (locked orders of one stock) in one batch.
 
     Per leg: amount = price × quantity, commission and (sells) tax truncated to the won; buys release the
     part of their reservation the fill used up. Then, in a constant number of statements whatever the
-    number of legs: positions (``position_fills_apply``), one ``UPDATE`` of every account's cash and
-    reservation by delta (``apps.core.db.update_rows``), the executions (one ``INSERT``) and the orders
-    (one ``UPDATE``). Values are computed here from locked rows, so no per-row validation query is needed.
+    number of legs: the accounts' and positions' locks (in that order), positions (``position_fills_apply``),
+    one ``UPDATE`` of every account's cash and reservation by delta (``apps.core.db.update_rows``), the
+    orders (one ``UPDATE``) and the executions (one ``INSERT``), pipelined into two round trips. Values are
+    computed here from locked rows, so no per-row validation query is needed.
     """
     legs: list[tuple[Order, int, int, int]] = []  # (order, leg, price, quantity) in order-id order
     for plan in sorted(plans, key=lambda p: p.order.pk):
@@ -546,52 +549,56 @@ def _book_fills(plans: list[_Plan], *, tick: FillTick, tax_rate: Decimal) -> lis
         tax = tax_for(amount, tax_rate) if order.side == Side.SELL else 0
         charges.append((amount, commission, tax))
         fills.append(PositionFill(order.account_id, order.side, price, quantity, commission, tax))
-    realized = position_fills_apply(stock_id=legs[0][0].stock_id, fills=fills)
+    with pipeline():  # account and position locks, then their updates, the orders' and the insert: two round trips
+        accounts = lock_objects.accounts_lock_send(ids={p.order.account_id for p in plans})  # (orders -> accounts)
+        realized = position_fills_apply(stock_id=legs[0][0].stock_id, fills=fills)
 
-    cash_delta: dict[int, int] = {}
-    reserved_delta: dict[int, int] = {}
-    now = timezone.now()
-    executions: list[Execution] = []
-    for (order, leg, price, quantity), (amount, commission, tax), pnl in zip(legs, charges, realized, strict=True):
-        filled_after = order.filled_quantity + quantity
-        account_id = order.account_id
-        if order.side == Side.BUY:
-            new_reserved = buy_reservation(order.reserve_price, order.quantity - filled_after, order.commission_rate)
-            reserved_delta[account_id] = reserved_delta.get(account_id, 0) - (order.reserved_cash - new_reserved)
-            cash_delta[account_id] = cash_delta.get(account_id, 0) - (amount + commission)
-            order.reserved_cash = new_reserved
-        else:
-            cash_delta[account_id] = cash_delta.get(account_id, 0) + (amount - commission - tax)
-        executions.append(
-            Execution(
-                order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
-                quantity=quantity, amount=amount, commission=commission, tax=tax,
-                tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"), realized_pnl=pnl,
-                tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
-            )
-        )  # fmt: skip
-        order.filled_quantity = filled_after
-        order.filled_amount += amount
-        order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
-        order.commission_total += commission
-        order.tax_total += tax
-        order.status = OrderStatus.FILLED if filled_after == order.quantity else OrderStatus.PARTIALLY_FILLED
-        if order.status == OrderStatus.FILLED:
-            order.closed_at = now
-        order.updated_at = now
+        cash_delta: dict[int, int] = {}
+        reserved_delta: dict[int, int] = {}
+        now = timezone.now()
+        executions: list[Execution] = []
+        for (order, leg, price, quantity), (amount, commission, tax), pnl in zip(legs, charges, realized, strict=True):
+            filled_after = order.filled_quantity + quantity
+            account_id = order.account_id
+            if order.side == Side.BUY:
+                remaining = order.quantity - filled_after
+                new_reserved = buy_reservation(order.reserve_price, remaining, order.commission_rate)
+                reserved_delta[account_id] = reserved_delta.get(account_id, 0) - (order.reserved_cash - new_reserved)
+                cash_delta[account_id] = cash_delta.get(account_id, 0) - (amount + commission)
+                order.reserved_cash = new_reserved
+            else:
+                cash_delta[account_id] = cash_delta.get(account_id, 0) + (amount - commission - tax)
+            executions.append(
+                Execution(
+                    order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
+                    quantity=quantity, amount=amount, commission=commission, tax=tax,
+                    tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"), realized_pnl=pnl,
+                    tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+                )
+            )  # fmt: skip
+            order.filled_quantity = filled_after
+            order.filled_amount += amount
+            order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
+            order.commission_total += commission
+            order.tax_total += tax
+            order.status = OrderStatus.FILLED if filled_after == order.quantity else OrderStatus.PARTIALLY_FILLED
+            if order.status == OrderStatus.FILLED:
+                order.closed_at = now
+            order.updated_at = now
 
-    update_rows(
-        PaperAccount,
-        [{"pk": a, "cash": cash_delta[a], "reserved_cash": reserved_delta.get(a, 0)} for a in sorted(cash_delta)],
-        add=("cash", "reserved_cash"),
-    )
-    Execution.objects.bulk_create(executions)
-    orders = [p.order for p in plans]
-    update_rows(
-        Order,
-        [{"pk": o.pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for o in orders],
-        assign=_ORDER_FILL_FIELDS,
-    )
+        update_rows(
+            PaperAccount,
+            [{"pk": a, "cash": cash_delta[a], "reserved_cash": reserved_delta.get(a, 0)} for a in sorted(cash_delta)],
+            add=("cash", "reserved_cash"),
+        )
+        orders = [p.order for p in plans]
+        update_rows(
+            Order,
+            [{"pk": o.pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for o in orders],
+            assign=_ORDER_FILL_FIELDS,
+        )
+        Execution.objects.bulk_create(executions)  # reading its ids sends the queued updates with it
+        accounts.close()
     return executions
 
 
@@ -653,14 +660,15 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
 
 @transaction.atomic
 def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) -> list[Execution]:
-    if not _mark_applied(tick):
+    with pipeline():  # the marker and the order locks: one round trip
+        marker = _mark_applied_send(tick)
+        locked = lock_objects.orders_lock_open(ids=order_ids)
+        applied = marker.fetchone() is not None
+        marker.close()
+    if not applied:
         return []
     tick_key = stream_id_key(tick.stream_id)
-    orders = [
-        o
-        for o in lock_objects.orders_lock_open(ids=order_ids)
-        if o.trading_date <= tick_day and stream_id_key(o.fill_after_id) < tick_key
-    ]
+    orders = [o for o in locked if o.trading_date <= tick_day and stream_id_key(o.fill_after_id) < tick_key]
     if not orders:
         return []
     unchecked = [o for o in orders if not o.band_checked]
@@ -674,7 +682,6 @@ def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) 
     plans += _plan_side([o for o in orders if o.side == Side.SELL], tick, book["bids"] if book else None)
     if not plans:
         return []
-    lock_objects.accounts_lock(ids={p.order.account_id for p in plans})
     tax_rate = Decimal("0")
     if any(p.order.side == Side.SELL for p in plans):
         tax_rate = transaction_tax_rate(market=plans[0].order.stock.market, trade_date=tick_day)
