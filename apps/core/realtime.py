@@ -39,6 +39,8 @@ class _LoopThread:
 
 
 _sender = _LoopThread()
+_in_flight: set[Future] = set()
+_in_flight_lock = threading.Lock()
 
 
 def group_send_many(messages: Sequence[tuple[str, dict]], *, what: str = "group send") -> Future | None:
@@ -60,12 +62,29 @@ def group_send_many(messages: Sequence[tuple[str, dict]], *, what: str = "group 
                 logger.error("%s failed", what, extra={"group": group, "error": repr(result)})
 
     future = asyncio.run_coroutine_threadsafe(send_all(), _sender.loop())
+    with _in_flight_lock:
+        _in_flight.add(future)
     future.add_done_callback(_log_failure(what))
     return future
 
 
+def group_sends_wait(timeout: float = SEND_TIMEOUT) -> bool:
+    """Wait until every send queued so far has finished (a worker's shutdown, a test reading a layer);
+    False when some are still in flight after ``timeout`` seconds."""
+    from concurrent.futures import wait
+
+    with _in_flight_lock:
+        pending = set(_in_flight)
+    if not pending:
+        return True
+    _, not_done = wait(pending, timeout=timeout)
+    return not not_done
+
+
 def _log_failure(what: str):
     def done(future: Future) -> None:
+        with _in_flight_lock:
+            _in_flight.discard(future)
         exc = future.exception()
         if exc is not None:
             logger.error("%s failed", what, extra={"error": repr(exc)})

@@ -57,6 +57,9 @@ class FillEngineBootstep(bootsteps.StartStopStep):
         except Exception:
             logger.exception("fill engine thread ended with an error; this worker applies no fills until restarted")
         finally:
+            from apps.core.realtime import group_sends_wait
+
+            group_sends_wait(2.0)  # order pushes of the last fills leave before the worker exits
             connections.close_all()
 
     def stop(self, worker: Any) -> None:

@@ -364,6 +364,8 @@ def test_fills_push_order_snapshots_after_commit(place, tick, settings, django_c
     from asgiref.sync import async_to_sync
     from channels.layers import channel_layers, get_channel_layer
 
+    from apps.core.realtime import group_sends_wait
+
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
     try:
@@ -376,6 +378,7 @@ def test_fills_push_order_snapshots_after_commit(place, tick, settings, django_c
         assert callbacks  # nothing is sent until the transaction commits
         for callback in callbacks:
             callback()
+        assert group_sends_wait()  # sent from the process's sender loop; the in-memory layer is per loop
         message = async_to_sync(layer.receive)(channel)
         assert message["type"] == "order.update"
         assert (message["order"]["id"], message["order"]["status"], message["order"]["filled_quantity"]) == (
