@@ -11,10 +11,9 @@ clients re-read the page (or the REST API) after a reconnect: the channel layer 
 
 from __future__ import annotations
 
-import json
-
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.core.consumers import GroupsConsumer
 
 from .notifications import condition_group, user_notifications_group
 
@@ -26,34 +25,7 @@ def _condition_ids(user) -> list[int]:
     return list(condition_list_for_user(user=user).values_list("pk", flat=True))
 
 
-class _BaseConsumer(AsyncJsonWebsocketConsumer):
-    groups_joined: list[str]
-
-    async def join(self, groups: list[str]) -> None:
-        self.groups_joined = groups
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-
-    async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-
-    async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong", "id": content.get("id")})
-        else:
-            await self.send_json(
-                {"type": "error", "code": "bad_message", "message": 'only {"type": "ping"} is accepted'}
-            )
-
-    async def decode_json(self, text_data):
-        try:
-            return json.loads(text_data)
-        except ValueError:
-            return None
-
-
-class NotificationsConsumer(_BaseConsumer):
+class NotificationsConsumer(GroupsConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -66,7 +38,7 @@ class NotificationsConsumer(_BaseConsumer):
         await self.send_json({"type": "notification", "notification": event["notification"]})
 
 
-class ConditionsConsumer(_BaseConsumer):
+class ConditionsConsumer(GroupsConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
