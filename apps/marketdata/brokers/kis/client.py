@@ -49,9 +49,8 @@ from ..base import (
     Quote,
     UnknownSymbol,
 )
-from ..breaker import Permit, RedisCircuitBreaker, Rejection
-from ..metrics import BrokerMetrics
-from ..ratelimit import RedisRateLimiter
+from ..breaker import Permit, Rejection
+from ..guards import broker_guards
 from ..tokens import TokenStore
 from . import parsing
 from .config import KisConfig, tr_id_for
@@ -168,23 +167,8 @@ class AsyncKisClient:
             trust_env=False,
         )
         self._sync_transport = transport  # only used to detect test transports for token issuance
-        scope = config.scope
-        self.limiter = RedisRateLimiter(
-            redis,
-            key=f"{config.redis_prefix}:rl:{scope}",
-            rate=config.rate_limit,
-            burst=config.rate_burst,
-            max_wait=config.rate_max_wait,
-        )
-        self.breaker = RedisCircuitBreaker(
-            redis,
-            prefix=config.redis_prefix,
-            scope=scope,
-            threshold=config.breaker_threshold,
-            open_seconds=config.breaker_open_seconds,
-            probe_ttl=config.timeout + 5.0,
-        )
-        self.metrics = BrokerMetrics(redis, prefix=config.redis_prefix, scope=scope)
+        guards = broker_guards(redis, config)
+        self.limiter, self.breaker, self.metrics = guards.limiter, guards.breaker, guards.metrics
         self._token: AccessToken | None = None
         self._token_lock = asyncio.Lock()
         self._log = {"broker": "kis", "env": config.env, "key_id": config.key_id}
