@@ -83,3 +83,32 @@ def test_requirements_are_pinned():
             line = line.strip()
             if line and not line.startswith(("#", "-r")):
                 assert "==" in line, f"{name}: {line} is not pinned"
+
+
+def _database_settings(**env) -> dict:
+    """The ``default`` database settings a process started with ``env`` would use (a fresh interpreter)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; print(json.dumps({'max_age': d['CONN_MAX_AGE'], "
+        "'pool': d['OPTIONS'].get('pool')}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("HOGA_PROCESS_ROLE", "DB_CONN_MAX_AGE")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env},
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_web_processes_pool_their_database_connections_and_workers_keep_theirs():
+    assert _database_settings(HOGA_PROCESS_ROLE="web") == {
+        "max_age": 0, "pool": {"min_size": 2, "max_size": 20, "timeout": 10.0},
+    }  # fmt: skip
+    assert _database_settings(HOGA_PROCESS_ROLE="web", DB_POOL_MAX_SIZE="0") == {"max_age": 0, "pool": None}
+    assert _database_settings(HOGA_PROCESS_ROLE="worker") == {"max_age": 60, "pool": None}
+    assert _database_settings() == {"max_age": 0, "pool": None}  # manage.py commands, tests

@@ -17,11 +17,16 @@ def paper_account_create(*, user, name: str = "모의투자", initial_cash: int 
     return account
 
 
-@transaction.atomic
 def paper_account_ensure(*, user) -> PaperAccount:
-    """The user's first paper account, created on first use (idempotent)."""
+    """The user's first paper account, created on first use (idempotent). Every API request asks: the read
+    needs no transaction; only the creation takes one."""
     account = PaperAccount.objects.filter(user=user).order_by("id").first()
-    return account or paper_account_create(user=user)
+    if account is not None:
+        return account
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()  # two first requests: one creates
+        account = PaperAccount.objects.filter(user=user).order_by("id").first()
+        return account or paper_account_create(user=user)
 
 
 @transaction.atomic

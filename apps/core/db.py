@@ -1,4 +1,6 @@
-"""Set-based writes the ORM does slowly: many rows of one table changed in one ``UPDATE ... FROM (VALUES ...)``.
+"""Writes the ORM does slowly or in too many round trips: many rows of one table changed in one ``UPDATE ...
+FROM (VALUES ...)`` (``update_rows``), a row inserted only when a guarding update succeeds, in one statement
+(``insert_guarded``), and psycopg's pipeline mode (``pipeline``).
 
 Django's ``bulk_update`` builds a ``CASE`` expression per field and row and resolves each in Python (about
 a millisecond per row and field here); this builds one parameterised statement instead. Increments
@@ -51,6 +53,37 @@ def update_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def insert_guarded(instance: Model, *, guard_sql: str, guard_params: Sequence[object]) -> bool:
+    """Insert ``instance`` only when ``guard_sql`` (an ``UPDATE ... RETURNING`` of at most one row) changes a
+    row, both in one statement: ``WITH guard AS (...) INSERT ... SELECT ... FROM guard``. Returns whether it
+    was inserted (then ``instance.pk`` is set).
+
+    Outside a transaction the statement is its own transaction, so the row the guard updates is locked only
+    while PostgreSQL runs it, never while the client is busy between statements; an error (a unique
+    constraint) undoes the guard's update with it. Field values are prepared as ``Model.save`` would
+    (``pre_save``, e.g. ``auto_now_add``); model validation is the caller's.
+    """
+    meta = instance._meta
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and instance.pk is None)]
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH guard AS ({guard_sql}) "
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(f'%s::{f.db_type(connection)}' for f in fields)} FROM guard "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*guard_params, *values])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
 
 
 @contextmanager

@@ -3,13 +3,13 @@
 One ``FillEngine`` is one consumer of the Redis consumer group ``PAPER_FILL_GROUP`` on
 ``FILL_TICKS_STREAM``. Any number may run (each Celery worker consuming the ``default`` queue runs one,
 see ``bootstep.py``; or ``manage.py runfills``): the group hands each entry to one consumer, and
-``order_fill_apply`` is exactly-once per tick anyway, so a redelivered, claimed or duplicated entry is
+``order_fills_apply`` is exactly-once per tick anyway, so a redelivered, claimed or duplicated entry is
 harmless. Each pass of the loop:
 
 1. claims entries another consumer read but never acked for ``PAPER_FILL_CLAIM_IDLE_MS`` (it died);
 2. reads new entries (blocking at most ``PAPER_FILL_BLOCK_MS``);
-3. applies each tick with ``order_fill_apply`` (its transaction has committed when it returns), then
-   acks the batch;
+3. applies the batch with ``order_fills_apply``: in stream order, in one transaction (committed when it
+   returns; a burst of ticks of several stocks costs one commit, not one each), then acks the batch;
 4. every ``PAPER_FILL_DEMAND_SYNC`` s rebuilds ``ORDERS_SET`` from the open orders in the database, every
    ``PAPER_FILL_EXPIRY_CHECK`` s expires DAY orders whose session has closed (market clock), and every
    ``PAPER_FILL_HEARTBEAT`` s logs a heartbeat with its counters.
@@ -86,30 +86,48 @@ class FillEngine:
         self._retry: list = []
 
     def apply(self, ticks) -> int:
-        """Apply ``ticks`` in order, then ack them all; return the number of executions created.
+        """Apply ``ticks`` (in stream order, in one transaction: ``order_fills_apply``), then ack them all;
+        return the number of executions created.
 
-        A transient error propagates before the ack (the batch is retried); any other error of one tick
-        is logged and that tick is acked with the rest.
+        A transient error propagates before the ack (the batch is retried). Any other error re-applies the
+        batch one tick per transaction, so the tick that fails is logged and acked with the rest while the
+        others still apply (ticks already applied are no-ops).
         """
-        from .services import order_fill_apply
+        from .services import order_fills_apply
+
+        if not ticks:
+            return 0
+        started = time.time()
+        try:
+            created = len(order_fills_apply(ticks=list(ticks)))
+        except TRANSIENT:
+            self._retry = list(ticks)  # re-applied first by the next step (applied ones are no-ops)
+            raise
+        except Exception:
+            logger.exception("fill batch failed; applying its ticks one by one", extra={"count": len(ticks)})
+            created = self._apply_each(ticks)
+        else:
+            oldest_ms = min(int(tick.stream_id.partition("-")[0]) for tick in ticks)
+            self.stats.max_lag_ms = max(self.stats.max_lag_ms, started * 1000 - oldest_ms)
+            self.stats.max_apply_ms = max(self.stats.max_apply_ms, (time.time() - started) * 1000)
+        self.reader.ack(ticks)
+        self.stats.ticks += len(ticks)
+        self.stats.executions += created
+        return created
+
+    def _apply_each(self, ticks) -> int:
+        from .services import order_fills_apply
 
         created = 0
         for tick in ticks:
-            started = time.time()
-            lag_ms = started * 1000 - int(tick.stream_id.partition("-")[0])
             try:
-                created += len(order_fill_apply(tick=tick))
-                self.stats.max_lag_ms = max(self.stats.max_lag_ms, lag_ms)
-                self.stats.max_apply_ms = max(self.stats.max_apply_ms, (time.time() - started) * 1000)
+                created += len(order_fills_apply(ticks=[tick]))
             except TRANSIENT:
-                self._retry = list(ticks)  # re-applied first by the next step (applied ones are no-ops)
+                self._retry = list(ticks)
                 raise
             except Exception:
                 self.stats.poison += 1
                 logger.exception("fill tick could not be applied; skipped", extra={"stream_id": tick.stream_id})
-        self.reader.ack(ticks)
-        self.stats.ticks += len(ticks)
-        self.stats.executions += created
         return created
 
     def step(self) -> int:

@@ -14,24 +14,31 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
-from apps.core.db import pipeline, update_rows
+from apps.core.db import insert_guarded, pipeline, update_rows
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.fillpath import FillTick
 from apps.positions.models import AVG_PRICE_QUANT
-from apps.positions.services import PositionFill, position_fills_apply, position_release, position_reserve
+from apps.positions.services import (
+    PositionFill,
+    insufficient_holding,
+    position_fills_apply,
+    position_release,
+    position_reserve_guard,
+)
 
 from . import lock_objects
 from .exceptions import (
@@ -208,11 +215,13 @@ def order_place(
     and raises ``client_order_id_conflict`` (409) when they differ.
 
     Short locks: everything that only reads (the market clock, an HTTP call in demo mode; the stock, its
-    reference price and band; the account's terms) happens before the transaction. The transaction then
-    inserts the order (the ``(account, client_order_id)`` unique constraint settles a race between two
-    resubmissions) and, last, reserves with one conditional ``UPDATE`` (cash: ``cash − reserved_cash >=
-    needed``; shares: ``quantity − reserved_quantity >= quantity``): the account or position row is locked
-    only from that statement to the commit, so fills of other orders of the account rarely wait for it.
+    reference price and band; the account's terms) happens first. Then one statement, its own transaction
+    (``apps.core.db.insert_guarded``), reserves with a conditional ``UPDATE`` (cash: ``cash − reserved_cash
+    >= needed``; shares: ``quantity − reserved_quantity >= quantity``) and inserts the order only if that
+    changed a row; the ``(account, client_order_id)`` unique constraint settles a race between two
+    resubmissions and undoes the reservation with it. The account or position row is locked only while
+    PostgreSQL runs that statement, never while this process waits for its CPU, so fills of the account's
+    other orders do not queue behind a busy web server.
     """
     if market is None:
         from apps.marketdata.selectors import krx_calendar
@@ -300,21 +309,27 @@ def order_place(
         band_checked=not queued,
         fill_after_id=_fill_stream_position(),
     )
+    if side == Side.BUY:
+        guard = _cash_reserve_guard(account_id=account.pk, amount=reserved)
+    else:
+        guard = position_reserve_guard(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
     try:
-        with transaction.atomic():
-            order.save(force_insert=True)  # every field was validated above; the constraints back it up
-            if side == Side.BUY:
-                _reserve_cash(account_id=account.pk, amount=reserved)
-            else:
-                position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
-            _demand_add_on_commit(stock.code)
-            orders_push_on_commit([order.pk])
+        # every field was validated above; the constraints back it up. Nested in a caller's transaction, a
+        # savepoint keeps a unique violation from breaking it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            inserted = insert_guarded(order, guard_sql=guard[0], guard_params=guard[1])
     except IntegrityError:
         existing = client_order_id and _existing_order(account_id=account.pk, client_order_id=client_order_id)
         if not existing:
             raise
         return _resubmitted(existing, code=code, side=side, order_type=order_type, quantity=quantity,
                             limit_price=limit_price)  # fmt: skip
+    if not inserted:
+        if side == Side.BUY:
+            raise _insufficient_cash(account_id=account.pk, amount=reserved)
+        raise insufficient_holding(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
+    _demand_add_on_commit(stock.code)
+    orders_push_on_commit([order.pk])
     return order
 
 
@@ -331,18 +346,24 @@ def _resubmitted(existing: Order, *, code, side, order_type, quantity, limit_pri
     )
 
 
-def _reserve_cash(*, account_id: int, amount: int) -> None:
-    """Hold ``amount`` of the account's free cash in one conditional update; ``InsufficientCash`` otherwise."""
-    updated = PaperAccount.objects.filter(pk=account_id, cash__gte=F("reserved_cash") + amount).update(
-        reserved_cash=F("reserved_cash") + amount
+def _cash_reserve_guard(*, account_id: int, amount: int) -> tuple[str, list[object]]:
+    """The conditional update that holds ``amount`` of the account's free cash (``cash − reserved_cash >=
+    amount``), for ``insert_guarded``."""
+    table = connection.ops.quote_name(PaperAccount._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET reserved_cash = reserved_cash + %s "
+        "WHERE id = %s AND cash >= reserved_cash + %s RETURNING id"
     )
-    if updated != 1:
-        free = PaperAccount.objects.filter(pk=account_id).values_list("cash", "reserved_cash").first()
-        free_cash = free[0] - free[1] if free else 0
-        raise InsufficientCash(
-            f"Needs {amount:,} KRW (price x quantity + commission); {free_cash:,} free.",
-            fields={"quantity": [f"Needs {amount} KRW, {free_cash} free."]},
-        )
+    return sql, [amount, account_id, amount]
+
+
+def _insufficient_cash(*, account_id: int, amount: int) -> InsufficientCash:
+    free = PaperAccount.objects.filter(pk=account_id).values_list("cash", "reserved_cash").first()
+    free_cash = free[0] - free[1] if free else 0
+    return InsufficientCash(
+        f"Needs {amount:,} KRW (price x quantity + commission); {free_cash:,} free.",
+        fields={"quantity": [f"Needs {amount} KRW, {free_cash} free."]},
+    )
 
 
 # --- release (cancel, expiry, reset) ---------------------------------------------------------------------
@@ -431,6 +452,26 @@ class _Plan:
     legs: list[tuple[int, int]] = field(default_factory=list)  # (price, quantity)
 
 
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """An open order as the pre-lock read sees it: enough to tell whether a tick concerns it."""
+
+    id: int
+    side: str
+    order_type: str
+    limit_price: int | None
+    after: tuple[int, int]  # fill_after_id as a key
+    trading_date: date
+    band_checked: bool
+
+    def concerned_by(self, tick: FillTick, *, day: date, key: tuple[int, int]) -> bool:
+        if self.trading_date > day or self.after >= key:
+            return False
+        if self.order_type == OrderType.MARKET or not self.band_checked:
+            return True
+        return self.limit_price >= tick.price if self.side == Side.BUY else self.limit_price <= tick.price
+
+
 def _book_levels(code: str, at) -> dict[str, list[list[int]]] | None:
     """The stored order book of ``code`` when it is no older than PAPER_BOOK_MAX_AGE vs the tick."""
     import json
@@ -507,15 +548,51 @@ def _plan_side(orders: list[Order], tick: FillTick, levels: list[list[int]] | No
     return plans
 
 
-def _mark_applied_send(tick: FillTick):
-    """Insert the tick's marker (``fetchone()`` on the returned cursor is None when another transaction
-    already applied it; it waits for that one first). The result is read later, so in a pipeline the
-    insert travels with the order locks."""
+def _may_cross(low: int, high: int) -> Q:
+    """Open orders a trade between ``low`` and ``high`` can concern: MARKET orders (they may walk a stored
+    book), LIMIT BUYs at or above ``low``, LIMIT SELLs at or below ``high``, and queued orders not yet
+    checked against their session's band. The others are left out before any lock: a tick that crosses none
+    of them costs no transaction (limit prices never change, so such a tick, marker-less, is still a no-op
+    if it is redelivered)."""
+    return (
+        Q(order_type=OrderType.MARKET)
+        | Q(band_checked=False)
+        | Q(side=Side.BUY, limit_price__gte=low)
+        | Q(side=Side.SELL, limit_price__lte=high)
+    )
+
+
+def _fill_candidates(ticks: list[FillTick]) -> dict[str, list[_Candidate]]:
+    """One read, no lock: per code, the open orders one of ``ticks`` may concern."""
+    prices: dict[str, list[int]] = {}
+    for tick in ticks:
+        prices.setdefault(tick.code, []).append(tick.price)
+    latest_day = max(tick.at.astimezone(KST).date() for tick in ticks)
+    concerned = Q()
+    for code, seen in sorted(prices.items()):
+        concerned |= Q(stock__code=code) & _may_cross(min(seen), max(seen))
+    rows = Order.objects.filter(concerned, status__in=OPEN_STATUSES, trading_date__lte=latest_day).values_list(
+        "id", "stock__code", "side", "order_type", "limit_price", "fill_after_id", "trading_date", "band_checked"
+    )
+    candidates: dict[str, list[_Candidate]] = {}
+    for pk, code, side, order_type, limit_price, after, trading_date, checked in rows:
+        candidate = _Candidate(pk, side, order_type, limit_price, stream_id_key(after), trading_date, checked)
+        candidates.setdefault(code, []).append(candidate)
+    return candidates
+
+
+def _mark_applied_send(ticks: list[FillTick]):
+    """Insert the ticks' markers (in stream order, as every transaction does, so two overlapping batches
+    cannot deadlock on them); ``fetchall()`` on the returned cursor gives the stream ids inserted (a tick
+    another transaction already applied is missing; its insert waits for that one first). The result is
+    read later, so in a pipeline the insert travels with the order locks."""
     cursor = connection.cursor()
+    now = timezone.now()
     cursor.execute(
-        f"INSERT INTO {AppliedFillTick._meta.db_table} (stream_id, code, applied_at) VALUES (%s, %s, %s) "
-        "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
-        [tick.stream_id, tick.code, timezone.now()],
+        f"INSERT INTO {AppliedFillTick._meta.db_table} (stream_id, code, applied_at) VALUES "
+        + ", ".join(["(%s, %s, %s)"] * len(ticks))
+        + " ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
+        [value for tick in ticks for value in (tick.stream_id, tick.code, now)],
     )
     return cursor
 
@@ -526,102 +603,129 @@ _ORDER_FILL_FIELDS = (
 )  # fmt: skip
 
 
-def _book_fills(plans: list[_Plan], *, tick: FillTick, tax_rate: Decimal) -> list[Execution]:
-    """Book every leg of ``plans`` (locked orders of one stock) in one batch.
+class _Fills:
+    """The fills of one transaction, booked in memory tick after tick (each tick sees the orders as the
+    previous ones left them), then written in a constant number of statements (``write``)."""
 
-    Per leg: amount = price × quantity, commission and (sells) tax truncated to the won; buys release the
-    part of their reservation the fill used up. Then, in a constant number of statements whatever the
-    number of legs: the accounts' and positions' locks (in that order), positions (``position_fills_apply``),
-    one ``UPDATE`` of every account's cash and reservation by delta (``apps.core.db.update_rows``), the
-    orders (one ``UPDATE``) and the executions (one ``INSERT``), pipelined into two round trips. Values are
-    computed here from locked rows, so no per-row validation query is needed.
-    """
-    legs: list[tuple[Order, int, int, int]] = []  # (order, leg, price, quantity) in order-id order
-    for plan in sorted(plans, key=lambda p: p.order.pk):
-        for leg, (price, quantity) in enumerate(plan.legs):
-            legs.append((plan.order, leg, price, quantity))
+    def __init__(self) -> None:
+        self.executions: list[Execution] = []
+        self.position_fills: list[PositionFill] = []
+        self.cash_delta: dict[int, int] = {}
+        self.reserved_delta: dict[int, int] = {}
+        self.orders: dict[int, Order] = {}
+        self._tax_rates: dict[tuple[str, date], Decimal] = {}
 
-    fills: list[PositionFill] = []
-    charges: list[tuple[int, int, int]] = []  # (amount, commission, tax) per leg
-    for order, _leg, price, quantity in legs:
-        amount = price * quantity
-        commission = commission_for(amount, order.commission_rate)
-        tax = tax_for(amount, tax_rate) if order.side == Side.SELL else 0
-        charges.append((amount, commission, tax))
-        fills.append(PositionFill(order.account_id, order.side, price, quantity, commission, tax))
-    with pipeline():  # account and position locks, then their updates, the orders' and the insert: two round trips
-        accounts = lock_objects.accounts_lock_send(ids={p.order.account_id for p in plans})  # (orders -> accounts)
-        realized = position_fills_apply(stock_id=legs[0][0].stock_id, fills=fills)
+    def tax_rate(self, market: str, day: date) -> Decimal:
+        if (market, day) not in self._tax_rates:
+            self._tax_rates[market, day] = transaction_tax_rate(market=market, trade_date=day)
+        return self._tax_rates[market, day]
 
-        cash_delta: dict[int, int] = {}
-        reserved_delta: dict[int, int] = {}
-        now = timezone.now()
-        executions: list[Execution] = []
-        for (order, leg, price, quantity), (amount, commission, tax), pnl in zip(legs, charges, realized, strict=True):
-            filled_after = order.filled_quantity + quantity
+    def book(self, plans: list[_Plan], *, tick: FillTick, day: date, now) -> None:
+        """Per leg: amount = price × quantity, commission and (sells) tax truncated to the won; buys release
+        the part of their reservation the fill used up."""
+        for plan in sorted(plans, key=lambda p: p.order.pk):
+            order = plan.order
             account_id = order.account_id
-            if order.side == Side.BUY:
-                remaining = order.quantity - filled_after
-                new_reserved = buy_reservation(order.reserve_price, remaining, order.commission_rate)
-                reserved_delta[account_id] = reserved_delta.get(account_id, 0) - (order.reserved_cash - new_reserved)
-                cash_delta[account_id] = cash_delta.get(account_id, 0) - (amount + commission)
-                order.reserved_cash = new_reserved
-            else:
-                cash_delta[account_id] = cash_delta.get(account_id, 0) + (amount - commission - tax)
-            executions.append(
-                Execution(
-                    order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
-                    quantity=quantity, amount=amount, commission=commission, tax=tax,
-                    tax_rate=tax_rate if order.side == Side.SELL else Decimal("0"), realized_pnl=pnl,
-                    tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+            tax_rate = self.tax_rate(order.stock.market, day) if order.side == Side.SELL else Decimal("0")
+            for leg, (price, quantity) in enumerate(plan.legs):
+                amount = price * quantity
+                commission = commission_for(amount, order.commission_rate)
+                tax = tax_for(amount, tax_rate) if order.side == Side.SELL else 0
+                filled_after = order.filled_quantity + quantity
+                if order.side == Side.BUY:
+                    new_reserved = buy_reservation(
+                        order.reserve_price, order.quantity - filled_after, order.commission_rate
+                    )
+                    self.reserved_delta[account_id] = self.reserved_delta.get(account_id, 0) - (
+                        order.reserved_cash - new_reserved
+                    )
+                    self.cash_delta[account_id] = self.cash_delta.get(account_id, 0) - (amount + commission)
+                    order.reserved_cash = new_reserved
+                else:
+                    self.cash_delta[account_id] = self.cash_delta.get(account_id, 0) + (amount - commission - tax)
+                self.position_fills.append(
+                    PositionFill(account_id, order.side, price, quantity, commission, tax, stock_id=order.stock_id)
                 )
-            )  # fmt: skip
-            order.filled_quantity = filled_after
-            order.filled_amount += amount
-            order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
-            order.commission_total += commission
-            order.tax_total += tax
-            order.status = OrderStatus.FILLED if filled_after == order.quantity else OrderStatus.PARTIALLY_FILLED
-            if order.status == OrderStatus.FILLED:
-                order.closed_at = now
-            order.updated_at = now
+                self.executions.append(
+                    Execution(
+                        order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
+                        quantity=quantity, amount=amount, commission=commission, tax=tax, tax_rate=tax_rate,
+                        tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+                    )
+                )  # fmt: skip
+                order.filled_quantity = filled_after
+                order.filled_amount += amount
+                order.avg_fill_price = _avg(order.filled_amount, order.filled_quantity)
+                order.commission_total += commission
+                order.tax_total += tax
+                order.status = OrderStatus.FILLED if filled_after == order.quantity else OrderStatus.PARTIALLY_FILLED
+                if order.status == OrderStatus.FILLED:
+                    order.closed_at = now
+                order.updated_at = now
+            self.orders[order.pk] = order
 
-        update_rows(
-            PaperAccount,
-            [{"pk": a, "cash": cash_delta[a], "reserved_cash": reserved_delta.get(a, 0)} for a in sorted(cash_delta)],
-            add=("cash", "reserved_cash"),
-        )
-        orders = [p.order for p in plans]
-        update_rows(
-            Order,
-            [{"pk": o.pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for o in orders],
-            assign=_ORDER_FILL_FIELDS,
-        )
-        Execution.objects.bulk_create(executions)  # reading its ids sends the queued updates with it
-        accounts.close()
-    return executions
+    def write(self) -> None:
+        """The accounts' and positions' locks (in that order; the orders are locked already), positions
+        (``position_fills_apply``, which also gives each sell's realized P&L), one ``UPDATE`` of every
+        account's cash and reservation by delta (``apps.core.db.update_rows``), one of the orders and one
+        ``INSERT`` of the executions, pipelined into two round trips. Values are computed from locked rows,
+        so no per-row validation query is needed."""
+        with pipeline():
+            accounts = lock_objects.accounts_lock_send(ids=self.cash_delta.keys())  # (orders -> accounts)
+            realized = position_fills_apply(fills=self.position_fills)
+            for execution, pnl in zip(self.executions, realized, strict=True):
+                execution.realized_pnl = pnl
+            update_rows(
+                PaperAccount,
+                [
+                    {"pk": a, "cash": self.cash_delta[a], "reserved_cash": self.reserved_delta.get(a, 0)}
+                    for a in sorted(self.cash_delta)
+                ],
+                add=("cash", "reserved_cash"),
+            )
+            update_rows(
+                Order,
+                [{"pk": pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for pk, o in sorted(self.orders.items())],
+                assign=_ORDER_FILL_FIELDS,
+            )
+            Execution.objects.bulk_create(self.executions)  # reading its ids sends the queued updates with it
+            accounts.close()
 
 
 def order_fill_apply(*, tick: FillTick) -> list[Execution]:
-    """Apply one trade tick to every open order of its stock; return the executions it created.
+    """Apply one trade tick to the open orders of its stock (``order_fills_apply`` of one tick)."""
+    return order_fills_apply(ticks=[tick])
 
-    Eligible orders: open, ``trading_date <= the tick's KST date``, accepted before the tick entered the
-    stream (``fill_after_id < stream_id``). Rules (see ``_plan_side``): a LIMIT BUY fills when the trade
-    prints at or below its price, a SELL at or above, at the trade price (the limit or better); buys and
-    sells each share the tick's printed volume in price-time priority; MARKET orders fill at the trade
-    price, or walk a fresh stored order book. Exactly once: the tick's marker row and the order locks are
-    taken in one transaction, so a redelivered or concurrently applied tick finds the marker and does
-    nothing. Returns after commit (callers ack the stream entry then).
+
+def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
+    """Apply trade ticks, in stream order, to the open orders of their stocks in one transaction; return the
+    executions created.
+
+    Orders a tick concerns: open, crossable by the trade (``_may_cross``), ``trading_date <= the tick's KST
+    date``, accepted before the tick entered the stream (``fill_after_id < stream_id``). Rules (see
+    ``_plan_side``): a LIMIT BUY fills when the trade prints at or below its price, a SELL at or above, at
+    the trade price (the limit or better); buys and sells each share the tick's printed volume in price-time
+    priority; MARKET orders fill at the trade price, or walk a fresh stored order book. Each tick sees the
+    orders as the ticks before it left them (an order filled by one is not filled again by the next).
+
+    Exactly once: the ticks' marker rows and the order locks are taken in one transaction, so a redelivered
+    or concurrently applied tick finds its marker and does nothing. Ticks that concern no order are left out
+    before it (one read for the whole batch); when none is left, no transaction is opened. Returns after the
+    commit (callers ack the stream entries then).
     """
-    if tick.price <= 0 or tick.volume <= 0:
+    ticks = sorted((t for t in ticks if t.price > 0 and t.volume > 0), key=lambda t: stream_id_key(t.stream_id))
+    if not ticks:
         return []
-    tick_day = tick.at.astimezone(KST).date()
-    tick_key = stream_id_key(tick.stream_id)
-    candidates = Order.objects.filter(stock__code=tick.code, status__in=OPEN_STATUSES, trading_date__lte=tick_day)
-    eligible = [pk for pk, after in candidates.values_list("id", "fill_after_id") if stream_id_key(after) < tick_key]
-    if not eligible:
+    candidates = _fill_candidates(ticks)
+    work: list[tuple[FillTick, date, list[int]]] = []
+    for tick in ticks:
+        day, key = tick.at.astimezone(KST).date(), stream_id_key(tick.stream_id)
+        ids = [c.id for c in candidates.get(tick.code, ()) if c.concerned_by(tick, day=day, key=key)]
+        if ids:
+            work.append((tick, day, ids))
+    if not work:
         return []
-    return _fill_apply_locked(tick=tick, order_ids=eligible, tick_day=tick_day)
+    return _fills_apply_locked(work)
 
 
 def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int]:
@@ -632,8 +736,8 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
     session's actual ±30 % band is REJECTED (``price_out_of_band``), releasing its reservation, as KRX
     would refuse it at the open; the others are marked checked. Returns the rejected order ids.
 
-    When one is rejected, the accounts of every order ``locked`` for this tick are locked at once, in id
-    order, so the fill that follows takes no further account lock (the global lock order holds).
+    When one is rejected, the accounts of every order ``locked`` for this transaction are locked at once, in
+    id order, so the fill that follows takes no further account lock (the global lock order holds).
     """
     rejected: list[Order] = []
     for order in orders:
@@ -659,33 +763,38 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
 
 
 @transaction.atomic
-def _fill_apply_locked(*, tick: FillTick, order_ids: list[int], tick_day: date) -> list[Execution]:
-    with pipeline():  # the marker and the order locks: one round trip
-        marker = _mark_applied_send(tick)
-        locked = lock_objects.orders_lock_open(ids=order_ids)
-        applied = marker.fetchone() is not None
+def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]]) -> list[Execution]:
+    with pipeline():  # the markers and the order locks: one round trip
+        marker = _mark_applied_send([tick for tick, _, _ in work])
+        locked = lock_objects.orders_lock_open(ids={pk for _, _, ids in work for pk in ids})
+        applied = {row[0] for row in marker.fetchall()}
         marker.close()
-    if not applied:
-        return []
-    tick_key = stream_id_key(tick.stream_id)
-    orders = [o for o in locked if o.trading_date <= tick_day and stream_id_key(o.fill_after_id) < tick_key]
-    if not orders:
-        return []
-    unchecked = [o for o in orders if not o.band_checked]
+    work = [entry for entry in work if entry[0].stream_id in applied]
+    orders = {o.pk: o for o in locked}
+
+    def concerned(tick: FillTick, day: date, ids: list[int]) -> list[Order]:
+        key = stream_id_key(tick.stream_id)
+        found = (orders.get(pk) for pk in ids)
+        return [o for o in found if o and o.trading_date <= day and stream_id_key(o.fill_after_id) < key]
+
+    unchecked = {o.pk: o for entry in work for o in concerned(*entry) if not o.band_checked}
     if unchecked:
-        rejected = _queued_orders_check(unchecked, locked=orders)
-        orders = [o for o in orders if o.pk not in rejected]
-        if not orders:
-            return []
-    book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in orders) else None
-    plans = _plan_side([o for o in orders if o.side == Side.BUY], tick, book["asks"] if book else None)
-    plans += _plan_side([o for o in orders if o.side == Side.SELL], tick, book["bids"] if book else None)
-    if not plans:
+        for pk in _queued_orders_check(list(unchecked.values()), locked=locked):
+            del orders[pk]
+    fills = _Fills()
+    now = timezone.now()
+    for tick, day, ids in work:
+        open_orders = [o for o in concerned(tick, day, ids) if o.remaining_quantity > 0]
+        if not open_orders:
+            continue
+        book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in open_orders) else None
+        plans = _plan_side([o for o in open_orders if o.side == Side.BUY], tick, book["asks"] if book else None)
+        plans += _plan_side([o for o in open_orders if o.side == Side.SELL], tick, book["bids"] if book else None)
+        fills.book(plans, tick=tick, day=day, now=now)
+    if not fills.executions:
         return []
-    tax_rate = Decimal("0")
-    if any(p.order.side == Side.SELL for p in plans):
-        tax_rate = transaction_tax_rate(market=plans[0].order.stock.market, trade_date=tick_day)
-    executions = _book_fills(plans, tick=tick, tax_rate=tax_rate)
-    _demand_prune_on_commit({tick.code} if any(not p.order.is_open for p in plans) else set())
-    orders_push_snapshots_on_commit([p.order for p in sorted(plans, key=lambda p: p.order.pk)])
-    return executions
+    fills.write()
+    changed = [o for _, o in sorted(fills.orders.items())]
+    _demand_prune_on_commit({o.stock.code for o in changed if not o.is_open})
+    orders_push_snapshots_on_commit(changed)
+    return fills.executions

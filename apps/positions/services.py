@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.db import update_rows
@@ -19,20 +19,27 @@ class InsufficientHolding(ValidationFailed):
     default_code = "insufficient_holding"
 
 
-@transaction.atomic
-def position_reserve(*, account_id: int, stock_id: int, quantity: int) -> None:
-    """Hold ``quantity`` shares for an open sell in one conditional update (the row is locked only from
-    there to the commit); ``InsufficientHolding`` beyond the free quantity."""
-    updated = Position.objects.filter(
-        account_id=account_id, stock_id=stock_id, quantity__gte=F("reserved_quantity") + quantity
-    ).update(reserved_quantity=F("reserved_quantity") + quantity)
-    if updated != 1:
-        position = Position.objects.filter(account_id=account_id, stock_id=stock_id).first()
-        free = position.free_quantity if position else 0
-        raise InsufficientHolding(
-            f"Cannot sell {quantity} shares: {free} free (held minus pending sells).",
-            fields={"quantity": [f"At most {free}."]},
-        )
+def position_reserve_guard(*, account_id: int, stock_id: int, quantity: int) -> tuple[str, list[object]]:
+    """The conditional update that holds ``quantity`` shares for an open sell: it changes the position only
+    when ``quantity − reserved_quantity >= quantity`` (``RETURNING`` one row then, none otherwise). Run by
+    the order placement in the statement that inserts the order (``apps.core.db.insert_guarded``), so the
+    row is locked only while that statement runs."""
+    table = connection.ops.quote_name(Position._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET reserved_quantity = reserved_quantity + %s "
+        "WHERE account_id = %s AND stock_id = %s AND quantity >= reserved_quantity + %s RETURNING id"
+    )
+    return sql, [quantity, account_id, stock_id, quantity]
+
+
+def insufficient_holding(*, account_id: int, stock_id: int, quantity: int) -> InsufficientHolding:
+    """The error for a sell of ``quantity`` beyond the free holding (read after the guard refused it)."""
+    position = Position.objects.filter(account_id=account_id, stock_id=stock_id).first()
+    free = position.free_quantity if position else 0
+    return InsufficientHolding(
+        f"Cannot sell {quantity} shares: {free} free (held minus pending sells).",
+        fields={"quantity": [f"At most {free}."]},
+    )
 
 
 @transaction.atomic
@@ -57,6 +64,7 @@ class PositionFill:
     quantity: int
     commission: int
     tax: int = 0
+    stock_id: int = field(kw_only=True)
 
 
 _FILL_FIELDS = (
@@ -64,38 +72,42 @@ _FILL_FIELDS = (
 )  # fmt: skip
 
 
-def _lock_for_stock(*, stock_id: int, account_ids: list[int]) -> dict[int, Position]:
-    rows = (
-        Position.objects.select_for_update(no_key=True)
-        .filter(stock_id=stock_id, account_id__in=account_ids)
-        .order_by("id")
-    )
-    return {p.account_id: p for p in rows}
+def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Position]:
+    """Lock the positions of these (stock, account) pairs in id order; keyed by the pair."""
+    by_stock: dict[int, set[int]] = {}
+    for stock_id, account_id in pairs:
+        by_stock.setdefault(stock_id, set()).add(account_id)
+    which = Q()
+    for stock_id, account_ids in sorted(by_stock.items()):
+        which |= Q(stock_id=stock_id, account_id__in=sorted(account_ids))
+    rows = Position.objects.select_for_update(no_key=True).filter(which).order_by("id")
+    return {(p.stock_id, p.account_id): p for p in rows}
 
 
 @transaction.atomic(savepoint=False)  # inside the fill's transaction: no SAVEPOINT/RELEASE round trips
-def position_fills_apply(*, stock_id: int, fills: Sequence[PositionFill]) -> list[int]:
-    """Apply the executions of one stock, in order; return each one's realized P&L (0 for a buy).
+def position_fills_apply(*, fills: Sequence[PositionFill]) -> list[int]:
+    """Apply executions, in order; return each one's realized P&L (0 for a buy).
 
-    One lock query for every position involved (missing buy positions are created first), the arithmetic
-    on the locked rows in memory, one set-based update. Buy: quantity += q, cost_basis += price × q. Sell (of
-    shares already reserved by the order): quantity and reserved_quantity −= q, cost_basis −=
-    cost_basis × q // quantity (all of it when closing), realized_pnl += price × q − that cost. Commission
-    and tax go to ``fees_paid`` / ``taxes_paid`` only (the average-price convention in ``Position``).
+    One lock query for every position involved, whatever the stocks (missing buy positions are created
+    first), the arithmetic on the locked rows in memory, one set-based update. Buy: quantity += q,
+    cost_basis += price × q. Sell (of shares already reserved by the order): quantity and reserved_quantity
+    −= q, cost_basis −= cost_basis × q // quantity (all of it when closing), realized_pnl += price × q − that
+    cost. Commission and tax go to ``fees_paid`` / ``taxes_paid`` only (the average-price convention in
+    ``Position``).
     """
     if not fills:
         return []
-    account_ids = sorted({f.account_id for f in fills})
-    positions = _lock_for_stock(stock_id=stock_id, account_ids=account_ids)
-    missing = {f.account_id for f in fills if f.side == "BUY"} - positions.keys()
+    pairs = {(f.stock_id, f.account_id) for f in fills}
+    positions = _lock_positions(pairs)
+    missing = {(f.stock_id, f.account_id) for f in fills if f.side == "BUY"} - positions.keys()
     if missing:
         Position.objects.bulk_create(
-            [Position(account_id=a, stock_id=stock_id) for a in sorted(missing)], ignore_conflicts=True
+            [Position(stock_id=s, account_id=a) for s, a in sorted(missing)], ignore_conflicts=True
         )
-        positions = _lock_for_stock(stock_id=stock_id, account_ids=account_ids)
+        positions = _lock_positions(pairs)
     realized_list: list[int] = []
     for fill in fills:
-        position = positions.get(fill.account_id)
+        position = positions.get((fill.stock_id, fill.account_id))
         amount = fill.price * fill.quantity
         if fill.side == "BUY":
             position.quantity += fill.quantity
@@ -105,7 +117,7 @@ def position_fills_apply(*, stock_id: int, fills: Sequence[PositionFill]) -> lis
         else:
             if position is None or position.reserved_quantity < fill.quantity or position.quantity < fill.quantity:
                 raise AssertionError(
-                    f"sell fill of {fill.quantity} exceeds the reserved holding of {fill.account_id}/{stock_id}"
+                    f"sell fill of {fill.quantity} exceeds the reserved holding of {fill.account_id}/{fill.stock_id}"
                 )
             if fill.quantity == position.quantity:
                 removed = position.cost_basis
@@ -121,7 +133,7 @@ def position_fills_apply(*, stock_id: int, fills: Sequence[PositionFill]) -> lis
         position.avg_price = Position.average(position.cost_basis, position.quantity)
         realized_list.append(realized)
     now = timezone.now()
-    changed = [positions[a] for a in account_ids if a in positions]
+    changed = sorted(positions.values(), key=lambda p: p.pk)
     for position in changed:
         position.updated_at = now
     update_rows(
@@ -134,5 +146,5 @@ def position_apply_fill(
     *, account_id: int, stock_id: int, side: str, price: int, quantity: int, commission: int, tax: int = 0
 ) -> int:
     """Apply one execution to the position; return the realized P&L of a sell (0 for a buy)."""
-    fill = PositionFill(account_id, side, price, quantity, commission, tax)
-    return position_fills_apply(stock_id=stock_id, fills=[fill])[0]
+    fill = PositionFill(account_id, side, price, quantity, commission, tax, stock_id=stock_id)
+    return position_fills_apply(fills=[fill])[0]

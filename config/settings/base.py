@@ -4,6 +4,7 @@ Every toggle is read here from the environment (django-environ); app code reads
 ``django.conf.settings`` only. Each variable is listed in ``.env.example``.
 """
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -82,12 +83,20 @@ TEMPLATES = [
 # DATABASE_URL / REDIS_URL are filled in by scripts/devstack.py when the embedded servers are used.
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/hoga")}
 # Under ASGI (the web role) every request's sync code runs in a fresh thread, so persistent connections
-# would pile up instead of being reused: web closes them after each request; workers keep them 60 s.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int(
-    "DB_CONN_MAX_AGE", default=0 if env("HOGA_PROCESS_ROLE", default="web") == "web" else 60
-)
+# would pile up instead of being reused: a web process started by bin/hoga-process borrows them from a pool
+# (psycopg_pool, at most DB_POOL_MAX_SIZE per process; 0 turns it off) and hands them back after each
+# request, sparing PostgreSQL a new backend per request. Workers keep their connections 60 s.
+_WEB = env("HOGA_PROCESS_ROLE", default="web") == "web"
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if _WEB else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+if _WEB and "HOGA_PROCESS_ROLE" in os.environ and DB_POOL_MAX_SIZE > 0 and not DATABASES["default"]["CONN_MAX_AGE"]:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),  # s a request waits for a free connection
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

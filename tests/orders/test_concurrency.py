@@ -13,7 +13,7 @@ from django.db.models import Sum
 from apps.accounts.models import PaperAccount
 from apps.core.exceptions import ApplicationError
 from apps.orders.models import Execution, Order, OrderStatus
-from apps.orders.services import order_cancel, order_fill_apply
+from apps.orders.services import order_cancel, order_fill_apply, order_fills_apply
 
 from .conftest import reconcile
 
@@ -93,6 +93,30 @@ def test_two_fill_workers_on_a_stream_with_duplicates_never_overfill(place, tick
     _assert_consistent(account.pk)
 
 
+def test_fill_workers_applying_overlapping_batches_never_overfill_or_deadlock(place, tick, account, make_stock):
+    """Batches of two stocks' ticks, cut differently by three workers (as after a claim or a retry): each
+    tick is applied once, whoever gets it first, and the books hold."""
+    make_stock("000660")
+    orders = [place("BUY", 40, 70_000), place("BUY", 30, 70_000, code="000660"), place("BUY", 25, 70_000)]
+    ticks = [tick(70_000, 3, code="005930" if n % 2 else "000660") for n in range(60)]
+
+    def worker(batches):
+        return sum(len(order_fills_apply(ticks=batch)) for batch in batches)
+
+    run_threads(
+        lambda: worker([ticks[i : i + 7] for i in range(0, 60, 7)]),
+        lambda: worker([ticks[i : i + 11] for i in range(0, 60, 11)][::-1]),
+        lambda: worker([list(reversed(ticks[i : i + 5])) for i in range(0, 60, 5)]),
+    )
+    for order in orders:
+        order.refresh_from_db()
+    assert [o.filled_quantity for o in orders] == [40, 30, 25]
+    per_tick = Execution.objects.values("tick_stream_id").annotate(q=Sum("quantity"))
+    assert max(row["q"] for row in per_tick) <= 3
+    assert sum(row["q"] for row in per_tick) == 95
+    _assert_consistent(account.pk)
+
+
 def test_cancel_racing_fills_releases_exactly_what_is_left(place, tick, account):
     for i in range(5):
         order = place("BUY", 100, 70_000)
@@ -165,11 +189,11 @@ def test_a_sell_placement_committing_while_a_fill_holds_its_account_does_not_dea
     """The placement reserves shares (position row), then COMMIT checks its order's deferred foreign key to
     the account (a KEY SHARE lock); the fill holds that account and waits for the position. With FOR UPDATE
     account locks this is a deadlock; the fill's FOR NO KEY UPDATE lets the placement commit first."""
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from apps.orders import lock_objects
     from apps.orders.models import Order
-    from apps.positions.services import _lock_for_stock, position_reserve
+    from apps.positions.services import _lock_positions, position_reserve_guard
 
     from .conftest import TRADING_DATE, give_shares
 
@@ -182,7 +206,7 @@ def test_a_sell_placement_committing_while_a_fill_holds_its_account_does_not_dea
             lock_objects.accounts_lock(ids=[account.pk])
             holding.set()
             assert reserved.wait(10)
-            return len(_lock_for_stock(stock_id=stock.pk, account_ids=[account.pk]))  # waits for the placement
+            return len(_lock_positions({(stock.pk, account.pk)}))  # waits for the placement
 
     def placement_side():
         assert holding.wait(10)
@@ -191,7 +215,8 @@ def test_a_sell_placement_committing_while_a_fill_holds_its_account_does_not_dea
                 account_id=account.pk, stock_id=stock.pk, side="SELL", order_type="LIMIT", quantity=3,
                 limit_price=70_000, commission_rate=account.commission_rate, trading_date=TRADING_DATE,
             )  # fmt: skip
-            position_reserve(account_id=account.pk, stock_id=stock.pk, quantity=3)
+            with connection.cursor() as cursor:  # the placement's reservation
+                cursor.execute(*position_reserve_guard(account_id=account.pk, stock_id=stock.pk, quantity=3))
             reserved.set()
             time.sleep(0.5)  # the fill is now waiting for the position row
         return "committed"

@@ -83,16 +83,40 @@ def test_a_poison_tick_is_logged_and_acked(place, tick, clean_redis, fast, monke
     def boom(**_):
         raise ValueError("bad tick")
 
-    monkeypatch.setattr(services, "order_fill_apply", boom)
+    monkeypatch.setattr(services, "order_fills_apply", boom)
     engine.step()
     assert (engine.stats.poison, _pending(clean_redis)) == (1, 0)
+
+
+def test_a_poison_tick_does_not_hold_back_the_rest_of_its_batch(place, tick, clean_redis, fast, monkeypatch):
+    """The batch's transaction fails because of one tick: the others are applied one by one, the bad one is
+    counted, logged and acked."""
+    from apps.orders import services
+
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    for volume in (2, 3, 4):
+        _xadd(clean_redis, tick(70_000, volume))
+    real = services.order_fills_apply
+
+    def fails_on_volume_3(*, ticks):
+        if any(t.volume == 3 for t in ticks):
+            raise ValueError("bad tick")
+        return real(ticks=ticks)
+
+    monkeypatch.setattr(services, "order_fills_apply", fails_on_volume_3)
+    assert engine.step() == 2
+    order.refresh_from_db()
+    assert (order.filled_quantity, engine.stats.poison, _pending(clean_redis)) == (6, 1, 0)
 
 
 def test_a_transient_failure_is_retried_by_the_same_engine_on_its_next_step(
     place, tick, clean_redis, fast, monkeypatch, settings
 ):
     """A deadlock victim (OperationalError) leaves its ticks unacked and re-applies them at once, not after
-    the claim timeout; the tick applied before the failure is not applied twice."""
+    the claim timeout; a tick applied meanwhile (here: committed just before the failure) is not applied
+    twice."""
     from django.db import OperationalError
 
     from apps.orders import services
@@ -103,19 +127,21 @@ def test_a_transient_failure_is_retried_by_the_same_engine_on_its_next_step(
     order = place("BUY", 10, 70_000)
     _xadd(clean_redis, tick(70_000, 3))
     _xadd(clean_redis, tick(70_000, 4))
-    real, calls = services.order_fill_apply, []
+    real, calls = services.order_fills_apply, []
 
-    def deadlock_once(*, tick):
-        calls.append(tick.stream_id)
-        if len(calls) == 2:
+    def deadlock_once(*, ticks):
+        calls.append([t.stream_id for t in ticks])
+        if len(calls) == 1:
+            real(ticks=ticks[:1])
             raise OperationalError("deadlock detected")
-        return real(tick=tick)
+        return real(ticks=ticks)
 
-    monkeypatch.setattr(services, "order_fill_apply", deadlock_once)
+    monkeypatch.setattr(services, "order_fills_apply", deadlock_once)
     with pytest.raises(OperationalError):
         engine.step()
     assert _pending(clean_redis) == 2
     assert engine.step() == 1  # the first tick is a no-op now, the second fills
+    assert calls[1] == calls[0]  # the whole batch again
     order.refresh_from_db()
     assert order.filled_quantity == 7
     assert (_pending(clean_redis), Execution.objects.count()) == (0, 2)

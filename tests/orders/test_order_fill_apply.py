@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from apps.accounts.models import PaperAccount
 from apps.marketdata.calendar import KST
 from apps.marketdata.realtime import keys
-from apps.orders.models import Execution, OrderStatus
-from apps.orders.services import order_fill_apply
+from apps.orders.models import AppliedFillTick, Execution, OrderStatus
+from apps.orders.services import order_fill_apply, order_fills_apply
 from apps.positions.models import Position
 
 from .conftest import give_shares, reconcile
@@ -227,10 +228,113 @@ def test_a_duplicated_tick_fills_once(place, tick, account):
     assert account.cash == 10_000_000 - 2_100_000 - 315
 
 
+# --- batches of ticks (the fill engine applies what it read in one transaction) -----------------------------
+
+
+def test_a_batch_applies_its_ticks_in_stream_order_each_seeing_the_previous_fills(place, tick, account):
+    order = place("BUY", 10, 70_000)
+    executions = order_fills_apply(ticks=[tick(70_000, 6), tick(69_900, 6), tick(69_800, 6)])
+    _refresh(order, account)
+    assert [(e.price, e.quantity) for e in executions] == [(70_000, 6), (69_900, 4)]
+    assert (order.status, order.filled_quantity, order.reserved_cash) == (OrderStatus.FILLED, 10, 0)
+    assert account.cash == 10_000_000 - (420_000 + 63) - (279_600 + 41)
+    assert reconcile(account.pk)[0] == reconcile(account.pk)[1]
+
+
+def test_a_batch_spans_stocks_accounts_and_sides(place, tick, account, stock, make_stock, user):
+    """Buys and sells of two stocks and two accounts in one transaction: positions, cash and realized P&L
+    as if each tick had been applied alone."""
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.services import paper_account_create
+
+    other_stock = make_stock("000660", base=200_000)
+    other = paper_account_create(
+        user=get_user_model().objects.create_user("batch-other", password="pw-12345678"), initial_cash=10_000_000
+    )
+    give_shares(account, stock, 10, 60_000)
+    sell = place("SELL", 4, 70_000)
+    buy_other_stock = place("BUY", 3, 200_000, code="000660")
+    buy_other_account = place("BUY", 5, 70_000, account_id=other.pk)
+    executions = order_fills_apply(
+        ticks=[tick(70_000, 100), tick(199_500, 2, code="000660"), tick(199_000, 5, code="000660")]
+    )
+    assert sorted((e.order_id, e.price, e.quantity) for e in executions) == sorted(
+        [
+            (sell.pk, 70_000, 4),
+            (buy_other_account.pk, 70_000, 5),
+            (buy_other_stock.pk, 199_500, 2),
+            (buy_other_stock.pk, 199_000, 1),
+        ]
+    )
+    mine = Position.objects.get(account=account, stock=stock)
+    assert (mine.quantity, mine.realized_pnl) == (6, 4 * 10_000)
+    assert Position.objects.get(account=account, stock=other_stock).quantity == 3
+    assert Position.objects.get(account=other, stock=stock).quantity == 5
+    for pk in (account.pk, other.pk):
+        assert reconcile(pk)[0] == reconcile(pk)[1]
+
+
+def test_a_batch_with_an_already_applied_tick_applies_only_the_others(place, tick, account):
+    order = place("BUY", 10, 70_000)
+    first, second = tick(70_000, 3), tick(70_000, 4)
+    order_fill_apply(tick=first)
+    assert [e.tick_stream_id for e in order_fills_apply(ticks=[first, second])] == [second.stream_id]
+    _refresh(order)
+    assert order.filled_quantity == 7
+    assert Execution.objects.count() == 2
+
+
+def test_a_batch_that_fails_changes_nothing(place, tick, account, stock, monkeypatch):
+    """A failure while booking the batch (here: a sell beyond its reserved holding, which the services
+    never let happen) rolls back every tick of it, the markers included."""
+    from apps.orders import services
+
+    buy = place("BUY", 10, 70_000)
+    give_shares(account, stock, 10, 60_000)
+    sell = place("SELL", 10, 71_000)
+    Position.objects.filter(account=account, stock=stock).update(reserved_quantity=0)
+    with pytest.raises(AssertionError, match="exceeds the reserved holding"):
+        services.order_fills_apply(ticks=[tick(70_000, 10), tick(71_000, 10)])
+    _refresh(buy, sell, account)
+    assert (buy.filled_quantity, sell.filled_quantity, account.cash) == (0, 0, 10_000_000 - 600_000)
+    assert not AppliedFillTick.objects.exists() and not Execution.objects.exists()
+
+
 def test_a_tick_of_another_stock_does_nothing(place, tick, make_stock):
     make_stock("000660")
     place("BUY", 10, 70_000)
     assert order_fill_apply(tick=tick(60_000, 100, code="000660")) == []
+
+
+def test_a_tick_that_crosses_no_order_opens_no_transaction(place, tick, stock, account, django_assert_num_queries):
+    """Resting orders on both sides, a trade between them: one read, no marker, no lock, nothing changed."""
+    give_shares(account, stock, 10, 60_000)
+    buy = place("BUY", 10, 69_000)
+    sell = place("SELL", 10, 71_000)
+    with django_assert_num_queries(1):
+        assert order_fill_apply(tick=tick(70_000, 100)) == []
+    assert not AppliedFillTick.objects.exists()
+    # the same orders fill when a trade reaches them
+    assert [e.order_id for e in order_fill_apply(tick=tick(69_000, 100))] == [buy.pk]
+    assert [e.order_id for e in order_fill_apply(tick=tick(71_000, 100))] == [sell.pk]
+    assert AppliedFillTick.objects.count() == 2
+
+
+def test_only_the_crossed_orders_are_locked(place, tick, account, django_assert_num_queries):
+    """A trade at 70,000 concerns the buy at 70,000, not the one resting at 69,000 (left unlocked)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    crossed = place("BUY", 10, 70_000)
+    resting = place("BUY", 10, 69_000)
+    with CaptureQueriesContext(connection) as queries:
+        [execution] = order_fill_apply(tick=tick(70_000, 100))
+    assert execution.order_id == crossed.pk
+    [lock] = [
+        q["sql"] for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"] and "orders_order" in q["sql"]
+    ]
+    assert re.search(rf'"orders_order"\."id" IN \({crossed.pk}\)', lock), (lock, resting.pk)
 
 
 def test_a_queued_order_does_not_fill_before_its_trading_date(place, tick, settings):
