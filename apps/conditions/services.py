@@ -539,7 +539,7 @@ def condition_event_order_place(*, user, event_id: int, quantity: int | None = N
     if quantity is None:
         quantity = settings.CONDITIONS_ORDER_QUANTITY
     return order_place(
-        account_id=account.pk,
+        account=account,
         user=user,
         code=event.code,
         side="BUY",

@@ -135,7 +135,7 @@ class OrderListApi(APIView):
             raise ValidationFailed("Invalid order.", code="invalid_order", fields=fields)
         started = timezone.now()
         order = order_place(
-            account_id=account.pk,
+            account=account,
             user=request.user,
             code=str(values["code"]).strip().upper(),
             side=side,

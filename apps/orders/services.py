@@ -198,7 +198,8 @@ def _avg(amount: int, quantity: int) -> Decimal | None:
 
 def order_place(
     *,
-    account_id: int,
+    account_id: int | None = None,
+    account: PaperAccount | None = None,
     user=None,
     code: str,
     side: str,
@@ -230,7 +231,8 @@ def order_place(
             market = market_now(krx_calendar())
         except MarketClockUnavailable as exc:
             raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
-    account = PaperAccount.objects.filter(pk=account_id).first()
+    if account is None:  # else the caller loaded it (the API resolves the request's account anyway)
+        account = PaperAccount.objects.filter(pk=account_id).first()
     if account is None or (user is not None and account.user_id != user.pk):
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
 
@@ -329,7 +331,7 @@ def order_place(
             raise _insufficient_cash(account_id=account.pk, amount=reserved)
         raise insufficient_holding(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
     _demand_add_on_commit(stock.code)
-    orders_push_on_commit([order.pk])
+    orders_push_snapshots_on_commit([order])  # the instance holds exactly the inserted row
     return order
 
 

@@ -152,7 +152,7 @@ def _place_order(request, stock) -> tuple[object | None, list[dict], OrderTicket
     limit_price = data["price"] if data["order_type"] == "LIMIT" else None
     try:
         order = order_place(
-            account_id=account.pk,
+            account=account,
             user=request.user,
             code=stock.code,
             side=data["side"],
