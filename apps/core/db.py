@@ -1,6 +1,7 @@
 """Writes the ORM does slowly or in too many round trips: many rows of one table changed in one ``UPDATE ...
 FROM (VALUES ...)`` (``update_rows``), a row inserted only when a guarding update succeeds, in one statement
-(``insert_guarded``), and psycopg's pipeline mode (``pipeline``).
+(``insert_guarded``), many rows inserted without reading anything back (``insert_rows``), and psycopg's
+pipeline mode (``pipeline``).
 
 Django's ``bulk_update`` builds a ``CASE`` expression per field and row and resolves each in Python (about
 a millisecond per row and field here); this builds one parameterised statement instead. Increments
@@ -25,8 +26,8 @@ def update_rows(
     add: Sequence[str] = (),
 ) -> int:
     """For each row (a mapping with ``"pk"`` and the named fields): set ``assign`` fields to its values and
-    add its values to the ``add`` fields. Returns the number of rows updated. Fields are model field
-    names; values are what the field would save (``get_db_prep_save``)."""
+    add its values to the ``add`` fields. Returns the number of rows updated (not known yet in pipeline
+    mode). Fields are model field names; values are what the field would save (``get_db_prep_save``)."""
     if not rows:
         return 0
     if not assign and not add:
@@ -84,6 +85,40 @@ def insert_guarded(instance: Model, *, guard_sql: str, guard_params: Sequence[ob
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+def insert_rows(instances: Sequence[Model]) -> None:
+    """Insert new instances of one model in one multi-row ``INSERT`` that returns nothing: in a pipeline it
+    travels with the next statement whose result is read (or with the ``COMMIT``). Their primary keys stay
+    unset. Values are prepared as ``Model.save`` would (``pre_save``); validation is the caller's."""
+    if not instances:
+        return
+    meta = instances[0]._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    params: list[object] = []
+    for instance in instances:
+        params.extend(f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields)
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([row] * len(instances))}"
+    )
+    connection.cursor().execute(sql, params)
+
+
+def rows_as_instances(model: type[Model], rows: Sequence[Sequence[object]], *, offset: int = 0) -> list[Model]:
+    """Model instances from rows whose columns ``offset``… are the model's concrete fields in order (as
+    ``concrete_columns`` lists them), as a queryset would build them."""
+    names = [f.attname for f in model._meta.concrete_fields]
+    end = offset + len(names)
+    return [model.from_db(connection.alias, names, row[offset:end]) for row in rows]
+
+
+def concrete_columns(model: type[Model], alias: str) -> list[str]:
+    """``alias.column`` for each concrete field of ``model``, in field order (for ``rows_as_instances``)."""
+    quote = connection.ops.quote_name
+    return [f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields]
 
 
 @contextmanager

@@ -46,6 +46,35 @@ def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None
     return list(qs.order_by("id"))
 
 
+def orders_lock_open_send(*, ids: Iterable[int]):
+    """Lock the still-open orders among ``ids`` (id order, rows closed meanwhile skipped) without waiting for
+    the answer: in a pipeline (``apps.core.db.pipeline``) the statement travels with the locks sent after
+    it. Returns a function that reads the answer: the orders, each with its ``stock`` loaded."""
+    from django.db import connection
+
+    from apps.core.db import concrete_columns, rows_as_instances
+    from apps.marketdata.models import Stock
+
+    columns = concrete_columns(Order, "o") + concrete_columns(Stock, "s")
+    cursor = connection.cursor()
+    cursor.execute(
+        f"SELECT {', '.join(columns)} FROM {Order._meta.db_table} o JOIN {Stock._meta.db_table} s ON s.id = o.stock_id "
+        "WHERE o.id = ANY(%s) AND o.status = ANY(%s) ORDER BY o.id FOR NO KEY UPDATE OF o",
+        [sorted(set(ids)), list(OPEN_STATUSES)],
+    )
+
+    def read() -> list[Order]:
+        rows = cursor.fetchall()
+        cursor.close()
+        orders = rows_as_instances(Order, rows)
+        stocks = rows_as_instances(Stock, rows, offset=len(Order._meta.concrete_fields))
+        for order, stock in zip(orders, stocks, strict=True):
+            order.stock = stock
+        return orders
+
+    return read
+
+
 def accounts_lock_send(*, ids: Iterable[int]):
     """Lock these accounts (id order) without reading them back: in a pipeline (``apps.core.db.pipeline``)
     the statement travels with the next one whose result is read. Returns the cursor (close it after)."""

@@ -77,13 +77,29 @@ def transaction_tax_rate(*, market: str, trade_date: date) -> Decimal:
 
     A market without any row (none seeded) pays no tax.
     """
+    return transaction_tax_rate_send(market=market, trade_date=trade_date)()
+
+
+def transaction_tax_rate_send(*, market: str, trade_date: date):
+    """``transaction_tax_rate`` without waiting for the answer: in a pipeline (``apps.core.db.pipeline``)
+    the query travels with the next statement whose result is read. Returns a function that reads it."""
+    from django.db import connection
+
     from .models import TransactionTaxRate
 
     on = settlement_date(trade_date)
-    row = (
+    query = (
         TransactionTaxRate.objects.filter(market=market, effective_from__lte=on)
         .order_by("-effective_from")
-        .values_list("rate", flat=True)
-        .first()
+        .values_list("rate", flat=True)[:1]
     )
-    return Decimal(row) if row is not None else Decimal("0")
+    sql, params = query.query.sql_with_params()
+    cursor = connection.cursor()
+    cursor.execute(sql, params)
+
+    def read() -> Decimal:
+        row = cursor.fetchone()
+        cursor.close()
+        return Decimal(row[0]) if row is not None else Decimal("0")
+
+    return read

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
-from apps.core.db import insert_guarded, pipeline, update_rows
+from apps.core.db import insert_guarded, insert_rows, pipeline, update_rows
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
@@ -38,6 +38,7 @@ from apps.positions.services import (
     position_fills_apply,
     position_release,
     position_reserve_guard,
+    positions_lock_send,
 )
 
 from . import lock_objects
@@ -61,7 +62,14 @@ from .exceptions import (
     UnknownStock,
 )
 from .models import OPEN_STATUSES, AppliedFillTick, Execution, Order, OrderStatus, OrderType, Side
-from .pricing import buy_reservation, commission_for, reference_price, tax_for, transaction_tax_rate
+from .pricing import (
+    buy_reservation,
+    commission_for,
+    reference_price,
+    tax_for,
+    transaction_tax_rate,
+    transaction_tax_rate_send,
+)
 from .realtime import orders_push_on_commit, orders_push_snapshots_on_commit
 
 logger = logging.getLogger(__name__)
@@ -459,6 +467,9 @@ class _Candidate:
     """An open order as the pre-lock read sees it: enough to tell whether a tick concerns it."""
 
     id: int
+    account_id: int
+    stock_id: int
+    market: str
     side: str
     order_type: str
     limit_price: int | None
@@ -574,11 +585,14 @@ def _fill_candidates(ticks: list[FillTick]) -> dict[str, list[_Candidate]]:
     for code, seen in sorted(prices.items()):
         concerned |= Q(stock__code=code) & _may_cross(min(seen), max(seen))
     rows = Order.objects.filter(concerned, status__in=OPEN_STATUSES, trading_date__lte=latest_day).values_list(
-        "id", "stock__code", "side", "order_type", "limit_price", "fill_after_id", "trading_date", "band_checked"
-    )
+        "id", "account_id", "stock_id", "stock__market", "stock__code", "side", "order_type", "limit_price",
+        "fill_after_id", "trading_date", "band_checked",
+    )  # fmt: skip
     candidates: dict[str, list[_Candidate]] = {}
-    for pk, code, side, order_type, limit_price, after, trading_date, checked in rows:
-        candidate = _Candidate(pk, side, order_type, limit_price, stream_id_key(after), trading_date, checked)
+    for pk, account_id, stock_id, market, code, side, kind, limit, after, trading_date, checked in rows:
+        candidate = _Candidate(
+            pk, account_id, stock_id, market, side, kind, limit, stream_id_key(after), trading_date, checked
+        )
         candidates.setdefault(code, []).append(candidate)
     return candidates
 
@@ -609,13 +623,13 @@ class _Fills:
     """The fills of one transaction, booked in memory tick after tick (each tick sees the orders as the
     previous ones left them), then written in a constant number of statements (``write``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tax_rates: dict[tuple[str, date], Decimal] | None = None) -> None:
         self.executions: list[Execution] = []
         self.position_fills: list[PositionFill] = []
         self.cash_delta: dict[int, int] = {}
         self.reserved_delta: dict[int, int] = {}
         self.orders: dict[int, Order] = {}
-        self._tax_rates: dict[tuple[str, date], Decimal] = {}
+        self._tax_rates: dict[tuple[str, date], Decimal] = dict(tax_rates or {})
 
     def tax_rate(self, market: str, day: date) -> Decimal:
         if (market, day) not in self._tax_rates:
@@ -666,32 +680,30 @@ class _Fills:
                 order.updated_at = now
             self.orders[order.pk] = order
 
-    def write(self) -> None:
-        """The accounts' and positions' locks (in that order; the orders are locked already), positions
-        (``position_fills_apply``, which also gives each sell's realized P&L), one ``UPDATE`` of every
-        account's cash and reservation by delta (``apps.core.db.update_rows``), one of the orders and one
-        ``INSERT`` of the executions, pipelined into two round trips. Values are computed from locked rows,
-        so no per-row validation query is needed."""
-        with pipeline():
-            accounts = lock_objects.accounts_lock_send(ids=self.cash_delta.keys())  # (orders -> accounts)
-            realized = position_fills_apply(fills=self.position_fills)
-            for execution, pnl in zip(self.executions, realized, strict=True):
-                execution.realized_pnl = pnl
-            update_rows(
-                PaperAccount,
-                [
-                    {"pk": a, "cash": self.cash_delta[a], "reserved_cash": self.reserved_delta.get(a, 0)}
-                    for a in sorted(self.cash_delta)
-                ],
-                add=("cash", "reserved_cash"),
-            )
-            update_rows(
-                Order,
-                [{"pk": pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for pk, o in sorted(self.orders.items())],
-                assign=_ORDER_FILL_FIELDS,
-            )
-            Execution.objects.bulk_create(self.executions)  # reading its ids sends the queued updates with it
-            accounts.close()
+    def write(self, positions: dict) -> None:
+        """Queue the writes (the rows are locked already: orders, accounts, positions, in that order):
+        positions (``position_fills_apply`` on the locked ``positions``, which also gives each sell's
+        realized P&L), one ``UPDATE`` of every account's cash and reservation by delta
+        (``apps.core.db.update_rows``), one of the orders and one ``INSERT`` of the executions. Nothing is
+        read back, so in the fill's pipeline they travel with its ``COMMIT``. Values are computed from
+        locked rows, so no per-row validation query is needed."""
+        realized = position_fills_apply(fills=self.position_fills, locked=positions)
+        for execution, pnl in zip(self.executions, realized, strict=True):
+            execution.realized_pnl = pnl
+        update_rows(
+            PaperAccount,
+            [
+                {"pk": a, "cash": self.cash_delta[a], "reserved_cash": self.reserved_delta.get(a, 0)}
+                for a in sorted(self.cash_delta)
+            ],
+            add=("cash", "reserved_cash"),
+        )
+        update_rows(
+            Order,
+            [{"pk": pk, **{f: getattr(o, f) for f in _ORDER_FILL_FIELDS}} for pk, o in sorted(self.orders.items())],
+            assign=_ORDER_FILL_FIELDS,
+        )
+        insert_rows(self.executions)
 
 
 def order_fill_apply(*, tick: FillTick) -> list[Execution]:
@@ -720,14 +732,16 @@ def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
         return []
     candidates = _fill_candidates(ticks)
     work: list[tuple[FillTick, date, list[int]]] = []
+    concerned: dict[int, _Candidate] = {}
     for tick in ticks:
         day, key = tick.at.astimezone(KST).date(), stream_id_key(tick.stream_id)
-        ids = [c.id for c in candidates.get(tick.code, ()) if c.concerned_by(tick, day=day, key=key)]
-        if ids:
-            work.append((tick, day, ids))
+        found = [c for c in candidates.get(tick.code, ()) if c.concerned_by(tick, day=day, key=key)]
+        if found:
+            work.append((tick, day, [c.id for c in found]))
+            concerned.update((c.id, c) for c in found)
     if not work:
         return []
-    return _fills_apply_locked(work)
+    return _fills_apply_locked(work, list(concerned.values()))
 
 
 def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int]:
@@ -764,13 +778,37 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
     return {o.pk for o in rejected}
 
 
-@transaction.atomic
-def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]]) -> list[Execution]:
-    with pipeline():  # the markers and the order locks: one round trip
-        marker = _mark_applied_send([tick for tick, _, _ in work])
-        locked = lock_objects.orders_lock_open(ids={pk for _, _, ids in work for pk in ids})
-        applied = {row[0] for row in marker.fetchall()}
-        marker.close()
+def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]], candidates: list[_Candidate]) -> list[Execution]:
+    """The fill transaction, in three round trips when every position exists: (1) the ticks' markers, the
+    locks of the candidate orders, their accounts and positions (a superset of what fills), and the tax
+    rates; (2) only when a buy opens a position: its insert and lock; (3) every write, with the ``COMMIT``:
+    the writes are queued in a pipeline that stays open until the transaction has committed. Between (1) and
+    (3) the connection is out of pipeline mode, so the rare statements whose row counts matter (a queued
+    order's band check) see them."""
+    with ExitStack() as until_committed, transaction.atomic():
+        with pipeline():
+            marker = _mark_applied_send([tick for tick, _, _ in work])
+            read_orders = lock_objects.orders_lock_open_send(ids={c.id for c in candidates})
+            accounts = lock_objects.accounts_lock_send(ids={c.account_id for c in candidates})
+            read_positions = positions_lock_send({(c.stock_id, c.account_id) for c in candidates})
+            sell_markets = {c.market for c in candidates if c.side == Side.SELL}
+            read_tax = {
+                (market, day): transaction_tax_rate_send(market=market, trade_date=day)
+                for market in sorted(sell_markets)
+                for day in sorted({day for _, day, _ in work})
+            }
+            applied = {row[0] for row in marker.fetchall()}  # one round trip answers them all
+            marker.close()
+            locked = read_orders()
+            positions = read_positions()
+            accounts.close()
+            tax_rates = {key: read() for key, read in read_tax.items()}
+        return _fills_book_locked(work, applied, locked, positions, tax_rates, until_committed)
+
+
+def _fills_book_locked(
+    work, applied: set[str], locked: list[Order], positions: dict, tax_rates, until_committed: ExitStack
+) -> list[Execution]:
     work = [entry for entry in work if entry[0].stream_id in applied]
     orders = {o.pk: o for o in locked}
 
@@ -781,9 +819,12 @@ def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]]) -> list[Ex
 
     unchecked = {o.pk: o for entry in work for o in concerned(*entry) if not o.band_checked}
     if unchecked:
-        for pk in _queued_orders_check(list(unchecked.values()), locked=locked):
+        rejected = _queued_orders_check(list(unchecked.values()), locked=locked)
+        for pk in rejected:
             del orders[pk]
-    fills = _Fills()
+        if rejected and positions:
+            positions = positions_lock_send(set(positions))()  # a rejected sell gave its shares back
+    fills = _Fills(tax_rates)
     now = timezone.now()
     for tick, day, ids in work:
         open_orders = [o for o in concerned(tick, day, ids) if o.remaining_quantity > 0]
@@ -795,7 +836,8 @@ def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]]) -> list[Ex
         fills.book(plans, tick=tick, day=day, now=now)
     if not fills.executions:
         return []
-    fills.write()
+    until_committed.enter_context(pipeline())  # the writes leave with the COMMIT
+    fills.write(positions)
     changed = [o for _, o in sorted(fills.orders.items())]
     _demand_prune_on_commit({o.stock.code for o in changed if not o.is_open})
     orders_push_snapshots_on_commit(changed)

@@ -5,7 +5,7 @@ from .models import Position
 
 @admin.register(Position)
 class PositionAdmin(admin.ModelAdmin):
-    """Read-only: positions change only by fills (``position_apply_fill``) and account resets."""
+    """Read-only: positions change only by fills (``position_fills_apply``) and account resets."""
 
     list_display = (
         "account", "stock", "quantity", "reserved_quantity", "avg_price", "cost_basis", "realized_pnl", "fees_paid",

@@ -9,7 +9,7 @@ AVG_PRICE_QUANT = Decimal("0.0001")
 
 
 class Position(TimeStampedModel):
-    """A paper account's holding of one stock, changed by delta on every fill (``position_apply_fill``).
+    """A paper account's holding of one stock, changed by delta on every fill (``position_fills_apply``).
 
     Average-price convention (the one HTS/MTS apps show as 매입단가):
     - ``cost_basis`` is the integer KRW paid for the shares still held, **excluding commission**:

@@ -72,39 +72,64 @@ _FILL_FIELDS = (
 )  # fmt: skip
 
 
-def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Position]:
-    """Lock the positions of these (stock, account) pairs in id order; keyed by the pair."""
+def _positions_which(pairs: set[tuple[int, int]]) -> Q:
     by_stock: dict[int, set[int]] = {}
     for stock_id, account_id in pairs:
         by_stock.setdefault(stock_id, set()).add(account_id)
     which = Q()
     for stock_id, account_ids in sorted(by_stock.items()):
         which |= Q(stock_id=stock_id, account_id__in=sorted(account_ids))
-    rows = Position.objects.select_for_update(no_key=True).filter(which).order_by("id")
+    return which
+
+
+def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Position]:
+    """Lock the positions of these (stock, account) pairs in id order; keyed by the pair."""
+    rows = Position.objects.select_for_update(no_key=True).filter(_positions_which(pairs)).order_by("id")
     return {(p.stock_id, p.account_id): p for p in rows}
 
 
+def positions_lock_send(pairs: set[tuple[int, int]]):
+    """``_lock_positions`` without waiting for the answer: in a pipeline (``apps.core.db.pipeline``) the
+    statement travels with the next one whose result is read. Returns a function that reads the answer."""
+    from apps.core.db import rows_as_instances
+
+    queryset = Position.objects.select_for_update(no_key=True).filter(_positions_which(pairs)).order_by("id")
+    sql, params = queryset.query.sql_with_params()
+    cursor = connection.cursor()
+    cursor.execute(sql, params)
+
+    def read() -> dict[tuple[int, int], Position]:
+        rows = cursor.fetchall()
+        cursor.close()
+        return {(p.stock_id, p.account_id): p for p in rows_as_instances(Position, rows)}
+
+    return read
+
+
 @transaction.atomic(savepoint=False)  # inside the fill's transaction: no SAVEPOINT/RELEASE round trips
-def position_fills_apply(*, fills: Sequence[PositionFill]) -> list[int]:
+def position_fills_apply(
+    *, fills: Sequence[PositionFill], locked: dict[tuple[int, int], Position] | None = None
+) -> list[int]:
     """Apply executions, in order; return each one's realized P&L (0 for a buy).
 
-    One lock query for every position involved, whatever the stocks (missing buy positions are created
-    first), the arithmetic on the locked rows in memory, one set-based update. Buy: quantity += q,
-    cost_basis += price × q. Sell (of shares already reserved by the order): quantity and reserved_quantity
-    −= q, cost_basis −= cost_basis × q // quantity (all of it when closing), realized_pnl += price × q − that
-    cost. Commission and tax go to ``fees_paid`` / ``taxes_paid`` only (the average-price convention in
-    ``Position``).
+    The positions involved are locked in one query, whatever the stocks, unless the caller already locked
+    them (``locked``, keyed by (stock, account); it may hold more); missing buy positions are created and
+    locked first. Then the arithmetic on the locked rows in memory, and one set-based update. Buy: quantity
+    += q, cost_basis += price × q. Sell (of shares already reserved by the order): quantity and
+    reserved_quantity −= q, cost_basis −= cost_basis × q // quantity (all of it when closing), realized_pnl
+    += price × q − that cost. Commission and tax go to ``fees_paid`` / ``taxes_paid`` only (the
+    average-price convention in ``Position``).
     """
     if not fills:
         return []
     pairs = {(f.stock_id, f.account_id) for f in fills}
-    positions = _lock_positions(pairs)
+    positions = _lock_positions(pairs) if locked is None else {k: v for k, v in locked.items() if k in pairs}
     missing = {(f.stock_id, f.account_id) for f in fills if f.side == "BUY"} - positions.keys()
     if missing:
         Position.objects.bulk_create(
             [Position(stock_id=s, account_id=a) for s, a in sorted(missing)], ignore_conflicts=True
         )
-        positions = _lock_positions(pairs)
+        positions.update(_lock_positions(missing))
     realized_list: list[int] = []
     for fill in fills:
         position = positions.get((fill.stock_id, fill.account_id))
@@ -140,11 +165,3 @@ def position_fills_apply(*, fills: Sequence[PositionFill]) -> list[int]:
         Position, [{"pk": p.pk, **{f: getattr(p, f) for f in _FILL_FIELDS}} for p in changed], assign=_FILL_FIELDS
     )
     return realized_list
-
-
-def position_apply_fill(
-    *, account_id: int, stock_id: int, side: str, price: int, quantity: int, commission: int, tax: int = 0
-) -> int:
-    """Apply one execution to the position; return the realized P&L of a sell (0 for a buy)."""
-    fill = PositionFill(account_id, side, price, quantity, commission, tax, stock_id=stock_id)
-    return position_fills_apply(fills=[fill])[0]

@@ -222,3 +222,33 @@ def test_a_sell_placement_committing_while_a_fill_holds_its_account_does_not_dea
         return "committed"
 
     assert sorted(map(str, run_threads(fill_side, placement_side))) == ["1", "committed"]
+
+
+def test_a_fill_whose_commit_fails_changes_nothing_and_the_next_one_applies(place, tick, account, monkeypatch):
+    """The fill's writes travel with its COMMIT (pipeline mode): a constraint they break surfaces there, the
+    transaction rolls back whole (markers included) and the connection serves the next fill."""
+    from django.db import IntegrityError
+
+    from apps.orders import services
+    from apps.orders.models import AppliedFillTick
+
+    order = place("BUY", 10, 70_000)
+    real_insert = services.insert_rows
+
+    def insert_twice(instances):
+        real_insert(instances)
+        real_insert(instances)  # the same (order, tick, leg): the unique constraint fails at COMMIT
+
+    monkeypatch.setattr(services, "insert_rows", insert_twice)
+    first = tick(70_000, 4)
+    with pytest.raises(IntegrityError):
+        order_fill_apply(tick=first)
+    order.refresh_from_db()
+    account.refresh_from_db()
+    assert (order.filled_quantity, account.cash, Execution.objects.count()) == (0, 10_000_000, 0)
+    assert not AppliedFillTick.objects.exists()
+    monkeypatch.setattr(services, "insert_rows", real_insert)
+    assert len(order_fill_apply(tick=first)) == 1  # redelivered: applies now, on the same connection
+    order.refresh_from_db()
+    assert order.filled_quantity == 4
+    _assert_consistent(account.pk)

@@ -334,7 +334,7 @@ def test_only_the_crossed_orders_are_locked(place, tick, account, django_assert_
     [lock] = [
         q["sql"] for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"] and "orders_order" in q["sql"]
     ]
-    assert re.search(rf'"orders_order"\."id" IN \({crossed.pk}\)', lock), (lock, resting.pk)
+    assert re.search(rf"o\.id = ANY\('\{{{crossed.pk}\}}'", lock), (lock, resting.pk)
 
 
 def test_a_queued_order_does_not_fill_before_its_trading_date(place, tick, settings):
