@@ -15,8 +15,10 @@ measures the whole stack under API load. Figures only, no timed asserts.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=20, help="ticks per batch size")
     parser.add_argument("--sizes", default="1,10,35", help="orders crossed per tick")
+    parser.add_argument("--profile", action="store_true", help="print where the steps spend their CPU (cProfile)")
     args = parser.parse_args()
 
     import django
@@ -95,6 +98,7 @@ def run(args, redis) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"fill engine, one tick crossing k resting LIMIT BUYs of k accounts; {args.rounds} ticks per k")
     order_n = 0
+    profiler = cProfile.Profile() if args.profile else None
     for k in sizes:
         if k > len(accounts):
             raise SystemExit(f"--accounts must be >= {k}")
@@ -112,7 +116,11 @@ def run(args, redis) -> None:
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
                 redis.xadd(keys.FILL_TICKS_STREAM, fields)
+                if profiler:
+                    profiler.enable()
                 created = engine.step()
+                if profiler:
+                    profiler.disable()
                 walls.append((time.perf_counter() - started) * 1000)
             statements.append(len(queries))
             if created != k:
@@ -121,6 +129,8 @@ def run(args, redis) -> None:
             f"  k={k:3}: wall p50 {_pct(walls, 0.5):6.1f} ms, p99 {_pct(walls, 0.99):6.1f} ms, "
             f"max {max(walls):6.1f} ms; SQL statements per tick {min(statements)}-{max(statements)}"
         )
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class Stack(ProcessStack):
             PAPER_FILL_HEARTBEAT="5",  # fill engines log their stream lag every 5 s (visible with LOG_LEVEL=INFO)
         )
 
-    def start_app(self, fill_workers: int, web_nice: int = 0) -> None:
+    def start_app(self, fill_workers: int, web_nice: int = 0, fill_runner: str = "celery") -> None:
         # HOGA_PROCESS_ROLE=web makes Daphne close DB connections per request (config/settings/base.py).
         if web_nice:
             web = str(self.ports["web"])
@@ -84,7 +84,10 @@ class Stack(ProcessStack):
             self.start_web()
         self.start_worker("feed", "feed")
         for n in range(1, fill_workers + 1):
-            self.start_worker(f"fills{n}", "default")
+            if fill_runner == "runfills":  # the engine alone in its process (manage.py runfills)
+                self.start(f"fills{n}", [sys.executable, "manage.py", "runfills"])
+            else:  # the engine in a default-queue Celery worker (its bootstep), as make run starts it
+                self.start_worker(f"fills{n}", "default")
 
 
 def main() -> None:
@@ -95,6 +98,10 @@ def main() -> None:
     parser.add_argument("--fill-workers", type=int, default=2)
     parser.add_argument("--speed", type=float, default=10.0, help="sandbox replay speed")
     parser.add_argument("--fill-timeout", type=float, default=30.0, help="longest wait for the crossing orders")
+    parser.add_argument(
+        "--fill-runner", choices=("celery", "runfills"), default="celery",
+        help="run each fill engine in a default-queue Celery worker (as make run does) or in manage.py runfills",
+    )  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help="keep the test database for inspection")
     parser.add_argument(
         "--web-nice", type=int, default=0, help="run Daphne at this nice value (CPU priority below the workers)"
@@ -303,13 +310,14 @@ def run(args, stack: Stack) -> None:
     stack.start_sandbox()
     codes, day = load_market(stack, args.stocks)
     tokens = make_users(args.clients)
-    stack.start_app(args.fill_workers, args.web_nice)
+    stack.start_app(args.fill_workers, args.web_nice, args.fill_runner)
     base_url = f"http://127.0.0.1:{stack.ports['web']}"
     last = asyncio.run(wait_quotes(base_url, tokens[0], codes))
     book = Book(codes, day, last)
     print(f"replay {day} at {args.speed:g}x; {len(codes)} stocks: {', '.join(f'{c} {last[c]:,}' for c in codes)}")
     print(
-        f"{args.clients} clients x {args.orders} orders; {args.fill_workers} fill engine(s); web nice {args.web_nice}; "
+        f"{args.clients} clients x {args.orders} orders; {args.fill_workers} fill engine(s) ({args.fill_runner}); "
+        f"web nice {args.web_nice}; "
         f"setup {time.perf_counter() - started:.1f} s"
     )
 

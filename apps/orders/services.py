@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
@@ -561,33 +561,36 @@ def _plan_side(orders: list[Order], tick: FillTick, levels: list[list[int]] | No
     return plans
 
 
-def _may_cross(low: int, high: int) -> Q:
-    """Open orders a trade between ``low`` and ``high`` can concern: MARKET orders (they may walk a stored
-    book), LIMIT BUYs at or above ``low``, LIMIT SELLs at or below ``high``, and queued orders not yet
-    checked against their session's band. The others are left out before any lock: a tick that crosses none
-    of them costs no transaction (limit prices never change, so such a tick, marker-less, is still a no-op
-    if it is redelivered)."""
-    return (
-        Q(order_type=OrderType.MARKET)
-        | Q(band_checked=False)
-        | Q(side=Side.BUY, limit_price__gte=low)
-        | Q(side=Side.SELL, limit_price__lte=high)
-    )
+_MAY_CROSS = (
+    "(o.order_type = 'MARKET' OR NOT o.band_checked OR (o.side = 'BUY' AND o.limit_price >= %s) "
+    "OR (o.side = 'SELL' AND o.limit_price <= %s))"
+)  # with the lowest and the highest price of the ticks of a stock
 
 
 def _fill_candidates(ticks: list[FillTick]) -> dict[str, list[_Candidate]]:
-    """One read, no lock: per code, the open orders one of ``ticks`` may concern."""
+    """One read, no lock: per code, the open orders one of ``ticks`` may concern (``_MAY_CROSS``): MARKET
+    orders (they may walk a stored book), LIMIT BUYs at or above the lowest trade, LIMIT SELLs at or below
+    the highest, and queued orders not yet checked against their session's band. The others are left out
+    before any lock: a tick that crosses none of them costs no transaction (limit prices never change, so
+    such a tick, marker-less, is still a no-op if it is redelivered). Plain SQL: this runs for every batch
+    the engine reads."""
     prices: dict[str, list[int]] = {}
     for tick in ticks:
         prices.setdefault(tick.code, []).append(tick.price)
     latest_day = max(tick.at.astimezone(KST).date() for tick in ticks)
-    concerned = Q()
+    where, params = [], []
     for code, seen in sorted(prices.items()):
-        concerned |= Q(stock__code=code) & _may_cross(min(seen), max(seen))
-    rows = Order.objects.filter(concerned, status__in=OPEN_STATUSES, trading_date__lte=latest_day).values_list(
-        "id", "account_id", "stock_id", "stock__market", "stock__code", "side", "order_type", "limit_price",
-        "fill_after_id", "trading_date", "band_checked",
-    )  # fmt: skip
+        where.append(f"(s.code = %s AND {_MAY_CROSS})")
+        params += [code, min(seen), max(seen)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT o.id, o.account_id, o.stock_id, s.market, s.code, o.side, o.order_type, o.limit_price, "
+            f"o.fill_after_id, o.trading_date, o.band_checked FROM {Order._meta.db_table} o "
+            f"JOIN {Stock._meta.db_table} s ON s.id = o.stock_id "
+            f"WHERE o.status = ANY(%s) AND o.trading_date <= %s AND ({' OR '.join(where)})",
+            [list(OPEN_STATUSES), latest_day, *params],
+        )
+        rows = cursor.fetchall()
     candidates: dict[str, list[_Candidate]] = {}
     for pk, account_id, stock_id, market, code, side, kind, limit, after, trading_date, checked in rows:
         candidate = _Candidate(
@@ -715,7 +718,7 @@ def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
     """Apply trade ticks, in stream order, to the open orders of their stocks in one transaction; return the
     executions created.
 
-    Orders a tick concerns: open, crossable by the trade (``_may_cross``), ``trading_date <= the tick's KST
+    Orders a tick concerns: open, crossable by the trade (``_MAY_CROSS``), ``trading_date <= the tick's KST
     date``, accepted before the tick entered the stream (``fill_after_id < stream_id``). Rules (see
     ``_plan_side``): a LIMIT BUY fills when the trade prints at or below its price, a SELL at or above, at
     the trade price (the limit or better); buys and sells each share the tick's printed volume in price-time
@@ -838,7 +841,8 @@ def _fills_book_locked(
         return []
     until_committed.enter_context(pipeline())  # the writes leave with the COMMIT
     fills.write(positions)
-    changed = [o for _, o in sorted(fills.orders.items())]
-    _demand_prune_on_commit({o.stock.code for o in changed if not o.is_open})
-    orders_push_snapshots_on_commit(changed)
+    # A stock whose last open order filled stays in ORDERS_SET until the engine's next demand sync
+    # (PAPER_FILL_DEMAND_SYNC): its ticks meanwhile cost one candidate read each, where pruning here would
+    # cost a query and a Redis call after every fill that closes an order, before the next batch.
+    orders_push_snapshots_on_commit([o for _, o in sorted(fills.orders.items())])
     return fills.executions

@@ -90,13 +90,19 @@ def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Positi
 
 def positions_lock_send(pairs: set[tuple[int, int]]):
     """``_lock_positions`` without waiting for the answer: in a pipeline (``apps.core.db.pipeline``) the
-    statement travels with the next one whose result is read. Returns a function that reads the answer."""
-    from apps.core.db import rows_as_instances
+    statement travels with the next one whose result is read. Returns a function that reads the answer.
+    Plain SQL: the fill engine sends it for every fill."""
+    from apps.core.db import concrete_columns, rows_as_instances
 
-    queryset = Position.objects.select_for_update(no_key=True).filter(_positions_which(pairs)).order_by("id")
-    sql, params = queryset.query.sql_with_params()
+    if not pairs:
+        return lambda: {}
     cursor = connection.cursor()
-    cursor.execute(sql, params)
+    cursor.execute(
+        f"SELECT {', '.join(concrete_columns(Position, 'p'))} FROM {Position._meta.db_table} p "
+        f"WHERE (p.stock_id, p.account_id) IN (VALUES {', '.join(['(%s, %s)'] * len(pairs))}) "
+        "ORDER BY p.id FOR NO KEY UPDATE",
+        [value for pair in sorted(pairs) for value in pair],
+    )
 
     def read() -> dict[tuple[int, int], Position]:
         rows = cursor.fetchall()
