@@ -6,7 +6,7 @@
 Creates and drops its own database (test_<name>) and empties its Redis database (use a spare one). For
 each batch size k (1, 10, 35 by default) it places k LIMIT BUYs of k different accounts at the same price,
 then appends a trade tick at that price with enough volume for all of them to the real fill-tick stream
-and runs one ``FillEngine.step()`` (read, ``order_fill_apply`` in one transaction, commit, order pushes
+and runs one ``FillEngine.step()`` (read, ``order_fills_apply`` in one transaction, commit, order pushes
 after commit, ack). Prints per tick: wall time from XADD to the step's return (p50/p99), and the SQL
 statements the step ran. This is the engine's own cost on an otherwise idle database; ``bench/orders.py``
 measures the whole stack under API load. Figures only, no timed asserts.

@@ -61,7 +61,7 @@ class EngineStats:
     expired: int = 0
     errors: int = 0
     #: Since the last heartbeat: the longest wait of a tick in the stream before this engine applied it
-    #: (its stream id is the Redis ms clock when the feed published it) and the longest single application.
+    #: (its stream id is the Redis ms clock when the feed published it) and the longest application of a batch.
     max_lag_ms: float = 0.0
     max_apply_ms: float = 0.0
 
