@@ -716,7 +716,7 @@ def order_fill_apply(*, tick: FillTick) -> list[Execution]:
 
 def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
     """Apply trade ticks, in stream order, to the open orders of their stocks in one transaction; return the
-    executions created.
+    executions created (as written, without their ids: the insert reads nothing back).
 
     Orders a tick concerns: open, crossable by the trade (``_MAY_CROSS``), ``trading_date <= the tick's KST
     date``, accepted before the tick entered the stream (``fill_after_id < stream_id``). Rules (see

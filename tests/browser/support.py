@@ -58,6 +58,19 @@ class BrowserStack(ProcessStack):
         }
         super().__init__(tmp_path, admin_token=admin_token, **{**defaults, **env})
 
+    universe: list[str] = []  # set by load_market_data, with what follows
+    synthetic = False  # the sandbox replays its seeded synthetic market (no recorded KRX data)
+    validated = False  # the data-quality page has a validation report
+
+    def priced_codes(self) -> set[str]:
+        """The universe stocks the sandbox has prices for: all of them with recorded data; with its synthetic
+        market, the few it simulates."""
+        if not self.synthetic:
+            return set(self.universe)
+        from apps.sandbox.replay import SYNTHETIC_UNIVERSE
+
+        return set(self.universe) & {row[0] for row in SYNTHETIC_UNIVERSE}
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['web']}"
@@ -84,9 +97,12 @@ class BrowserStack(ProcessStack):
 
         replay_day = date.fromisoformat(self.sandbox_clock()["replay_date"])
         call_command("load_universe", stdout=io.StringIO())
-        codes = codes or universe_codes()
+        self.universe = universe_codes()
+        codes = codes or self.universe
         checked = list(Stock.objects.filter(code__in=VALIDATION_CODES).values_list("code", flat=True))
-        validate = bool(settings.HOGA_DATA_DIR) and not self.sandbox_clock()["synthetic"] and checked
+        self.synthetic = bool(self.sandbox_clock()["synthetic"])
+        validate = bool(settings.HOGA_DATA_DIR) and not self.synthetic and checked
+        self.validated = bool(validate)
         config = KisConfig.for_sandbox(env="paper", rest_port=self.ports["paper_rest"], rate_limit=40.0)
 
         async def collect():

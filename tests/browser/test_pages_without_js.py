@@ -39,8 +39,11 @@ def test_dashboard_prices_are_rendered_on_the_server(static_page, stack):
     expect(row).to_be_visible()
     assert row.locator('[data-field="name"]').inner_text().strip()
     assert number(row.locator('[data-field="price"]').inner_text()) > 0
-    priced = static_page.locator('#watchlist tr[data-code] [data-field="price"]').all_inner_texts()
-    assert sum(1 for text in priced if any(ch.isdigit() for ch in text)) >= 20, priced
+    texts = static_page.locator('#watchlist tr[data-code] [data-field="price"]').all_inner_texts()
+    codes = static_page.locator("#watchlist tr[data-code]").evaluate_all("rows => rows.map(r => r.dataset.code)")
+    replayed = stack.priced_codes()
+    priced = [text for code, text in zip(codes, texts, strict=True) if code in replayed]
+    assert len(priced) >= min(20, len(replayed)) and all(any(ch.isdigit() for ch in t) for t in priced), priced
     expect(static_page.locator("#market-clock")).not_to_be_empty()
     expect(static_page.locator("#feed-status")).to_have_attribute("data-status")
 

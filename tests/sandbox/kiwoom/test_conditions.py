@@ -107,7 +107,7 @@ async def test_cnsrreq_before_cnsrlst_gets_no_reply_only_pings(kbox: SandboxThre
 
 async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Path) -> None:
     rules = {"conditions": [{"seq": "4", "name": "전체", "rule": "change_rate", "min_rate": -100}]}
-    box = start_box(kiwoom_conditions=write_rules(tmp_path, rules), kiwoom_condition_page_size=7)
+    box = start_box(kiwoom_conditions=write_rules(tmp_path, rules), kiwoom_condition_page_size=4)
     try:
         set_clock(box, "09:30:00")
         with admin(box) as client:
@@ -121,7 +121,7 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
             await ws.send(json.dumps(request))
             reply = await reply_to(ws, "CNSRREQ")
             assert list(reply) == ["trnm", "seq", "cont_yn", "next_key", "return_code", "return_msg", "data"]
-            assert reply["seq"] == "4  " and reply["return_code"] == 0 and len(reply["data"]) <= 7
+            assert reply["seq"] == "4  " and reply["return_code"] == 0 and len(reply["data"]) <= 4
             rows.extend(reply["data"])
             pages += 1
             if reply["cont_yn"] != "Y":
@@ -129,7 +129,7 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
                 break
             request = dict(request, cont_yn="Y", next_key=reply["next_key"])
         universe = list(core.market.tapes)
-        assert [r["9001"] for r in rows] == ["A" + c for c in universe] and pages == -(-len(universe) // 7) > 1
+        assert [r["9001"] for r in rows] == ["A" + c for c in universe] and pages == -(-len(universe) // 4) > 1
         now_ms = core.clock.now_ms()
         for row in rows:
             tape = core.market.tapes[row["9001"][1:]]
@@ -155,7 +155,12 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
 
 
 async def test_realtime_alerts_follow_the_replay_and_clear_stops_them(kbox: SandboxThread) -> None:
-    """search_type 1: the initial list plus I/D alerts reproduce membership exactly, within seconds."""
+    """search_type 1: the initial list plus I/D alerts reproduce membership exactly, within seconds (on the
+    recorded session, whose 50 stocks enter and leave the condition often enough; the synthetic market's
+    few stocks may not within the window)."""
+    from ..conftest import requires_data
+
+    requires_data()
     set_clock(kbox, "09:10:00")
     core = kbox.server.core  # type: ignore[union-attr]
     ws = await listed(kbox)
