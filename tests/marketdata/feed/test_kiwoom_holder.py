@@ -83,8 +83,11 @@ async def test_kiwoom_ticks_reach_quote_hash_and_groups_and_alerts_reach_the_sin
         detail = json.loads(await aredis.get(keys.FEED_STATUS_DETAIL_KEY))
         assert detail["source"] == "kiwoom" and detail["key_id"] == kiwoom_feed_config.key_id
         assert kiwoom_feed_config.app_key not in json.dumps(detail)
-        await eventually(lambda: len(recorded) >= 1, 30, "condition alerts recorded")
-        assert holder.counters.alert_errors == 1 and holder.counters.alerts_recorded == len(recorded)
+        # the sink appends before the holder counts it (after the sink's thread returns): wait for both
+        await eventually(
+            lambda: len(recorded) >= 1 and holder.counters.alerts_recorded == len(recorded), 30, "alerts recorded"
+        )
+        assert holder.counters.alert_errors == 1
         assert all(a.seq == "2" and a.kind in ("IN", "OUT") for a in recorded)
         assert "MainThread" not in threads  # the sink runs in worker threads, never on the event loop
     finally:
