@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
-from tests.integration.harness import ProcessStack  # noqa: E402  (the integration tests' process harness)
+from tests.integration.harness import ProcessStack, grid_floor  # noqa: E402  (the integration tests' harness)
 
 ADMIN = "bench-orders-admin"
 INITIAL_CASH = 100_000_000
@@ -197,14 +197,6 @@ def ticks_from(price: int, ticks: int, day: date, market: str) -> int:
         price += step * DEFAULT_TICKS.tick_size(price if step > 0 else price - 1, day, market)
         while not DEFAULT_TICKS.on_grid(price, day, market):
             price += step
-    return price
-
-
-def grid_floor(price: int, day: date, market: str) -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    while not DEFAULT_TICKS.on_grid(price, day, market):
-        price -= 1
     return price
 
 

@@ -28,6 +28,7 @@ from tests.browser.support import (
     log_in,
     new_context,
 )
+from tests.integration.harness import stopped_after
 
 USERNAME = "browser-trader"
 PASSWORD = "pw-browser-123456"
@@ -41,26 +42,21 @@ def stack(django_db_setup, django_db_blocker, redis_client, tmp_path_factory, re
     from django.test import override_settings
 
     chromium_path()  # fails at once, saying how to install it, when the browser is missing
-    failed_before = request.session.testsfailed
     tmp = tmp_path_factory.mktemp("browser-stack")
     redis_client.flushdb()
     with django_db_blocker.unblock():
         seeded = connection.creation.serialize_db_to_string()  # the rows data migrations put there
-    running = BrowserStack(tmp)
     try:
-        running.start_sandbox()
-        with django_db_blocker.unblock(), override_settings(REPORTS_DIR=str(tmp / "reports")):
-            # The stocks the tests trade and chart; the rest of the watch list shows prices without a change.
-            running.replay_day = running.load_market_data([CODE, OTHER_CODE])
-            create_trader(USERNAME, PASSWORD)
-            connections.close_all()
-        running.start_app()
-        yield running
+        with stopped_after(BrowserStack(tmp), request) as running:
+            running.start_sandbox()
+            with django_db_blocker.unblock(), override_settings(REPORTS_DIR=str(tmp / "reports")):
+                # The stocks the tests trade and chart; the rest of the watch list shows prices without a change.
+                running.replay_day = running.load_market_data([CODE, OTHER_CODE])
+                create_trader(USERNAME, PASSWORD)
+                connections.close_all()
+            running.start_app()
+            yield running
     finally:
-        running.stop()
-        if request.session.testsfailed > failed_before:  # show what the processes said (not captured)
-            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-            reporter.write_line(f"\nprocess logs ({tmp}):\n{running.logs()}")
         with django_db_blocker.unblock():
             end_other_sessions()
             call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)

@@ -8,16 +8,13 @@ import asyncio
 import io
 import secrets
 import threading
-import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.harness import ProcessStack
+from tests.integration.harness import ProcessStack, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "005930"  # Samsung Electronics: rank 1 of the universe, prints several times a second at SPEED
@@ -140,12 +137,6 @@ class BrowserStack(ProcessStack):
                     )
         return replay_day
 
-    def start_app(self) -> None:
-        """Daphne, the feed worker and the default-queue worker (its bootstep runs the fill engine)."""
-        self.start_web()
-        self.start_worker("feed", "feed")
-        self.start_worker("fills", "default")
-
     def wait_live(self, api: httpx.Client, code: str = CODE, timeout: float = 45) -> dict:
         """The first live (``source=ws``) quote of ``code``: the feed holds the broker WebSocket.
 
@@ -173,25 +164,6 @@ def create_trader(username: str, password: str) -> None:
 
     user, _ = user_ensure(username=username, password=password)
     paper_account_ensure(user=user)
-
-
-def poll(
-    fetch: Callable[[], Any],
-    done: Callable[[Any], bool],
-    *,
-    timeout: float,
-    what: str,
-    logs: Callable[[], str] | None = None,
-    interval: float = 0.2,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if done(last):
-            return last
-        time.sleep(interval)
-    pytest.fail(f"{what} within {timeout}s; last: {last}" + (f"\n{logs()}" if logs else ""))
 
 
 # --- the browser ---------------------------------------------------------------------------------------
@@ -281,30 +253,3 @@ def format_violations(page_name: str, violations: list[dict]) -> str:
 def assert_accessible(page, page_name: str) -> None:
     violations = axe_violations(page)
     assert not violations, format_violations(page_name, violations)
-
-
-# --- prices on the KRX tick grid -----------------------------------------------------------------------
-
-
-def ticks_up(price: int, ticks: int, day: date, market: str = "KOSPI") -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    for _ in range(ticks):
-        price += DEFAULT_TICKS.tick_size(price, day, market)
-        while not DEFAULT_TICKS.on_grid(price, day, market):
-            price += 1
-    return price
-
-
-def grid_floor(price: int, day: date, market: str = "KOSPI") -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    while not DEFAULT_TICKS.on_grid(price, day, market):
-        price -= 1
-    return price
-
-
-def price_limits(base: int, day: date, market: str = "KOSPI") -> tuple[int, int]:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    return DEFAULT_TICKS.price_limits(base, day, market)

@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.pages import fill_ticket, submit_ticket
-from tests.browser.support import API, CODE, ROOT, grid_floor, price_limits
+from tests.browser.support import API, CODE, ROOT
+from tests.integration.harness import grid_floor, price_limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

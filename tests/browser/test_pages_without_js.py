@@ -7,7 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.pages import fill_ticket, number, submit_ticket
-from tests.browser.support import API, CODE, api_for, grid_floor, new_context, price_limits
+from tests.browser.support import API, CODE, api_for, new_context
+from tests.integration.harness import grid_floor, price_limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -20,7 +20,8 @@ from tests.browser.pages import (
     status_of,
     submit_ticket,
 )
-from tests.browser.support import API, CODE, api_for, grid_floor, log_in, poll, price_limits, ticks_up
+from tests.browser.support import API, CODE, api_for, log_in
+from tests.integration.harness import grid_floor, poll, price_limits, ticks_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 LIVE = 8_000  # ms: at SPEED the first names print several times a second; a few seconds is plenty

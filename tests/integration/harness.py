@@ -5,15 +5,20 @@ WebSocket clients holding a session."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -95,6 +100,13 @@ class ProcessStack:
         self.start("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", web, "config.asgi:application"])
         self.wait_port(self.ports["web"], "web")
 
+    def start_app(self) -> None:
+        """Daphne, the feed worker and a default-queue worker (its bootstep runs the fill engine), as
+        ``make run`` starts them."""
+        self.start_web()
+        self.start_worker("feed", "feed")
+        self.start_worker("fills", "default")
+
     def start_worker(self, name: str, queue: str) -> None:
         """A Celery worker on ``queue`` with the solo pool (its bootsteps hold the feed or the fill engine)."""
         self.start(
@@ -158,6 +170,80 @@ class ProcessStack:
         )
         assert response.status_code == 200, response.text
         return response.json()
+
+
+@contextlib.contextmanager
+def stopped_after(stack: ProcessStack, request, *, tail: int = 2500) -> Iterator[ProcessStack]:
+    """Stop ``stack``'s processes when the block ends; when a test failed meanwhile, print what they logged
+    (to the terminal: fixture output is not captured)."""
+    failed_before = request.session.testsfailed
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        if request.session.testsfailed > failed_before:
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            reporter.write_line(f"\nprocess logs ({stack.tmp}):\n{stack.logs(tail)}")
+
+
+def poll(
+    fetch: Callable[[], Any],
+    done: Callable[[Any], bool],
+    *,
+    timeout: float,
+    what: str,
+    logs: Callable[[], str] | None = None,
+    interval: float = 0.2,
+) -> Any:
+    """``fetch()`` until ``done`` accepts its result (returned); a test failure after ``timeout`` names
+    ``what``, the last result and, with ``logs``, what the processes said."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if done(last):
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what} within {timeout}s; last: {str(last)[-2000:]}" + (f"\n{logs()}" if logs else ""))
+
+
+def api_client(stack: ProcessStack, username: str, *, timeout: float = 10) -> httpx.Client:
+    """A new user's REST client on the stack's Daphne, logged in like a browser: a session cookie and a CSRF
+    cookie + header."""
+    csrf = secrets.token_hex(16)  # 32 characters: an unmasked CSRF secret, valid as cookie and header
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.ports['web']}",
+        cookies={"sessionid": session_cookie(username), "csrftoken": csrf},
+        headers={"X-CSRFToken": csrf},
+        timeout=timeout,
+    )
+
+
+# --- prices on the KRX tick grid -----------------------------------------------------------------------
+
+
+def ticks_up(price: int, ticks: int, day: date, market: str = "KOSPI") -> int:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    for _ in range(ticks):
+        price += DEFAULT_TICKS.tick_size(price, day, market)
+        while not DEFAULT_TICKS.on_grid(price, day, market):
+            price += 1
+    return price
+
+
+def grid_floor(price: int, day: date, market: str = "KOSPI") -> int:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    while not DEFAULT_TICKS.on_grid(price, day, market):
+        price -= 1
+    return price
+
+
+def price_limits(base: int, day: date, market: str = "KOSPI") -> tuple[int, int]:
+    from apps.marketdata.krx_rules import DEFAULT_TICKS
+
+    return DEFAULT_TICKS.price_limits(base, day, market)
 
 
 def session_cookie(username: str) -> str:

@@ -17,7 +17,6 @@ import email
 import email.policy
 import json
 import os
-import secrets
 import time
 import warnings
 from collections.abc import Callable
@@ -25,10 +24,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.integration.harness import BrowserSocket, ProcessStack, session_cookie
+from tests.integration.harness import BrowserSocket, ProcessStack, api_client, poll, stopped_after
 
 ADMIN = "kiwoom-e2e-admin"
 CODES = ["005930", "000660", "035420", "005380"]
@@ -67,49 +65,15 @@ class Stack(ProcessStack):
             EMAIL_URL=f"filemail:///{self.outbox}",
         )
 
-    def start_app(self) -> None:
-        self.start_web()
-        self.start_worker("feed", "feed")
-        self.start_worker("worker", "default")
-
 
 @pytest.fixture
 def stack(tmp_path, clean_redis, request):
-    failed_before = request.session.testsfailed
-    running = Stack(tmp_path)
-    try:
+    with stopped_after(Stack(tmp_path), request, tail=6000) as running:
         running.start_sandbox()
         yield running
-    finally:
-        running.stop()
-        if request.session.testsfailed > failed_before:  # the call phase failed: show what the processes said
-            reporter = request.config.pluginmanager.get_plugin("terminalreporter")  # not captured
-            reporter.write_line(f"\nprocess logs ({tmp_path}):\n{running.logs(6000)}")
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def _api_client(stack: Stack, username: str) -> httpx.Client:
-    """An httpx client logged in like a browser: a session cookie and a CSRF cookie + header."""
-    csrf = secrets.token_hex(16)
-    return httpx.Client(
-        base_url=f"http://127.0.0.1:{stack.ports['web']}",
-        cookies={"sessionid": session_cookie(username), "csrftoken": csrf},
-        headers={"X-CSRFToken": csrf},
-        timeout=30,
-    )
-
-
-def _wait(fetch: Callable[[], Any], done: Callable[[Any], bool], *, timeout: float, what: str, logs) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if done(last):
-            return last
-        time.sleep(0.1)
-    pytest.fail(f"{what} within {timeout}s; last: {str(last)[-2000:]}\n{logs()}")
 
 
 def _settle(fetch: Callable[[], Any], *, quiet: float, timeout: float, logs) -> Any:
@@ -207,12 +171,13 @@ def _freeze_diverged(stack: Stack, condition_id: int, timeout: float = 60) -> tu
         if truth != members:
             return members, max(e["id"] for e in _events(condition_id=condition_id)), truth
         stack.set_clock({"speed": 20})
-        _wait(
+        poll(
             lambda: _search_now(stack),
             lambda now, before=members: now != before,
             timeout=30,
             what="a change",
             logs=stack.logs,
+            interval=0.1,
         )
     pytest.fail(f"no frozen moment with a membership change within {timeout}s\n{stack.logs()}")
 
@@ -228,12 +193,13 @@ def _reconcile_through_celery(stack: Stack, condition_id: int) -> dict:
     with warnings.catch_warnings():  # this process runs tasks eagerly; send_task always goes to the broker
         warnings.simplefilter("ignore", AlwaysEagerIgnored)
         current_app.send_task("conditions.reconcile", queue="default")
-    return _wait(
+    return poll(
         lambda: list(ConditionRun.objects.filter(condition_id=condition_id).order_by("id").values())[before:],
         lambda runs: bool(runs) and runs[0]["status"] != "running",
         timeout=40,
         what="no finished reconciliation run",
         logs=stack.logs,
+        interval=0.1,
     )[0]
 
 
@@ -248,7 +214,7 @@ def test_kiwoom_feed_and_condition_search_end_to_end(stack, clean_redis):
     call_command("load_universe", stdout=open(os.devnull, "w"))  # noqa: SIM115
     stack.set_clock({"time": "09:05:00"})
     stack.start_app()
-    api = _api_client(stack, "kiwoom-e2e")
+    api = api_client(stack, "kiwoom-e2e", timeout=30)
     cookie = api.cookies["sessionid"]
 
     # The condition list comes from the broker (CNSRLST) through the page's API; e-mail turned on.
@@ -285,12 +251,13 @@ def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
     market.wait_for(snapshots("book"), timeout=20, what="books of every code", logs=stack.logs)
     quotes = [m["quote"] for m in market.messages if m.get("type") == "quote"]
     assert all(q["source"] == "ws" and q["price"] > 0 for q in quotes)
-    detail = _wait(
+    detail = poll(
         lambda: json.loads(redis.get(FEED_STATUS_DETAIL_KEY) or "{}"),
         lambda d: d.get("session") == "connected",
         timeout=15,
         what="the feed status (written every 3 s) saying connected",
         logs=stack.logs,
+        interval=0.1,
     )
     assert detail["source"] == "kiwoom" and detail["ticks"] > 0 and detail["books"] > 0, detail
     sandbox_log = stack.log("sandbox")
@@ -319,12 +286,13 @@ def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
 
     # ... and the e-mail outbox: one e-mail per stock and kind (the dedupe window is 5 minutes).
     realtime_pairs = lambda: {(e["code"], e["kind"]) for e in _events(condition_id=condition.pk)}  # noqa: E731
-    _wait(
+    poll(
         lambda: (_emailed(stack), realtime_pairs()),
         lambda got: got[0] and got[0] == got[1],
         timeout=30,
         what="an e-mail per (stock, IN/OUT) recorded",
         logs=stack.logs,
+        interval=0.1,
     )
     assert all(message["To"] == RECIPIENT for message in _outbox(stack))
 
@@ -333,12 +301,13 @@ def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
     lists_before = feed_log.count("CNSRLST")
     assert lists_before >= 1, feed_log[-3000:]
     stack.fault({"fault": "ws_drop"})
-    _wait(
+    poll(
         lambda: stack.log("feed"),
         lambda log: log.count("CNSRLST") > lists_before,
         timeout=30,
         what="CNSRLST + CNSRREQ again after the drop",
         logs=stack.logs,
+        interval=0.1,
     )
     restored = stack.log("feed")[len(feed_log) :]
     assert "CNSRREQ" in restored and "realtime connected" in restored, restored[-3000:]
@@ -353,12 +322,13 @@ def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
     # 4. Alerts muted: membership changes unheard; the reconciliation search records it once as `poll`.
     stack.fault({"fault": "kiwoom_mute_conditions", "seconds": 300})
     muted_log = len(stack.log("sandbox"))
-    _wait(
+    poll(
         lambda: stack.log("sandbox")[muted_log:],
         lambda log: "alerts held back" in log,
         timeout=30,
         what="membership changes while muted",
         logs=stack.logs,
+        interval=0.1,
     )
     before_members, before_top, truth = _freeze_diverged(stack, condition.pk)
 

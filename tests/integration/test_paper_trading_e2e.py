@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import time
 from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.harness import ProcessStack, session_cookie
+from tests.integration.harness import ProcessStack, api_client, grid_floor, poll, stopped_after, ticks_up
 
 ADMIN = "paper-e2e-admin"
 CODE = "005930"
@@ -39,24 +36,12 @@ class Stack(ProcessStack):
             PAPER_FILL_BLOCK_MS="200",
         )
 
-    def start_app(self) -> None:
-        self.start_web()
-        self.start_worker("feed", "feed")
-        self.start_worker("fills", "default")
-
 
 @pytest.fixture
 def stack(tmp_path, clean_redis, request):
-    failed_before = request.session.testsfailed
-    running = Stack(tmp_path)
-    try:
+    with stopped_after(Stack(tmp_path), request) as running:
         running.start_sandbox()
         yield running
-    finally:
-        running.stop()
-        if request.session.testsfailed > failed_before:  # the call phase failed: show what the processes said
-            reporter = request.config.pluginmanager.get_plugin("terminalreporter")  # not captured
-            reporter.write_line(f"\nprocess logs ({tmp_path}):\n{running.logs()}")
 
 
 def _load_stock_and_closes(stack: Stack, replay_day: date) -> None:
@@ -88,46 +73,6 @@ def _load_stock_and_closes(stack: Stack, replay_day: date) -> None:
     assert (run.stored, run.failed) != (0, 0) and run.failed == 0, run.error_summary
 
 
-def _api_client(stack: Stack, username: str) -> httpx.Client:
-    """An httpx client logged in like a browser: a session cookie and a CSRF cookie + header."""
-    csrf = secrets.token_hex(16)  # 32 characters: an unmasked CSRF secret, valid as cookie and header
-    return httpx.Client(
-        base_url=f"http://127.0.0.1:{stack.ports['web']}",
-        cookies={"sessionid": session_cookie(username), "csrftoken": csrf},
-        headers={"X-CSRFToken": csrf},
-        timeout=10,
-    )
-
-
-def _poll(fetch, done, *, timeout: float, what: str, stack: Stack, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if done(last):
-            return last
-        time.sleep(interval)
-    pytest.fail(f"{what} within {timeout}s; last: {last}\n{stack.logs()}")
-
-
-def _ticks_up(price: int, ticks: int, day: date, market: str) -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    for _ in range(ticks):
-        price += DEFAULT_TICKS.tick_size(price, day, market)
-        while not DEFAULT_TICKS.on_grid(price, day, market):
-            price += 1
-    return price
-
-
-def _grid_floor(price: int, day: date, market: str) -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-
-    while not DEFAULT_TICKS.on_grid(price, day, market):
-        price -= 1
-    return price
-
-
 def _commission(amount: int) -> int:
     return int((Decimal(amount) * Decimal("0.00015")).to_integral_value(rounding=ROUND_DOWN))
 
@@ -143,20 +88,21 @@ def test_replay_crosses_a_resting_limit_buy_and_the_books_show_it(stack):
     base = reference_price(stock_id=stock.pk, trading_date=replay_day)
     assert base, "no previous close loaded"
     stack.start_app()  # after the universe exists: the feed's watchlist includes CODE from its start
-    api = _api_client(stack, "e2e-trader")
+    api = api_client(stack, "e2e-trader")
 
     # The last trade price, live from the feed.
-    quotes = _poll(
+    quotes = poll(
         lambda: api.get("/api/marketdata/quotes", params={"codes": CODE}).json(),
         lambda body: any(q["source"] == "ws" for q in body.get("quotes", [])),
         timeout=30,
         what=f"no live quote for {CODE}",
-        stack=stack,
+        logs=stack.logs,
+        interval=0.1,
     )
     last = next(q["price"] for q in quotes["quotes"] if q["source"] == "ws")
     upper, lower = DEFAULT_TICKS.price_limits(base, replay_day, stock.market)
-    crossing_limit = min(_ticks_up(last, 5, replay_day, stock.market), upper)
-    resting_limit = max(_grid_floor(int(last * 0.8), replay_day, stock.market), lower)
+    crossing_limit = min(ticks_up(last, 5, replay_day, stock.market), upper)
+    resting_limit = max(grid_floor(int(last * 0.8), replay_day, stock.market), lower)
 
     account = api.get(f"{API}/accounts").json()[0]
     initial = account["initial_cash"]
@@ -176,12 +122,13 @@ def test_replay_crosses_a_resting_limit_buy_and_the_books_show_it(stack):
     crossing = crossing.json()
     assert crossing["status"] == "PENDING"
 
-    filled = _poll(
+    filled = poll(
         lambda: api.get(f"{API}/orders/{crossing['id']}").json(),
         lambda order: order["status"] == "FILLED",
         timeout=30,
         what=f"order {crossing['id']} (BUY 10 @ {crossing_limit}, last {last}) not FILLED",
-        stack=stack,
+        logs=stack.logs,
+        interval=0.1,
     )
     assert filled["filled_quantity"] == 10 and filled["reserved_cash"] == 0
 
