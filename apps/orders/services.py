@@ -747,7 +747,7 @@ def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
     return _fills_apply_locked(work, list(concerned.values()))
 
 
-def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int]:
+def _queued_orders_check(orders: list[Order]) -> set[int]:
     """Re-check locked queued orders against the band of the session they are for, at its first tick.
 
     An order queued while the market was closed was checked against the reference price known then (e.g.
@@ -755,8 +755,8 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
     session's actual ±30 % band is REJECTED (``price_out_of_band``), releasing its reservation, as KRX
     would refuse it at the open; the others are marked checked. Returns the rejected order ids.
 
-    When one is rejected, the accounts of every order ``locked`` for this transaction are locked at once, in
-    id order, so the fill that follows takes no further account lock (the global lock order holds).
+    The caller holds the locks of the orders' accounts and positions already (the fill transaction's
+    first round trip), so releasing a rejected order's reservation takes no further lock.
     """
     rejected: list[Order] = []
     for order in orders:
@@ -769,7 +769,6 @@ def _queued_orders_check(orders: list[Order], *, locked: list[Order]) -> set[int
         order.band_checked = True
         order.save(update_fields=["band_checked", "updated_at"])
     if rejected:
-        lock_objects.accounts_lock(ids={o.account_id for o in locked})
         for order in rejected:
             base = reference_price(stock_id=order.stock_id, trading_date=order.trading_date)
             upper, lower = DEFAULT_TICKS.price_limits(base, order.trading_date, order.stock.market)
@@ -822,7 +821,7 @@ def _fills_book_locked(
 
     unchecked = {o.pk: o for entry in work for o in concerned(*entry) if not o.band_checked}
     if unchecked:
-        rejected = _queued_orders_check(list(unchecked.values()), locked=locked)
+        rejected = _queued_orders_check(list(unchecked.values()))
         for pk in rejected:
             del orders[pk]
         if rejected and positions:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.core.db import update_rows
@@ -72,26 +72,11 @@ _FILL_FIELDS = (
 )  # fmt: skip
 
 
-def _positions_which(pairs: set[tuple[int, int]]) -> Q:
-    by_stock: dict[int, set[int]] = {}
-    for stock_id, account_id in pairs:
-        by_stock.setdefault(stock_id, set()).add(account_id)
-    which = Q()
-    for stock_id, account_ids in sorted(by_stock.items()):
-        which |= Q(stock_id=stock_id, account_id__in=sorted(account_ids))
-    return which
-
-
-def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Position]:
-    """Lock the positions of these (stock, account) pairs in id order; keyed by the pair."""
-    rows = Position.objects.select_for_update(no_key=True).filter(_positions_which(pairs)).order_by("id")
-    return {(p.stock_id, p.account_id): p for p in rows}
-
-
 def positions_lock_send(pairs: set[tuple[int, int]]):
-    """``_lock_positions`` without waiting for the answer: in a pipeline (``apps.core.db.pipeline``) the
-    statement travels with the next one whose result is read. Returns a function that reads the answer.
-    Plain SQL: the fill engine sends it for every fill."""
+    """Lock the positions of these (stock, account) pairs in id order without waiting for the answer: in a
+    pipeline (``apps.core.db.pipeline``) the statement travels with the next one whose result is read.
+    Returns a function that reads the answer, keyed by the pair. Plain SQL: the fill engine sends it for
+    every fill."""
     from apps.core.db import concrete_columns, rows_as_instances
 
     if not pairs:
@@ -110,6 +95,11 @@ def positions_lock_send(pairs: set[tuple[int, int]]):
         return {(p.stock_id, p.account_id): p for p in rows_as_instances(Position, rows)}
 
     return read
+
+
+def _lock_positions(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Position]:
+    """Lock the positions of these (stock, account) pairs in id order; keyed by the pair."""
+    return positions_lock_send(pairs)()
 
 
 @transaction.atomic(savepoint=False)  # inside the fill's transaction: no SAVEPOINT/RELEASE round trips
