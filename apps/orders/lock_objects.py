@@ -30,15 +30,14 @@ def order_lock(*, order_id: int) -> Order | None:
     )
 
 
-def orders_lock_open(*, ids: Iterable[int] | None = None, account_id: int | None = None, trading_date_lte=None):
-    """Lock the still-open orders among the filter, in id order (rows closed meanwhile are skipped)."""
+def orders_lock_open(*, account_id: int | None = None, trading_date_lte=None):
+    """Lock the still-open orders among the filter, in id order (rows closed meanwhile are skipped). The fill
+    path locks by id with ``orders_lock_open_send``."""
     qs = (
         Order.objects.select_for_update(of=("self",), no_key=True)
         .select_related("stock")
         .filter(status__in=OPEN_STATUSES)
     )
-    if ids is not None:
-        qs = qs.filter(id__in=list(ids))
     if account_id is not None:
         qs = qs.filter(account_id=account_id)
     if trading_date_lte is not None:
