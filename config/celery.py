@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -39,3 +39,19 @@ def _warm_calendar(**_kwargs):
     from apps.marketdata.calendar import calendar_warm_in_background
 
     calendar_warm_in_background()
+
+
+@worker_ready.connect
+def _start_up_fill(sender=None, **_kwargs):
+    """A worker consuming the `default` queue enqueues the start-up fill (apps/marketdata/bootstrap.py) when it
+    is ready; workers starting together enqueue it once, and one fill runs at a time (a Redis lock)."""
+    from apps.marketdata.tasks import bootstrap_enqueue_once
+    from apps.orders.bootstep import consumes_default_queue
+
+    if sender is not None and consumes_default_queue(sender):
+        try:
+            bootstrap_enqueue_once()
+        except Exception:  # Redis down at start: the next worker start (or `manage.py bootstrap_market_data`) fills
+            import logging
+
+            logging.getLogger(__name__).exception("start-up fill not enqueued")

@@ -339,7 +339,39 @@ def check_ports_free(ports: dict[str, int]) -> None:
         )
 
 
+def announce_when_healthy(url: str, started: float, proc: subprocess.Popen, timeout: float = 1800) -> None:
+    """In a daemon thread: poll /healthz and say once when the stack is healthy (after the start-up fill)."""
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local URL
+                    if response.status == 200:
+                        say(f"healthy after {time.monotonic() - started:.0f}s: every part is up and the market data "
+                            "is filled; orders are accepted now")  # fmt: skip
+                        return
+            except urllib.error.HTTPError as exc:  # 503 until every part is up
+                try:
+                    failing = json.loads(exc.read() or b"{}").get("failing", [])
+                except ValueError:
+                    failing = []
+                if failing == ["market_data"] and not getattr(watch, "told", False):
+                    watch.told = True  # type: ignore[attr-defined]
+                    say("every process is up; filling market data (progress: the worker's 'start-up fill' lines)")
+            except OSError:
+                pass
+            time.sleep(1)
+
+    threading.Thread(target=watch, name="healthz-watch", daemon=True).start()
+
+
 def cmd_run() -> int:
+    run_started = time.monotonic()
     build_static()
     base_env = dict(os.environ)
     base_env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -373,6 +405,7 @@ def cmd_run() -> int:
         honcho = [str(Path(PYTHON).parent / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), *names]
         # honcho gets the terminal's Ctrl-C and stops each process group; we wait for it, then stop the servers.
         proc = subprocess.Popen(honcho, cwd=ROOT, env=env)
+        announce_when_healthy(f"http://127.0.0.1:{web_port}/healthz", run_started, proc)
 
         def forward(signum, _frame):  # kill <pid> or Ctrl-C: let honcho stop every process group
             if proc.poll() is None:

@@ -113,6 +113,35 @@ def check_broker() -> dict[str, Any]:
     return {"status": status, "env": config.env, "key_id": config.key_id, **breaker}
 
 
+def check_market_data() -> dict[str, Any]:
+    """The start-up fill (apps/marketdata/bootstrap.py): "ok" once one has completed on this database; its
+    progress (phase, done/total) while one runs."""
+    import json
+
+    from apps.marketdata.bootstrap import bootstrap_ready
+    from apps.marketdata.tasks import BOOTSTRAP_STATE_KEY
+
+    from .redis import get_redis
+
+    if not settings.MARKETDATA_BOOTSTRAP:
+        return {"status": "ok", "detail": "no start-up fill (MARKETDATA_BOOTSTRAP=false)"}
+    try:
+        raw = get_redis().get(BOOTSTRAP_STATE_KEY)
+        progress = json.loads(raw) if raw else {}
+    except Exception:  # noqa: BLE001 - progress is informational
+        progress = {}
+    try:
+        ready = bootstrap_ready()
+    except Exception as exc:  # noqa: BLE001
+        return {"status": "unknown", "error": _short(exc)}
+    if ready:
+        return {"status": "ok", **({"fill": progress} if progress else {})}
+    detail = (
+        "the start-up fill has not finished" if progress else "waiting for a default-queue worker to start the fill"
+    )
+    return {"status": "down", "detail": detail, **({"fill": progress} if progress else {})}
+
+
 def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; return (healthy, report)."""
     components: dict[str, Any] = {"postgres": check_postgres(), "redis": check_redis()}
@@ -121,12 +150,14 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         components["beat"] = check_beat()
         components["feed"] = check_feed()
         components["broker"] = check_broker()
+        components["market_data"] = check_market_data()
     else:
         reason = {"status": "unknown", "error": "redis is down"}
         queues = {q: dict(reason) for q in CELERY_QUEUES}
         components["beat"] = dict(reason)
         components["feed"] = dict(reason)
         components["broker"] = dict(reason)
+        components["market_data"] = dict(reason)
     for queue, state in queues.items():
         components[f"queue:{queue}"] = state
     failing = [name for name in settings.HEALTH_REQUIRED if components.get(name, {}).get("status") != "ok"]

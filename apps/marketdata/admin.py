@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from .models import BrokerToken, CalendarOverride, CollectionRun, DailyBar, MinuteBar, Stock, ValidationRun
+from .models import (
+    BrokerCalendarDay,
+    BrokerToken,
+    CalendarOverride,
+    CollectionRun,
+    DailyBar,
+    MinuteBar,
+    ReferencePrice,
+    Stock,
+    ValidationRun,
+)
 
 
 @admin.register(Stock)
@@ -80,3 +90,31 @@ class ValidationRunAdmin(admin.ModelAdmin):
 class CalendarOverrideAdmin(admin.ModelAdmin):
     list_display = ("date", "closed", "open_time", "close_time", "note")
     ordering = ("-date",)
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Rows written by the system (the broker's answers, derived prices): shown, never edited here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BrokerCalendarDay)
+class BrokerCalendarDayAdmin(_ReadOnly):
+    """The broker's stored answer per date; to correct a day, add a Calendar override (it wins)."""
+
+    list_display = ("date", "is_open", "business_day", "trading_day", "settlement_day", "weekday_code", "fetched_at")
+    list_filter = ("is_open",)
+    date_hierarchy = "date"
+    ordering = ("-date",)
+
+
+@admin.register(ReferencePrice)
+class ReferencePriceAdmin(_ReadOnly):
+    list_display = ("stock", "trading_date", "price", "source", "fetched_at")
+    list_filter = ("source",)
+    search_fields = ("stock__code", "stock__name")
+    list_select_related = ("stock",)

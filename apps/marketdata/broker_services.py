@@ -166,6 +166,35 @@ def kis_config() -> KisConfig:
     return KisConfig.from_settings()
 
 
+def kis_bulk_config() -> KisConfig:
+    """The configuration of the start-up fill and the daily holiday query.
+
+    With ``MARKET_BROKER=kis`` it is :func:`kis_config` (your keys, at your key's limit). With the sandbox it
+    is the sandbox listener named by ``SANDBOX_BULK_ENV`` (default ``real``: its demo real key, 20 req/s
+    instead of paper's 2, and KIS offers the holiday query to real accounts only); both listeners replay the
+    same market, so only the speed differs.
+    """
+    config = kis_config()
+    env = str(getattr(settings, "SANDBOX_BULK_ENV", "") or config.env).strip().lower()
+    if settings.MARKET_BROKER != "sandbox" or env == config.env:
+        return config
+    from apps.sandbox.credentials import demo_credentials
+
+    from .brokers.kis.config import DEFAULT_RATE_LIMITS
+
+    key, secret = demo_credentials(env)
+    port_env = env.upper()
+    host = settings.SANDBOX_CONNECT_HOST
+    return config.with_overrides(
+        env=env,
+        rest_url=f"http://{host}:{getattr(settings, f'SANDBOX_{port_env}_REST_PORT')}",
+        ws_url=f"ws://{host}:{getattr(settings, f'SANDBOX_{port_env}_WS_PORT')}",
+        app_key=key,
+        app_secret=secret,
+        rate_limit=float(getattr(settings, f"KIS_{port_env}_RATE_LIMIT", 0) or DEFAULT_RATE_LIMITS[env]),
+    )
+
+
 def kis_client_async(config: KisConfig | None = None, **kwargs: Any) -> AsyncKisClient:
     """An AsyncKisClient wired to the database token store and REDIS_URL (one per event loop)."""
     return AsyncKisClient(

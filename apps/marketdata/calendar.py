@@ -1,8 +1,15 @@
-"""The KRX trading calendar: exchange_calendars' XKRX as the base layer, operator overrides on top.
+"""The KRX trading calendar in three layers, the later winning for its date:
 
-No ORM here: overrides are passed in (see ``selectors.calendar_overrides``). Times are Asia/Seoul.
-XKRX knows the late open on the first trading day of the year and the CSAT-day shift for the years it
-lists; a release can lag KRX announcements, so an override row always wins for its date.
+1. the package layer: KRX's announced special days of the years in ``krx_special_days`` (2025, 2026: every
+   closure and shifted session, each with its source), exchange_calendars' XKRX for other years, and the
+   Monday-to-Friday rule beyond XKRX's range;
+2. the broker's answer (KIS 국내휴장일조회 CTCA0903R, stored daily by ``calendar_sync``): open or closed
+   (``opnd_yn``); it carries no times, so a day it opens keeps the package layer's times;
+3. operator overrides (the admin's *Calendar overrides*): closed, or open with its own times.
+
+No ORM here: overrides and broker days are passed in (see ``selectors.krx_calendar``). Times are Asia/Seoul.
+Everything the system derives from a session (minute labels, the closing auction, order sessions, the
+collection windows) comes from ``Session``, so a late open or a shifted day moves all of it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from pathlib import Path
 from time import monotonic
 from zoneinfo import ZoneInfo
 
+from .krx_special_days import COVERED_YEARS, SPECIAL_BY_DATE
+
 logger = logging.getLogger(__name__)
 
 KST = ZoneInfo("Asia/Seoul")
@@ -32,6 +41,37 @@ class Override:
     closed: bool
     open_time: time | None = None
     close_time: time | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class BrokerDay:
+    """The broker's answer for one date: ``is_open`` is KIS's ``opnd_yn`` (개장일여부: orders accepted)."""
+
+    is_open: bool
+
+
+@dataclass(frozen=True)
+class CalendarNote:
+    """A weekday that is not a regular 09:00-15:30 session: closed, or open at other times."""
+
+    day: date
+    closed: bool
+    open: time | None
+    close: time | None
+    reason: str
+    source: str  # override | broker | announced | exchange_calendars
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A date whose sources disagree on open/closed (None = that source has no answer for the date)."""
+
+    day: date
+    package_open: bool
+    broker_open: bool | None
+    override_open: bool | None
+    effective_open: bool
 
 
 @dataclass(frozen=True)
@@ -113,33 +153,134 @@ def calendar_warm_in_background() -> None:
 
 
 class KrxCalendar:
-    def __init__(self, overrides: Mapping[date, Override] | None = None):
+    def __init__(
+        self,
+        overrides: Mapping[date, Override] | None = None,
+        broker_days: Mapping[date, BrokerDay] | None = None,
+    ):
         self.overrides = dict(overrides or {})
+        self.broker_days = dict(broker_days or {})
 
-    def session(self, day: date) -> Session | None:
-        """The session on ``day``, or None when KRX is closed."""
+    @staticmethod
+    def _regular(day: date, open_time: time | None = None, close_time: time | None = None) -> Session:
+        return Session(
+            day=day,
+            open=datetime.combine(day, open_time or REGULAR_OPEN, tzinfo=KST),
+            close=datetime.combine(day, close_time or REGULAR_CLOSE, tzinfo=KST),
+        )
+
+    def package_session(self, day: date) -> Session | None:
+        """The package layer alone: the announced special days, else XKRX, else the weekday rule."""
+        special = SPECIAL_BY_DATE.get(day)
+        if special is not None:
+            return None if special.closed else self._regular(day, special.open_time, special.close_time)
+        if day.year in COVERED_YEARS:  # the table lists every special day of these years
+            return self._regular(day) if day.weekday() < 5 else None
         import pandas as pd
 
+        cal = _xkrx()
+        label = pd.Timestamp(day)
+        if cal.first_session <= label <= cal.last_session:
+            if not cal.is_session(label):
+                return None
+            return Session(
+                day=day,
+                open=cal.session_open(label).tz_convert(KST).to_pydatetime(),
+                close=cal.session_close(label).tz_convert(KST).to_pydatetime(),
+            )
+        return self._regular(day) if day.weekday() < 5 else None  # beyond XKRX: weekdays assumed regular
+
+    def session(self, day: date) -> Session | None:
+        """The session on ``day``, or None when KRX is closed (override > broker > package)."""
         override = self.overrides.get(day)
         if override is not None and override.closed:
             return None
-        cal = _xkrx()
-        label = pd.Timestamp(day)
-        if cal.first_session <= label <= cal.last_session and cal.is_session(label):
-            open_at = cal.session_open(label).tz_convert(KST).to_pydatetime()
-            close_at = cal.session_close(label).tz_convert(KST).to_pydatetime()
-        elif override is not None or (label > cal.last_session and day.weekday() < 5):
-            # An override opens a day XKRX closes; weekdays beyond XKRX's range are assumed regular.
-            open_at = datetime.combine(day, REGULAR_OPEN, tzinfo=KST)
-            close_at = datetime.combine(day, REGULAR_CLOSE, tzinfo=KST)
+        package = self.package_session(day)
+        broker = self.broker_days.get(day)
+        if override is None:
+            if broker is not None and not broker.is_open:
+                return None
+            if broker is None and package is None:
+                return None
+        session = package or self._regular(day)  # opened by the broker or an override: the package's times
+        if override is not None and (override.open_time or override.close_time):
+            session = Session(
+                day=day,
+                open=datetime.combine(day, override.open_time, tzinfo=KST) if override.open_time else session.open,
+                close=datetime.combine(day, override.close_time, tzinfo=KST) if override.close_time else session.close,
+            )
+        return session
+
+    def deciding_source(self, day: date) -> str:
+        """Which layer decides ``day``: override, broker, announced (the special-day table) or exchange_calendars."""
+        if day in self.overrides:
+            return "override"
+        if day in self.broker_days:
+            return "broker"
+        if day in SPECIAL_BY_DATE or day.year in COVERED_YEARS:
+            return "announced"
+        return "exchange_calendars"
+
+    def notes_between(self, start: date, end: date) -> list[CalendarNote]:
+        """Every weekday from ``start`` to ``end`` that is closed or not a regular 09:00-15:30 session."""
+        notes = []
+        day = start
+        while day <= end:
+            if day.weekday() < 5:
+                session = self.session(day)
+                regular = session is not None and (session.open.time(), session.close.time()) == (
+                    REGULAR_OPEN,
+                    REGULAR_CLOSE,
+                )
+                if not regular:
+                    notes.append(self._note(day, session))
+            day += timedelta(days=1)
+        return notes
+
+    def _note(self, day: date, session: Session | None) -> CalendarNote:
+        source = self.deciding_source(day)
+        special = SPECIAL_BY_DATE.get(day)
+        override = self.overrides.get(day)
+        if source == "override" and override is not None and override.note:
+            reason = override.note
+        elif special is not None and (special.closed == (session is None)):
+            reason = special.reason
+        elif source == "broker":
+            reason = "휴장 (broker: opnd_yn=N)" if session is None else "개장 (broker: opnd_yn=Y)"
         else:
-            return None
-        if override is not None:
-            if override.open_time:
-                open_at = datetime.combine(day, override.open_time, tzinfo=KST)
-            if override.close_time:
-                close_at = datetime.combine(day, override.close_time, tzinfo=KST)
-        return Session(day=day, open=open_at, close=close_at)
+            reason = "휴장 closed" if session is None else "시간 변경 shifted session"
+        return CalendarNote(
+            day=day,
+            closed=session is None,
+            open=session.open.time() if session else None,
+            close=session.close.time() if session else None,
+            reason=reason,
+            source=source,
+        )
+
+    def disagreements(self, days: list[date] | None = None) -> list[Disagreement]:
+        """Dates (by default every date the broker answered or an override names) whose sources disagree."""
+        out = []
+        for day in sorted(set(days) if days is not None else set(self.broker_days) | set(self.overrides)):
+            package_open = self.package_session(day) is not None
+            broker = self.broker_days.get(day)
+            override = self.overrides.get(day)
+            answers = {package_open}
+            if broker is not None:
+                answers.add(broker.is_open)
+            if override is not None:
+                answers.add(not override.closed)
+            if len(answers) > 1:
+                out.append(
+                    Disagreement(
+                        day=day,
+                        package_open=package_open,
+                        broker_open=broker.is_open if broker is not None else None,
+                        override_open=(not override.closed) if override is not None else None,
+                        effective_open=self.session(day) is not None,
+                    )
+                )
+        return out
 
     def is_trading_day(self, day: date) -> bool:
         return self.session(day) is not None

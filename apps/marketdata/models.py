@@ -169,7 +169,8 @@ class ValidationRun(models.Model):
 class CalendarOverride(models.Model):
     """An operator-edited correction to the KRX calendar (closures, late opens, shifted closes).
 
-    exchange_calendars' XKRX is the base layer; a row here wins for its date.
+    The top layer (``apps.marketdata.calendar``): a row here wins over the broker's stored answer and the
+    package layer (the announced special days, exchange_calendars) for its date.
     """
 
     date = models.DateField(unique=True)
@@ -183,6 +184,58 @@ class CalendarOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {'closed' if self.closed else f'{self.open_time}-{self.close_time}'}"
+
+
+class BrokerCalendarDay(models.Model):
+    """The broker's answer for one date (KIS 국내휴장일조회 CTCA0903R), stored by the daily calendar sync.
+
+    ``is_open`` (``opnd_yn``) decides whether KRX trades that day, over the package layer; an operator
+    override still wins. The other flags are kept as the broker sent them.
+    """
+
+    date = models.DateField(unique=True)
+    is_open = models.BooleanField(help_text="opnd_yn (개장일여부): KRX open, orders accepted.")
+    business_day = models.BooleanField(help_text="bzdy_yn (영업일여부).")
+    trading_day = models.BooleanField(help_text="tr_day_yn (거래일여부).")
+    settlement_day = models.BooleanField(help_text="sttl_day_yn (결제일여부).")
+    weekday_code = models.CharField(max_length=2, blank=True, help_text="wday_dvsn_cd: 01 Sunday .. 07 Saturday.")
+    source = models.CharField(max_length=8, default="kis")
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'open' if self.is_open else 'closed'} ({self.source})"
+
+
+class ReferencePrice(models.Model):
+    """A day's base price (기준가) that did not come from a stored previous close, and where it came from.
+
+    Used (in this order) when no daily bar of the previous trading day is stored: the broker's own base
+    price (KIS inquire-price ``stck_sdpr``) or a live tick's ``price - change``. The ±30 % band is computed
+    from it with KRX's rounding exactly as from a close.
+    """
+
+    class Source(models.TextChoices):
+        BROKER_QUOTE = "broker_quote", "Broker quote (stck_sdpr)"
+        LIVE_TICK = "live_tick", "Live tick (price - change)"
+
+    stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="reference_prices")
+    trading_date = models.DateField()
+    price = models.BigIntegerField()
+    source = models.CharField(max_length=12, choices=Source.choices)
+    fetched_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-trading_date", "stock"]
+        constraints = [
+            models.UniqueConstraint(fields=["stock", "trading_date"], name="reference_price_unique_per_day"),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="reference_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stock_id} {self.trading_date} {self.price} ({self.source})"
 
 
 class BrokerEnv(models.TextChoices):

@@ -21,20 +21,29 @@ def schedule_definitions(market_broker: str, *, conditions: bool = False) -> lis
         {
             "name": "collect minute bars",
             "task": "marketdata.collect_minute_bars",
-            # every minute, 09:00-15:59 KST Mon-Fri (https://crontab.guru/#*_9-15_*_*_1-5); sandbox: always
-            "crontab": {"minute": "*", "hour": "*" if sandbox else "9-15", "day_of_week": "*" if sandbox else "1-5"},
+            # every minute, 09:00-16:59 KST Mon-Fri (https://crontab.guru/#*_9-16_*_*_1-5); sandbox: always. Until 16:59
+            # because on CSAT day the session runs 10:00-16:30; the task asks the calendar whether a session is on.
+            "crontab": {"minute": "*", "hour": "*" if sandbox else "9-16", "day_of_week": "*" if sandbox else "1-5"},
             "expires": 55,
         },
         {
             "name": "collect daily bars",
             "task": "marketdata.collect_daily_bars",
-            # every 10 minutes 15:40-17:50 KST Mon-Fri (https://crontab.guru/#*/10_15-17_*_*_1-5); once per day
+            # every 10 minutes 15:00-17:50 KST Mon-Fri (https://crontab.guru/#*/10_15-17_*_*_1-5); the task runs once
+            # per day after the session closed (15:30, or 16:30 on CSAT day)
             "crontab": {
                 "minute": "*/10" if not sandbox else "*/5",
                 "hour": "*" if sandbox else "15-17",
                 "day_of_week": "*" if sandbox else "1-5",
             },
             "expires": 540,
+        },
+        {
+            "name": "sync the KRX calendar from the broker",
+            "task": "marketdata.sync_calendar",
+            # 07:30 KST every day (https://crontab.guru/#30_7_*_*_*): KIS asks for about one holiday query a day
+            "crontab": {"minute": "30", "hour": "7", "day_of_week": "*"},
+            "expires": 3600,
         },
     ]
     if conditions:  # MARKET_FEED=kiwoom, or Kiwoom conditions exist (apps/conditions)

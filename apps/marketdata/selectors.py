@@ -14,15 +14,44 @@ def calendar_overrides() -> dict:
     from .models import CalendarOverride
 
     return {
-        row.date: Override(closed=row.closed, open_time=row.open_time, close_time=row.close_time)
+        row.date: Override(closed=row.closed, open_time=row.open_time, close_time=row.close_time, note=row.note)
         for row in CalendarOverride.objects.all()
     }
 
 
+BROKER_DAYS_WINDOW = 400  # days back from today whose stored broker answers are loaded (every future one is)
+
+
+def calendar_broker_days() -> dict:
+    """The broker's stored answers (``BrokerCalendarDay``) from a little over a year ago on, keyed by date."""
+    from datetime import timedelta
+
+    from .calendar import BrokerDay, now_kst
+    from .models import BrokerCalendarDay
+
+    since = now_kst().date() - timedelta(days=BROKER_DAYS_WINDOW)
+    rows = BrokerCalendarDay.objects.filter(date__gte=since).values_list("date", "is_open")
+    return {day: BrokerDay(is_open=is_open) for day, is_open in rows}
+
+
 def krx_calendar():
+    """The KRX calendar with every layer: package, the broker's stored answers, operator overrides."""
     from .calendar import KrxCalendar
 
-    return KrxCalendar(calendar_overrides())
+    return KrxCalendar(calendar_overrides(), calendar_broker_days())
+
+
+def calendar_upcoming(*, start, days: int = 60) -> list:
+    """Closures and shifted sessions on the weekdays of the ``days`` days from ``start`` (``CalendarNote``s)."""
+    from datetime import timedelta
+
+    return krx_calendar().notes_between(start, start + timedelta(days=days))
+
+
+def calendar_disagreements(*, since=None) -> list:
+    """Dates from ``since`` on whose sources (package, stored broker answer, override) disagree."""
+    calendar = krx_calendar()
+    return [d for d in calendar.disagreements() if since is None or d.day >= since]
 
 
 def daily_bars_for(*, code: str, date_from, date_to, source: str = "kis") -> list[dict]:
@@ -49,6 +78,9 @@ def quotes_latest(*, codes: list[str]) -> dict:
     """The latest known quote of each code, never invented: the live snapshot in Redis (``source: "ws"``,
     ``as_of`` the trade time), else the newest stored minute bar (``minute_bar:<bar source>``, ``as_of``
     the bar's minute, KST), else the last daily close (``daily_bar:<source>``, ``as_of`` the date).
+    When no bar is stored, the newest base price the broker gave (``ReferencePrice``, ``source:
+    "reference:<source>"``, ``as_of`` its trading date): the start-up fill stores one for every stock the
+    broker knows that has no daily bar, so no such stock is shown without a price.
     Codes found nowhere are listed in ``missing``. ``codes`` must already be validated.
 
     Returns ``{"quotes": [...in the order of codes...], "missing": [...], "feed_status": str}``.
@@ -97,6 +129,27 @@ def quotes_latest(*, codes: list[str]) -> dict:
                 "volume": bar["volume"],
                 "source": f"{label}:{bar['source']}",
                 "as_of": as_of(bar[stamp]),
+            }
+    rest = [c for c in codes if c not in found]
+    if rest:
+        from .models import ReferencePrice
+
+        bases = (
+            ReferencePrice.objects.filter(stock__code__in=rest)
+            .order_by("stock__code", "-trading_date")
+            .distinct("stock__code")
+            .values("stock__code", "trading_date", "price", "source")
+        )
+        for base in bases:
+            found[base["stock__code"]] = {
+                "code": base["stock__code"],
+                "price": base["price"],
+                "open": None,
+                "high": None,
+                "low": None,
+                "volume": 0,
+                "source": f"reference:{base['source']}",
+                "as_of": base["trading_date"].isoformat(),
             }
     return {
         "quotes": [found[c] for c in codes if c in found],

@@ -163,3 +163,171 @@ def backfill_daily_bars(self, start: str, end: str, codes: list[str] | None = No
 
     run = asyncio.run(go())
     return {"run": run.pk, "stored": run.stored, "failed": run.failed}
+
+
+# --- the calendar sync and the start-up fill ------------------------------------------------------------------
+
+BOOTSTRAP_LOCK_KEY = "hoga:lock:bootstrap"
+BOOTSTRAP_LOCK_TTL = 1900  # seconds; longer than the task's hard time limit
+BOOTSTRAP_STATE_KEY = "hoga:marketdata:bootstrap"  # JSON progress of the running or last fill (for /healthz)
+BOOTSTRAP_QUEUED_KEY = "hoga:marketdata:bootstrap:queued"  # workers starting together enqueue one fill
+BOOTSTRAP_RETRY_MAX = 60  # seconds between attempts at most (doubling from 2 s)
+
+
+def _market_today():
+    """The market's today: the sandbox's replay date, else the KST date."""
+    from django.conf import settings
+
+    from .calendar import now_kst
+    from .market_clock import MarketClockUnavailable, sandbox_now
+
+    if settings.MARKET_BROKER == "sandbox":
+        try:
+            market = sandbox_now()
+            return market.trading_date or market.now.date()
+        except MarketClockUnavailable as exc:
+            logger.warning(
+                "sandbox clock unavailable; the calendar sync starts at today's date", extra={"error": str(exc)}
+            )
+    return now_kst().date()
+
+
+def calendar_sync_if_due(*, force: bool = False):
+    """Run the broker calendar sync unless one succeeded today (KIS: about once a day); the run or None."""
+    from django.conf import settings
+
+    from .broker_services import kis_bulk_config, kis_client_async
+    from .calendar import now_kst
+    from .calendar_sync import calendar_sync, calendar_synced_on
+
+    if not force and calendar_synced_on(now_kst().date()):
+        return None
+    since = _market_today()
+
+    async def go():
+        async with kis_client_async(kis_bulk_config()) as client:
+            return await calendar_sync(client=client, since=since, days=settings.CALENDAR_SYNC_DAYS)
+
+    return asyncio.run(go())
+
+
+@shared_task(bind=True, name="marketdata.sync_calendar", expires=3600, ignore_result=True)
+def sync_calendar(self, force: bool = False) -> dict | None:
+    """Daily: store the broker's answer of which days KRX is open (KIS 국내휴장일조회 CTCA0903R)."""
+    run = calendar_sync_if_due(force=force)
+    return None if run is None else {"run": run.pk, "status": run.status, "stored": run.stored}
+
+
+class ProgressBar:
+    """A progress bar in the worker's log, one line per phase and 10 % step, mirrored to Redis for /healthz."""
+
+    WIDTH = 24
+
+    def __init__(self, redis, run_started: float) -> None:
+        self.redis = redis
+        self.started = run_started
+        self._last: tuple[str, int] = ("", -1)
+
+    def state(self, state: str, **fields) -> None:
+        import json
+        import time
+
+        body = {"state": state, "elapsed_s": round(time.monotonic() - self.started, 1), **fields}
+        try:
+            self.redis.set(BOOTSTRAP_STATE_KEY, json.dumps(body), ex=86400)
+        except Exception:  # progress display only; the fill itself goes on
+            logger.warning("start-up fill progress not written to Redis")
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.state("running", phase=phase, done=done, total=total)
+        step = 10 * done // total if total else 10
+        if (phase, step) == self._last:
+            return
+        self._last = (phase, step)
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        bar = "█" * filled + "░" * (self.WIDTH - filled)
+        logger.info(f"start-up fill: {phase:<11} ▕{bar}▏ {done}/{total}")
+
+
+@shared_task(
+    bind=True,
+    name="marketdata.bootstrap_market_data",
+    ignore_result=True,
+    soft_time_limit=1800,
+    time_limit=BOOTSTRAP_LOCK_TTL - 60,
+    max_retries=120,
+)
+def bootstrap_market_data(self) -> dict | None:
+    """At a worker's start: the start-up fill (``bootstrap.market_data_bootstrap``); /healthz reports the
+    stack healthy once one has completed on this database. Retried with back-off (2 s doubling to 60 s)
+    while the market clock or the broker cannot be reached. One runs at a time (a Redis lock)."""
+    import time
+
+    from apps.core.redis import get_redis
+
+    from .bootstrap import market_data_bootstrap
+    from .broker_services import kis_bulk_config, kis_client_async
+    from .collection import universe_codes
+    from .models import CollectionRun
+
+    redis = get_redis()
+    lock = redis.lock(BOOTSTRAP_LOCK_KEY, timeout=BOOTSTRAP_LOCK_TTL, blocking=False)
+    if not lock.acquire():
+        logger.info("start-up fill already running in another worker; this one is skipped")
+        return None
+    bar = ProgressBar(redis, time.monotonic())
+    error = ""
+    run = None
+    try:
+        bar.state("running", phase="calendar", done=0, total=1)
+        try:
+            calendar_sync_if_due()
+        except Exception as exc:  # the fill does not depend on it; the daily job tries again
+            logger.warning("calendar sync at start failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+        calendar, market = _market_now()
+        if market is None:
+            error = "the market clock is unavailable"
+        else:
+            codes = universe_codes()
+            logger.info(
+                "start-up fill started",
+                extra={"stocks": len(codes), "trading_date": str(market.trading_date), "session": market.session},
+            )
+
+            async def go():
+                async with kis_client_async(kis_bulk_config()) as client:
+                    return await market_data_bootstrap(
+                        client=client, market=market, calendar=calendar, codes=codes, progress=bar
+                    )
+
+            run = asyncio.run(go())
+            if run.status == CollectionRun.Status.FAILED:
+                error = f"every stock failed: {next(iter(run.error_summary.values()), '')}"[:300]
+    finally:
+        lock.release()
+    if error:
+        delay = min(BOOTSTRAP_RETRY_MAX, 2 ** (self.request.retries + 1))
+        bar.state("retrying", error=error, retry_in_s=delay, attempt=self.request.retries + 1)
+        logger.warning("start-up fill not done; retrying", extra={"error": error, "retry_in_s": delay})
+        raise self.retry(countdown=delay)
+    bar.state("done", run=run.pk, status=run.status, note=run.note)
+    logger.info(
+        "start-up fill finished",
+        extra={"run": run.pk, "status": run.status, "seconds": round(time.monotonic() - bar.started, 1),
+               "note": run.note},
+    )  # fmt: skip
+    return {"run": run.pk, "status": run.status, "stored": run.stored, "failed": run.failed}
+
+
+def bootstrap_enqueue_once() -> bool:
+    """Enqueue the start-up fill unless another worker did within the last minute; True when enqueued."""
+    from django.conf import settings
+
+    from apps.core.redis import get_redis
+
+    if not settings.MARKETDATA_BOOTSTRAP:
+        return False
+    if not get_redis().set(BOOTSTRAP_QUEUED_KEY, "1", nx=True, ex=60):
+        return False
+    bootstrap_market_data.apply_async(expires=600)
+    return True

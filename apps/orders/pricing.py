@@ -39,21 +39,13 @@ def buy_reservation(price: int, quantity: int, rate: Decimal) -> int:
     return amount + commission_for(amount, rate)
 
 
-def reference_price(*, stock_id: int, trading_date: date) -> int | None:
-    """The base price of ``trading_date``: the last DailyBar close before it (source kis preferred, else any)."""
-    from apps.marketdata.models import BarSource, DailyBar
+def reference_price(*, stock_id: int, trading_date: date, calendar=None) -> int | None:
+    """The stored base price of ``trading_date`` (no network): the previous trading day's close, else a base
+    price stored for the day with its source (``apps.marketdata.reference``)."""
+    from apps.marketdata.reference import reference_stored
 
-    rows = list(
-        DailyBar.objects.filter(stock_id=stock_id, date__lt=trading_date)
-        .order_by("-date")
-        .values_list("date", "source", "close")[:8]
-    )
-    if not rows:
-        return None
-    newest = rows[0][0]
-    same_day = [r for r in rows if r[0] == newest]
-    preferred = [r for r in same_day if r[1] == BarSource.KIS]
-    return int((preferred or sorted(same_day, key=lambda r: r[1]))[0][2])
+    found = reference_stored(stock_id=stock_id, trading_date=trading_date, calendar=calendar)
+    return found.price if found is not None else None
 
 
 @functools.lru_cache(maxsize=64)

@@ -174,12 +174,35 @@ def _next_trading_day(after: date) -> date:
     raise MarketClosed(f"No trading day within 30 days after {after}.")
 
 
-def _session_for(market: MarketNow) -> tuple[date, bool]:
+def _session_hours(market: MarketNow, calendar=None) -> str:
+    """``"09:00-15:30 KST"`` for the market's trading day (or the next one), as the calendar has it."""
+    from apps.marketdata.calendar import KST
+
+    if calendar is None:
+        from apps.marketdata.selectors import krx_calendar
+
+        calendar = krx_calendar()
+    day = market.trading_date or market.now.astimezone(KST).date()
+    session = calendar.session(day)
+    if session is None or (market.session == "closed" and market.trading_date is not None):
+        try:
+            session = calendar.session(_next_trading_day(day))
+        except MarketClosed:
+            session = None
+    if session is None:
+        return "09:00-15:30 KST"
+    label = f"{session.open:%H:%M}-{session.close:%H:%M} KST"
+    return label if session.day == day else f"{label} on {session.day.isoformat()}"
+
+
+def _session_for(market: MarketNow, calendar=None) -> tuple[date, bool]:
     """(trading_date, queued) of an order placed at ``market``; ``MarketClosed`` in reject mode."""
     if market.is_open and market.trading_date is not None:
         return market.trading_date, False
     if settings.PAPER_MARKET_CLOSED != "queue":
-        raise MarketClosed(f"The market is closed ({market.session}); orders are accepted 09:00-15:30 KST.")
+        raise MarketClosed(
+            f"The market is closed ({market.session}); orders are accepted {_session_hours(market, calendar)}."
+        )
     if market.session == PRE_OPEN and market.trading_date is not None:
         return market.trading_date, True
     return _next_trading_day(market.trading_date or market.now.date()), True
@@ -232,11 +255,12 @@ def order_place(
     PostgreSQL runs that statement, never while this process waits for its CPU, so fills of the account's
     other orders do not queue behind a busy web server.
     """
-    if market is None:
-        from apps.marketdata.selectors import krx_calendar
+    from apps.marketdata.selectors import krx_calendar
 
+    calendar = krx_calendar()
+    if market is None:
         try:
-            market = market_now(krx_calendar())
+            market = market_now(calendar)
         except MarketClockUnavailable as exc:
             raise MarketClockUnavailableError(f"The market clock is unavailable: {exc}") from exc
     if account is None:  # else the caller loaded it (the API resolves the request's account anyway)
@@ -276,14 +300,24 @@ def order_place(
     elif limit_price is not None:
         raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
 
-    trading_date, queued = _session_for(market)
+    trading_date, queued = _session_for(market, calendar)
 
-    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
-    if base is None:
+    from apps.marketdata.reference import reference_price_resolve
+
+    current_session = trading_date == market.trading_date
+    reference = reference_price_resolve(
+        stock=stock, trading_date=trading_date, calendar=calendar, broker=current_session,
+        provisional=queued and not current_session,
+    )  # fmt: skip
+    if reference is None:
         raise NoReferencePrice(
-            f"No previous close of {stock.code} before {trading_date}: the day's price band is unknown.",
+            f"No reference price (기준가) of {stock.code} for {trading_date}: no close of the previous trading day "
+            "is stored, no live tick of the day has arrived and the broker gave no base price. Check that the "
+            "start-up fill finished (/healthz, part market_data) and the broker is reachable, or load the history "
+            f"with: python manage.py backfill_daily --codes {stock.code} --from <date> --to <date>.",
             fields={"code": ["No reference price."]},
         )
+    base = reference.price
     upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
     if limit_price is not None:
         if not DEFAULT_TICKS.on_grid(limit_price, trading_date, stock.market):

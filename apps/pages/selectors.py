@@ -162,10 +162,15 @@ def _direction(price: int | None, base: int | None) -> str:
 
 
 def previous_closes(*, codes: list[str], before: dt.date) -> dict[str, int]:
-    """Last daily close of each code before ``before`` (kis preferred on the same date)."""
+    """Last daily close of each code before ``before`` (kis preferred on the same date), else the base price
+    stored for the day ``before`` (``ReferencePrice``)."""
     from django.db.models import Case, IntegerField, Value, When
 
-    from apps.marketdata.models import DailyBar
+    from apps.marketdata.models import DailyBar, ReferencePrice
+
+    stored = dict(
+        ReferencePrice.objects.filter(stock__code__in=codes, trading_date=before).values_list("stock__code", "price")
+    )
 
     rows = (
         DailyBar.objects.filter(stock__code__in=codes, date__lt=before)
@@ -174,7 +179,7 @@ def previous_closes(*, codes: list[str], before: dt.date) -> dict[str, int]:
         .distinct("stock__code")
         .values_list("stock__code", "close")
     )
-    return {code: int(close) for code, close in rows}
+    return {**{code: int(price) for code, price in stored.items()}, **{code: int(close) for code, close in rows}}
 
 
 def quote_rows(*, stocks: list, trading_date: dt.date) -> list[dict]:
@@ -217,23 +222,44 @@ def quote_rows(*, stocks: list, trading_date: dt.date) -> list[dict]:
 
 
 def ticket_limits(*, stock, trading_date: dt.date) -> dict:
-    """The order ticket's price hints: base price, today's lower/upper limits and the tick table in force."""
+    """The order ticket's price hints: base price (and where it came from), today's lower/upper limits and the
+    tick table in force. Reads only: the stored base price, else the day's live tick (no broker call). The
+    source is named when the base is not the previous close."""
     from apps.marketdata.krx_rules import DEFAULT_TICKS
-    from apps.orders.pricing import reference_price
+    from apps.marketdata.reference import reference_price_resolve
 
-    base = reference_price(stock_id=stock.pk, trading_date=trading_date)
+    reference = reference_price_resolve(stock=stock, trading_date=trading_date, broker=False, store=False)
     bands = [[bound, tick] for bound, tick in DEFAULT_TICKS.bands(trading_date, stock.market)]
     ticks_json = json.dumps(bands)  # [[exclusive upper bound or null, tick], ...] for the price steppers
-    if base is None:
-        return {"base": None, "lower": None, "upper": None, "ticks": bands, "ticks_json": ticks_json}
-    upper, lower = DEFAULT_TICKS.price_limits(base, trading_date, stock.market)
+    if reference is None:
+        return {"base": None, "lower": None, "upper": None, "ticks": bands, "ticks_json": ticks_json, "base_source": ""}
+    upper, lower = DEFAULT_TICKS.price_limits(reference.price, trading_date, stock.market)
     return {
-        "base": base,
+        "base": reference.price,
+        "base_source": "" if reference.source.startswith("daily_close") else reference.label,
         "lower": lower,
         "upper": upper,
         "ticks": bands,
         "ticks_json": ticks_json,
     }
+
+
+def calendar_upcoming(*, start: dt.date, days: int = 60) -> list:
+    """The next closures and shifted sessions (weekdays from ``start``), for the dashboard; empty when the
+    calendar cannot be read."""
+    from apps.marketdata.selectors import calendar_upcoming as upcoming
+
+    try:
+        return upcoming(start=start, days=days)
+    except Exception:  # the dashboard renders without it
+        logger.exception("calendar unavailable for a page")
+        return []
+
+
+def calendar_disagreements(*, since: dt.date) -> list:
+    from apps.marketdata.selectors import calendar_disagreements as disagreements
+
+    return disagreements(since=since)
 
 
 # --- data quality ----------------------------------------------------------------------------------------

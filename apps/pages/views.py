@@ -9,6 +9,7 @@ sent by htmx (``HX-Request`` header) and answered with the fragment to swap in.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.contrib import messages
@@ -39,6 +40,8 @@ from .forms import OrderTicketForm, SignUpForm
 
 PAST_ORDERS_SHOWN = 100
 EXECUTIONS_SHOWN = 100
+UPCOMING_DAYS = 60  # the dashboard lists closures and shifted sessions this many days ahead
+DISAGREEMENTS_SINCE = datetime.timedelta(days=30)  # the data-quality page's calendar disagreements start this far back
 
 
 def _htmx(request: HttpRequest) -> bool:
@@ -104,6 +107,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     trading_date = context["market"].trading_date or selectors.kst_today()
     stocks = list(stock_list_universe())
     context["rows"] = selectors.quote_rows(stocks=stocks, trading_date=trading_date)
+    today = context["market"].now.date() if context["market"].now else selectors.kst_today()
+    context["calendar_notes"] = selectors.calendar_upcoming(start=today, days=UPCOMING_DAYS)
+    context["upcoming_days"] = UPCOMING_DAYS
     return render(request, "pages/dashboard.html", context)
 
 
@@ -300,6 +306,9 @@ def data_quality(request: HttpRequest) -> HttpResponse:
             "diffs": diffs,
             "chart": _diff_chart(diffs, tolerance=float(run.tolerance_pct) if run else 0.5),
             "disagreements": selectors.validation_disagreements(run),
+            "calendar_disagreements": selectors.calendar_disagreements(
+                since=selectors.kst_today() - DISAGREEMENTS_SINCE
+            ),
         },
     )
 

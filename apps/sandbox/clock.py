@@ -8,7 +8,9 @@ rolls over into another day: ``restart()`` (admin ``POST /sandbox/clock``) start
 Wallclock mode: the time of day is the real KST time of day, on the replay date (the recorded data
 belongs to that date); ``speed`` is ignored and jumps are refused.
 
-Sim time is expressed as float seconds since 00:00 KST of the replay date.
+Sim time is expressed as float seconds since 00:00 KST of the replay date. The session's times come from
+the sandbox's calendar (``apps.sandbox.calendar``): 09:00-15:30 on a regular day, 10:00-15:30 on the first
+trading day of a year, 10:00-16:30 on CSAT day; the closing auction is always the last 10 minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 KST = ZoneInfo("Asia/Seoul")
@@ -31,14 +34,35 @@ CLOSING_AUCTION = "closing_auction"
 CLOSED = "closed"
 
 
-def session_state(sim_s: float) -> str:
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """One day's session in seconds of day: continuous matching from ``open_s``, the 10-minute closing
+    auction from ``continuous_end_s``, the closing print at ``close_s``."""
+
+    open_s: int = OPEN_S
+    close_s: int = CLOSE_S
+
+    @property
+    def continuous_end_s(self) -> int:
+        return self.close_s - (CLOSE_S - CONTINUOUS_END_S)
+
+    @property
+    def minutes(self) -> int:
+        """Continuous-session minutes (380 on a regular day)."""
+        return (self.continuous_end_s - self.open_s) // 60
+
+
+REGULAR = SessionTimes()
+
+
+def session_state(sim_s: float, times: SessionTimes = REGULAR) -> str:
     """Session state at ``sim_s``: continuous 09:00–15:20, closing auction 15:20–15:30 (the closing
-    print happens at 15:30:00 exactly), closed from 15:30 on, pre_open before 09:00."""
-    if sim_s < OPEN_S:
+    print happens at 15:30:00 exactly), closed from 15:30 on, pre_open before 09:00 (on a regular day)."""
+    if sim_s < times.open_s:
         return PRE_OPEN
-    if sim_s < CONTINUOUS_END_S:
+    if sim_s < times.continuous_end_s:
         return CONTINUOUS
-    if sim_s < CLOSE_S:
+    if sim_s < times.close_s:
         return CLOSING_AUCTION
     return CLOSED
 
@@ -67,13 +91,15 @@ class SandboxClock:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        times: SessionTimes = REGULAR,
     ) -> None:
         self.mode = mode
         self.speed = speed
         self.replay_date = replay_date
+        self.times = times
         self._monotonic = monotonic
         self._wall = wall
-        self._anchor_sim = float(OPEN_S)
+        self._anchor_sim = float(times.open_s)
         self._anchor_mono = monotonic()
 
     def now_s(self) -> float:
@@ -95,11 +121,11 @@ class SandboxClock:
 
     def state(self) -> str:
         """Session state now."""
-        return session_state(self.now_s())
+        return session_state(self.now_s(), self.times)
 
-    def restart(self, at_s: float = OPEN_S) -> None:
-        """Restart the replayed session (default at 09:00). Refused in wallclock mode."""
-        self.jump(at_s)
+    def restart(self, at_s: float | None = None) -> None:
+        """Restart the replayed session (default at the session's open). Refused in wallclock mode."""
+        self.jump(self.times.open_s if at_s is None else at_s)
 
     def jump(self, to_s: float) -> None:
         """Move the sim clock to ``to_s`` (forward or backward). Refused in wallclock mode."""

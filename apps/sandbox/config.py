@@ -14,6 +14,7 @@ from apps.sandbox.credentials import DEMO_CREDENTIALS, KIWOOM_DEMO_CREDENTIALS
 from apps.sandbox.ticks import TICK_TABLE_2023_EFFECTIVE
 
 MODES: tuple[str, str] = ("real", "paper")
+PAPER_HOLIDAY_MODES: tuple[str, str] = ("refuse", "serve")
 CLOCK_MODES: tuple[str, str] = ("replay", "wallclock")
 KIWOOM_MODES: tuple[str, str] = ("real", "mock")
 #: The condition rules shipped with the sandbox (``SANDBOX_KIWOOM_CONDITIONS`` empty).
@@ -100,6 +101,15 @@ class SandboxConfig:
     kiwoom_token_lifetime_s: float = 86400.0
     #: Extra Kiwoom key pairs (mode "real" or "mock") besides the demo pairs.
     kiwoom_app_credentials: tuple[AppCredential, ...] = ()
+    # --- The calendar (apps/sandbox/calendar.py) and its holiday query, CTCA0903R. ---
+    #: Dates the sandbox's calendar calls closed on top of the KRX facts Hoga ships (rehearse a closure).
+    closed_days: tuple[dt.date, ...] = ()
+    #: The paper listener's answer to the holiday query: "refuse" (EGW02006 "모의투자 TR 이 아닙니다.", as
+    #: reported for KIS; UNCONFIRMED) or "serve" (answer it like the real listener).
+    paper_holiday: str = "refuse"
+    #: Dates per holiday-query page (24 in a captured real response) and how far ahead the sandbox answers.
+    holiday_page_rows: int = 24
+    holiday_horizon_days: int = 366
 
     def __post_init__(self) -> None:
         if self.clock_mode not in CLOCK_MODES:
@@ -114,6 +124,10 @@ class SandboxConfig:
             raise ValueError("Kiwoom page sizes must be >= 1")
         if any(c.mode not in KIWOOM_MODES for c in self.kiwoom_app_credentials):
             raise ValueError(f"Kiwoom credential modes must be one of {KIWOOM_MODES}")
+        if self.paper_holiday not in PAPER_HOLIDAY_MODES:
+            raise ValueError(f"SANDBOX_PAPER_HOLIDAY must be one of {PAPER_HOLIDAY_MODES}, got {self.paper_holiday!r}")
+        if self.holiday_page_rows < 1 or self.holiday_horizon_days < 1:
+            raise ValueError("holiday page rows and horizon must be >= 1")
 
     def rate_limit(self, mode: str) -> float:
         """Requests per second per app key in ``mode``."""
@@ -131,6 +145,20 @@ class SandboxConfig:
 
     def kiwoom_conditions_path(self) -> Path:
         return self.kiwoom_conditions or DEFAULT_KIWOOM_CONDITIONS
+
+
+def parse_closed_days(items: list[str] | tuple[str, ...]) -> tuple[dt.date, ...]:
+    """``SANDBOX_CLOSED_DAYS`` entries (YYYY-MM-DD) as dates; ValueError naming a malformed entry."""
+    out = []
+    for item in items:
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            out.append(dt.date.fromisoformat(text))
+        except ValueError as exc:
+            raise ValueError(f"SANDBOX_CLOSED_DAYS entry must be YYYY-MM-DD, got {item!r}") from exc
+    return tuple(sorted(set(out)))
 
 
 def config_from_settings(**overrides: object) -> SandboxConfig:
@@ -171,9 +199,11 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "kiwoom_conditions": Path(conditions) if conditions else None,
         "kiwoom_ping_interval": float(settings.SANDBOX_KIWOOM_PING_INTERVAL),
         "kiwoom_ping_timeout": float(settings.SANDBOX_KIWOOM_PING_TIMEOUT),
+        "closed_days": parse_closed_days(list(settings.SANDBOX_CLOSED_DAYS)),
+        "paper_holiday": str(settings.SANDBOX_PAPER_HOLIDAY),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return SandboxConfig(**values)  # type: ignore[arg-type]
 
 
-__all__ = ["AppCredential", "SandboxConfig", "config_from_settings", "parse_credentials"]
+__all__ = ["AppCredential", "SandboxConfig", "config_from_settings", "parse_closed_days", "parse_credentials"]

@@ -10,12 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from apps.sandbox.clock import CLOSE_S, OPEN_S
 from apps.sandbox.data import DailyBar
 from apps.sandbox.layouts import H0STASP0_FIELDS, H0STCNT0_FIELDS
 from apps.sandbox.replay import DayTape, MinuteBar, OrderBook, ReplayMarket, RunningState, Tick
-
-SESSION_MS = (CLOSE_S - OPEN_S) * 1000
 
 
 def sign_code(price: int, prev: int, upper: int = 0, lower: int = 0) -> str:
@@ -375,8 +372,9 @@ def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) ->
     """One H0STCNT0 record (46 fields, §6.5 order) for ``tick``; ``st`` includes the tick."""
     prev_close = tape.prev_close
     inst = tape.instrument
-    elapsed = min(max(tick.t_ms - OPEN_S * 1000, 0), SESSION_MS)
-    prdy_same_hour = tape.prev_volume * elapsed // SESSION_MS
+    session_ms = (tape.times.close_s - tape.times.open_s) * 1000
+    elapsed = min(max(tick.t_ms - tape.times.open_s * 1000, 0), session_ms)
+    prdy_same_hour = tape.prev_volume * elapsed // session_ms
     values = {
         "MKSC_SHRN_ISCD": tape.code,
         "STCK_CNTG_HOUR": hhmmss(tick.t_ms),

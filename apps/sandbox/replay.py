@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.sandbox import data as recorded
-from apps.sandbox.clock import CLOSE_S, CONTINUOUS_END_S, OPEN_S
+from apps.sandbox.clock import REGULAR, SessionTimes
 from apps.sandbox.config import SandboxConfig
 from apps.sandbox.data import DailyBar, Instrument, IntradayBar
 from apps.sandbox.ticks import TickTable
@@ -46,7 +46,7 @@ logger = logging.getLogger("apps.sandbox")
 
 BUY = "1"
 SELL = "5"
-SESSION_MINUTES = (CONTINUOUS_END_S - OPEN_S) // 60  # 380
+SESSION_MINUTES = REGULAR.minutes  # 380 on a regular day
 
 
 class Grid:
@@ -248,16 +248,18 @@ def generate_bar_ticks(bar: IntradayBar, rng: random.Random, grid: Grid, ticks_p
     return ticks
 
 
-def spread_daily_bar(bar: DailyBar, rng: random.Random, grid: Grid) -> list[IntradayBar]:
-    """Minute bars (09:00–15:19) + a 15:30 closing print that re-aggregate exactly to ``bar``."""
+def spread_daily_bar(bar: DailyBar, rng: random.Random, grid: Grid, times: SessionTimes = REGULAR) -> list[IntradayBar]:
+    """Minute bars (09:00–15:19 on a regular day) + the closing print (15:30) that re-aggregate exactly to
+    ``bar``; on a shifted day (``times``) the same shape moves with the session."""
+    session_minutes = times.minutes
     total = bar.volume
     if total <= 0 or bar.open <= 0:
         return []
     o, h, low, c = bar.open, bar.high, bar.low, bar.close
-    auction = int(total * rng.uniform(0.03, 0.08)) if total >= 4 * (SESSION_MINUTES + 1) else 0
+    auction = int(total * rng.uniform(0.03, 0.08)) if total >= 4 * (session_minutes + 1) else 0
     continuous = total - auction
-    k = max(1, min(SESSION_MINUTES, continuous // 4))
-    slots = [0] + sorted(rng.sample(range(1, SESSION_MINUTES), k - 1)) if k > 1 else [0]
+    k = max(1, min(session_minutes, continuous // 4))
+    slots = [0] + sorted(rng.sample(range(1, session_minutes), k - 1)) if k > 1 else [0]
     lo_g, hi_g = grid.ceil(low), grid.floor(h)
 
     def snap(x: float) -> int:
@@ -293,15 +295,15 @@ def spread_daily_bar(bar: DailyBar, rng: random.Random, grid: Grid) -> list[Intr
     highs[i_high] = h
     lows[i_low] = low
     profile = [
-        (1.0 + 2.5 * math.exp(-slots[m] / 25.0) + 1.5 * math.exp(-(SESSION_MINUTES - 1 - slots[m]) / 25.0))
+        (1.0 + 2.5 * math.exp(-slots[m] / 25.0) + 1.5 * math.exp(-(session_minutes - 1 - slots[m]) / 25.0))
         * rng.lognormvariate(0.0, 0.5)
         for m in range(k)
     ]
     vols = _allocate(continuous, profile, min(4, continuous // k))
     bars = [
         IntradayBar(
-            OPEN_S + slots[m] * 60,
-            OPEN_S + slots[m] * 60 + 60,
+            times.open_s + slots[m] * 60,
+            times.open_s + slots[m] * 60 + 60,
             opens[m],
             highs[m],
             lows[m],
@@ -311,7 +313,7 @@ def spread_daily_bar(bar: DailyBar, rng: random.Random, grid: Grid) -> list[Intr
         for m in range(k)
     ]
     if auction:
-        bars.append(IntradayBar(CLOSE_S, CLOSE_S, c, c, c, c, auction))
+        bars.append(IntradayBar(times.close_s, times.close_s, c, c, c, c, auction))
     return bars
 
 
@@ -335,8 +337,10 @@ class DayTape:
         grid: Grid,
         ticks_per_minute: float,
         source: str,
+        times: SessionTimes = REGULAR,
     ) -> None:
         self.instrument = instrument
+        self.times = times
         self.code = instrument.code
         self.date = date
         self.bars = bars
@@ -462,6 +466,7 @@ class ReplayMarket:
     synthetic: bool
     data_source: str
     ticks: TickTable = field(default_factory=TickTable)
+    times: SessionTimes = REGULAR  # the replayed day's session (the sandbox calendar's)
 
     def tape(self, code: str) -> DayTape | None:
         return self.tapes.get(code)
@@ -527,6 +532,7 @@ def _synthetic_daily(rng: random.Random, grid: Grid, prev_close: int, base_volum
 def build_synthetic_market(config: SandboxConfig) -> ReplayMarket:
     """A seeded synthetic market on the tick grid (no recorded data)."""
     today = config.replay_date or _latest_weekday(dt.datetime.now(dt.UTC).date())
+    times = replay_session_times(config, today)
     table = TickTable(config.tick_table_effective)
     tapes: dict[str, DayTape] = {}
     history: dict[str, list[DailyBar]] = {}
@@ -542,7 +548,7 @@ def build_synthetic_market(config: SandboxConfig) -> ReplayMarket:
         today_bar = bars.pop()
         history[code] = bars
         grid = Grid(table, today, market)
-        minute_bars = spread_daily_bar(today_bar, random.Random(f"{config.seed}:{today}:{code}:spread"), grid)
+        minute_bars = spread_daily_bar(today_bar, random.Random(f"{config.seed}:{today}:{code}:spread"), grid, times)
         tapes[code] = DayTape(
             inst,
             today,
@@ -553,8 +559,16 @@ def build_synthetic_market(config: SandboxConfig) -> ReplayMarket:
             grid=grid,
             ticks_per_minute=config.ticks_per_minute,
             source="synthetic",
+            times=times,
         )
-    return ReplayMarket(today, tapes, history, True, "synthetic (no HOGA_DATA_DIR): seeded random walk", table)
+    return ReplayMarket(today, tapes, history, True, "synthetic (no HOGA_DATA_DIR): seeded random walk", table, times)
+
+
+def replay_session_times(config: SandboxConfig, day: dt.date) -> SessionTimes:
+    """The replayed day's session from the sandbox calendar (regular hours when it calls the day closed)."""
+    from apps.sandbox.calendar import SandboxCalendar
+
+    return SandboxCalendar.from_config(config).session_times(day) or REGULAR
 
 
 def _latest_weekday(day: dt.date) -> dt.date:
@@ -615,6 +629,7 @@ def _build_recorded_market(config: SandboxConfig, data_dir: Path) -> ReplayMarke
             history_extra[code].sort(key=lambda b: b.date)
 
     table = TickTable(config.tick_table_effective)
+    times = replay_session_times(config, day)
     tapes: dict[str, DayTape] = {}
     history: dict[str, list[DailyBar]] = {}
     sources: dict[str, list[str]] = {}
@@ -627,7 +642,7 @@ def _build_recorded_market(config: SandboxConfig, data_dir: Path) -> ReplayMarke
         if (code, day) in intraday:
             bars, src = intraday[(code, day)]
         elif today_daily is not None:
-            bars = spread_daily_bar(today_daily, random.Random(f"{config.seed}:{day}:{code}:spread"), grid)
+            bars = spread_daily_bar(today_daily, random.Random(f"{config.seed}:{day}:{code}:spread"), grid, times)
             src = f"{recorded.KRX_DAILY} (daily bar spread over the session)"
         else:
             continue
@@ -643,7 +658,10 @@ def _build_recorded_market(config: SandboxConfig, data_dir: Path) -> ReplayMarke
             grid=grid,
             ticks_per_minute=config.ticks_per_minute,
             source=src,
+            times=times,
         )
         sources.setdefault(src, []).append(code)
     description = "; ".join(f"{src}: {len(codes)} codes" for src, codes in sources.items())
-    return ReplayMarket(day, tapes, history, False, f"recorded {day.isoformat()} from {data_dir}: {description}", table)
+    return ReplayMarket(
+        day, tapes, history, False, f"recorded {day.isoformat()} from {data_dir}: {description}", table, times
+    )

@@ -9,6 +9,11 @@ Error choices the reference leaves open (all UNCONFIRMED, kept in one place here
 - A bad market code: HTTP 200, ``OPSQ2001`` "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE".
 - Any other malformed parameter (date format, DATE_1 > DATE_2, period code, adjusted flag, hour):
   HTTP 200, ``OPSQ2002`` "ERROR INVALID INPUT [<FIELD>]".
+- The holiday query (CTCA0903R) on the paper listener: ``EGW02006`` "모의투자 TR 이 아닙니다." with HTTP 500
+  (reported by KIS users; ``SANDBOX_PAPER_HOLIDAY=serve`` answers it instead). Its pages: ``tr_cont`` M
+  with ``msg_cd`` KIOK0500 "조회가 계속됩니다..다음버튼을 Click 하십시오." while more follow, as a captured
+  response shows, then the usual success; ``ctx_area_fk``/``ctx_area_nk`` are the page's first and last
+  dates padded to 20 characters (captured); the next page starts after ``CTX_AREA_NK``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from aiohttp import web
 
 from apps.sandbox import quotes
 from apps.sandbox.auth import DESC_TOKEN_RATE, MSG_INVALID, MSG_RATE, AuthError, format_kst
-from apps.sandbox.clock import OPEN_S, parse_hhmmss
+from apps.sandbox.calendar import SandboxCalendar
+from apps.sandbox.clock import parse_hhmmss
 from apps.sandbox.data import ymd_date
 from apps.sandbox.faults import FaultError
 from apps.sandbox.replay import DayTape, RunningState
@@ -42,6 +48,10 @@ MARKET_CODES = ("J", "NX", "UN")
 DAILY_PRICE_ROWS = 30
 CHART_MAX_ROWS = 100
 MINUTE_MAX_ROWS = 30
+HOLIDAY_PATH = f"{QUOTE_BASE}/chk-holiday"
+HOLIDAY_TR = {"real": "CTCA0903R", "paper": "VTCA0903R"}  # paper: the T/J/C -> V rule (kis-api.md §3.1)
+HOLIDAY_MORE = ("KIOK0500", "조회가 계속됩니다..다음버튼을 Click 하십시오." + " " * 35)
+PAPER_NOT_OFFERED = ("EGW02006", "모의투자 TR 이 아닙니다.")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,6 +112,7 @@ class RestApi:
         }
         for path, (tr_id, build) in data_routes.items():
             app.router.add_get(path, self._data_handler(tr_id, build))
+        app.router.add_get(HOLIDAY_PATH, self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False))
         app.router.add_get("/sandbox/clock", self.clock_get)
         app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
         app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
@@ -189,7 +200,9 @@ class RestApi:
         return json_response({"approval_key": key})
 
     # --- data calls --------------------------------------------------------------------------------
-    def _data_handler(self, tr_id: str, build: Callable[[dict[str, str]], dict[str, object]]) -> Handler:
+    def _data_handler(
+        self, tr_id: str, build: Callable[[dict[str, str]], dict[str, object]], *, market: bool = True
+    ) -> Handler:
         async def handle(request: web.Request) -> web.Response:
             core = self.core
             h = request.headers
@@ -207,9 +220,13 @@ class RestApi:
                 return json_response(
                     {"rt_cd": "1", "msg_cd": "OPSQ0002", "msg1": "없는 서비스 코드 입니다"}, 200, headers
                 )
+            if not market and self.mode == "paper" and core.config.paper_holiday == "refuse":
+                msg_cd, msg1 = PAPER_NOT_OFFERED
+                return json_response({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
             params = {k.upper(): v for k, v in request.query.items()}
+            params["_TR_CONT"] = h.get("tr_cont", "")
             try:
-                if params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
+                if market and params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
                     raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
                 payload = build(params)
             except ParamError as err:
@@ -217,6 +234,8 @@ class RestApi:
             tr_cont = str(payload.pop("_tr_cont", ""))
             headers["tr_cont"] = tr_cont
             msg_cd, msg1 = SUCCESS[self.mode]
+            if payload.pop("_more", False):
+                msg_cd, msg1 = HOLIDAY_MORE
             body: dict[str, object] = {"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1}
             body.update(payload)
             return json_response(body, 200, headers)
@@ -291,9 +310,35 @@ class RestApi:
             return {"output1": quotes.zero_output(template), "output2": [{}]}
         cutoff_ms = min(hour_s * 1000 + 999, now_ms)
         bars = tape.minute_bars(now_ms)
-        eligible = [b for b in bars if b.minute_s * 1000 <= cutoff_ms and b.minute_s >= OPEN_S]
+        eligible = [b for b in bars if b.minute_s * 1000 <= cutoff_ms and b.minute_s >= tape.times.open_s]
         rows = [quotes.minute_row(self.core.market.date, b) for b in eligible[-MINUTE_MAX_ROWS:]][::-1]
         return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
+
+    def chk_holiday(self, params: dict[str, str]) -> dict[str, object]:
+        """CTCA0903R: the sandbox calendar from ``BASS_DT``, ``holiday_page_rows`` dates per page; a next
+        page (request ``tr_cont`` N) continues after ``CTX_AREA_NK``. Dates end ``holiday_horizon_days``
+        after ``BASS_DT``."""
+        start = _date(params, "BASS_DT")
+        config = self.core.config
+        first = start
+        if params.get("_TR_CONT", "").strip().upper() == "N":
+            try:
+                first = ymd_date(params.get("CTX_AREA_NK", "").strip()) + dt.timedelta(days=1)
+            except ValueError as exc:
+                raise _bad("CTX_AREA_NK") from exc
+            if first <= start:
+                raise _bad("CTX_AREA_NK")
+        last_day = start + dt.timedelta(days=config.holiday_horizon_days - 1)
+        count = max(0, min(config.holiday_page_rows, (last_day - first).days + 1))
+        rows = SandboxCalendar.from_config(config).rows(first, count)
+        more = bool(rows) and first + dt.timedelta(days=count) <= last_day
+        return {
+            "ctx_area_nk": (rows[-1]["bass_dt"] if rows else "").ljust(20),
+            "ctx_area_fk": first.strftime("%Y%m%d").ljust(20),
+            "output": rows,
+            "_tr_cont": "M" if more else "D",
+            "_more": more,
+        }
 
     # --- clock and admin -----------------------------------------------------------------------------
     async def clock_get(self, request: web.Request) -> web.Response:

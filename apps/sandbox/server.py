@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from apps.sandbox.auth import Authority
-from apps.sandbox.clock import OPEN_S, SandboxClock
+from apps.sandbox.clock import SandboxClock
 from apps.sandbox.config import SandboxConfig
 from apps.sandbox.faults import FaultState
 from apps.sandbox.kiwoom.auth import KiwoomAuthority
@@ -40,7 +40,7 @@ class SandboxCore:
     def __init__(self, config: SandboxConfig, market: ReplayMarket | None = None) -> None:
         self.config = config
         self.market = market if market is not None else build_market(config)
-        self.clock = SandboxClock(config.clock_mode, config.speed, self.market.date)
+        self.clock = SandboxClock(config.clock_mode, config.speed, self.market.date, times=self.market.times)
         self.authority = Authority(config)
         self.faults = FaultState()
         self.hub = WsHub(self)
@@ -62,7 +62,7 @@ class SandboxCore:
         }
 
     def restart_session(self) -> None:
-        self.jump_to(OPEN_S)
+        self.jump_to(self.clock.times.open_s)
 
     def jump_to(self, sim_s: float) -> None:
         self.clock.jump(sim_s)

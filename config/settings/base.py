@@ -191,7 +191,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Health (/healthz) -----------------------------------------------------------------------
 # Parts whose failure makes /healthz answer 503. Queues are checked by asking live workers.
-HEALTH_REQUIRED = env.list("HEALTH_REQUIRED", default=["postgres", "redis", "queue:default", "queue:feed", "beat"])
+HEALTH_REQUIRED = env.list(
+    "HEALTH_REQUIRED", default=["postgres", "redis", "queue:default", "queue:feed", "beat", "market_data"]
+)
 HEALTH_BEAT_MAX_AGE = env.int("HEALTH_BEAT_MAX_AGE", default=30)  # seconds since beat's last tick
 
 # --- Flower ------------------------------------------------------------------------------------
@@ -219,6 +221,12 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="hoga@localhost")
 _default_data_dir = BASE_DIR.parent / "shared" / "data"
 HOGA_DATA_DIR = env("HOGA_DATA_DIR", default=str(_default_data_dir) if _default_data_dir.is_dir() else "")
 UNIVERSE_SIZE = env.int("HOGA_UNIVERSE_SIZE", default=50)
+# The start-up fill (apps/marketdata/bootstrap.py): a default-queue worker fills the daily history (90 trading
+# days on a first start), missing base prices and the session's minute bars when it starts; /healthz reports the
+# part "market_data" healthy once a fill has completed on this database. false: no fill at start.
+MARKETDATA_BOOTSTRAP = env.bool("MARKETDATA_BOOTSTRAP", default=True)
+# Days ahead of today whose open/closed answer the daily calendar sync stores (KIS CTCA0903R, ~24 dates a page).
+CALENDAR_SYNC_DAYS = env.int("CALENDAR_SYNC_DAYS", default=90)
 # Where validation reports (CSV) are written.
 REPORTS_DIR = env("HOGA_REPORTS_DIR", default=str(BASE_DIR / "var" / "reports"))
 
@@ -246,6 +254,10 @@ KIS_BREAKER_OPEN_SECONDS = env.float("KIS_BREAKER_OPEN_SECONDS", default=60.0)
 KIS_TOKEN_REFRESH_MARGIN = env.float("KIS_TOKEN_REFRESH_MARGIN", default=3600.0)  # renew this long before expiry
 KIS_TOKEN_ISSUE_INTERVAL = env.float("KIS_TOKEN_ISSUE_INTERVAL", default=60.0)  # KIS: 1 issuance/min (EGW00133)
 KIS_TOKEN_LOCK_TIMEOUT = env.float("KIS_TOKEN_LOCK_TIMEOUT", default=90.0)  # wait for another process's issuance
+
+# The start-up fill and the daily holiday query (CTCA0903R) with MARKET_BROKER=sandbox use the sandbox listener
+# of this mode: real (its demo real key, 20 req/s; KIS offers the holiday query to real accounts only) or paper.
+SANDBOX_BULK_ENV = env("SANDBOX_BULK_ENV", default="real")
 
 # --- Broker (Kiwoom REST/WebSocket, kiwoom-api.md Part A) and the OpenAPI+ (KOA) bridge ---------
 # Real-time source of the feed worker: kis | kiwoom | koa (the Windows OpenAPI+ bridge, docs/koa-bridge.md).
@@ -304,6 +316,11 @@ SANDBOX_KIWOOM_RATE_STATUS = env.int("SANDBOX_KIWOOM_RATE_STATUS", default=429) 
 SANDBOX_KIWOOM_CONDITIONS = env("SANDBOX_KIWOOM_CONDITIONS", default="")  # rules file; empty = shipped rules
 SANDBOX_KIWOOM_PING_INTERVAL = env.float("SANDBOX_KIWOOM_PING_INTERVAL", default=10.0)  # s, UNCONFIRMED
 SANDBOX_KIWOOM_PING_TIMEOUT = env.float("SANDBOX_KIWOOM_PING_TIMEOUT", default=60.0)  # s without echo, UNCONFIRMED
+# Dates (YYYY-MM-DD, comma-separated) the sandbox's calendar and holiday query (CTCA0903R) call closed on top
+# of the KRX facts Hoga ships: rehearse an ad-hoc closure.
+SANDBOX_CLOSED_DAYS = env.list("SANDBOX_CLOSED_DAYS", default=[])
+# The paper listener's answer to the holiday query: refuse (EGW02006, as reported for KIS) | serve.
+SANDBOX_PAPER_HOLIDAY = env("SANDBOX_PAPER_HOLIDAY", default="refuse")
 
 # --- Real-time feed -----------------------------------------------------------------------------
 # The broker WebSocket holder (apps/marketdata/feed), run by the Celery worker consuming the `feed` queue

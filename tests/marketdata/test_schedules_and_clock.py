@@ -18,11 +18,16 @@ def test_schedule_is_defined_in_code_and_visible_in_the_admin_tables(settings, a
     tasks = {t.name: t for t in PeriodicTask.objects.all()}
     minute = tasks["collect minute bars"]
     assert minute.task == "marketdata.collect_minute_bars"
-    assert (minute.crontab.minute, minute.crontab.hour, minute.crontab.day_of_week) == ("*", "9-15", "1-5")
+    # Until 16:59: on CSAT day the session runs 10:00-16:30 (the task asks the calendar).
+    assert (minute.crontab.minute, minute.crontab.hour, minute.crontab.day_of_week) == ("*", "9-16", "1-5")
     assert str(minute.crontab.timezone) == "Asia/Seoul"
     assert minute.expire_seconds == 55
     assert tasks["collect daily bars"].crontab.hour == "15-17"
-    assert PeriodicTask.objects.count() == 2
+    sync = tasks["sync the KRX calendar from the broker"]
+    assert (sync.task, sync.crontab.minute, sync.crontab.hour, sync.crontab.day_of_week) == (
+        "marketdata.sync_calendar", "30", "7", "*",
+    )  # fmt: skip
+    assert PeriodicTask.objects.count() == 3
     assert admin_client.get("/admin/django_celery_beat/periodictask/").status_code == 200
 
 

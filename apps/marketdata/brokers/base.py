@@ -102,6 +102,20 @@ class MinuteBar:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketDay:
+    """One date of KIS 국내휴장일조회 (CTCA0903R). ``is_open`` (``opnd_yn``) says whether KRX trades and takes
+    orders that day; the other flags are the broker's business (영업일), trading (거래일) and settlement
+    (결제일) days. ``weekday_code`` is ``wday_dvsn_cd`` (01 Sunday .. 07 Saturday)."""
+
+    date: dt.date
+    weekday_code: str
+    business_day: bool
+    trading_day: bool
+    is_open: bool
+    settlement_day: bool
+
+
+@dataclass(frozen=True, slots=True)
 class AccessToken:
     """An access token and its lifetime (aware datetimes). ``token`` is a secret: never log it."""
 

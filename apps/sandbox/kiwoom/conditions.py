@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps.sandbox.clock import OPEN_S
 from apps.sandbox.replay import BUY, ReplayMarket, RunningState
 
 RULES: dict[str, dict[str, type]] = {
@@ -175,7 +174,7 @@ class ConditionEngine:
         if rule.rule == "above_open":
             return state.last > state.open
         minutes = int(rule.params["minutes"])
-        elapsed_min = (now_ms - OPEN_S * 1000) / 60000
+        elapsed_min = (now_ms - tape.times.open_s * 1000) / 60000
         if elapsed_min < minutes:
             return False
         recent = state.volume - tape.state_at(now_ms - minutes * 60000).volume

@@ -317,7 +317,11 @@ class KiwoomRestApi:
                 raise input_error(1517, "요소명=base_dt") from exc
         if next_key and (len(next_key) != 14 or not next_key.isdigit()):
             raise input_error(1517, "next-key")
-        bars = aggregate_minutes(tape.minute_bars(self.core.clock.now_ms()), int(scope)) if base >= day else []
+        bars = (
+            aggregate_minutes(tape.minute_bars(self.core.clock.now_ms()), int(scope), open_s=tape.times.open_s)
+            if base >= day
+            else []
+        )
         prefix = ymd(day)
         rows: list[dict[str, str]] = []
         cumulative = 0
@@ -345,8 +349,8 @@ class KiwoomRestApi:
         return {"stk_cd": str(body.get("stk_cd")), "stk_min_pole_chart_qry": page}, (rest[0]["cntr_tm"] if rest else "")
 
 
-def aggregate_minutes(bars: list[MinuteBar], scope: int) -> list[MinuteBar]:
-    """1-minute bars (oldest first) grouped into ``scope``-minute bars counted from 09:00; each is
+def aggregate_minutes(bars: list[MinuteBar], scope: int, *, open_s: int = OPEN_S) -> list[MinuteBar]:
+    """1-minute bars (oldest first) grouped into ``scope``-minute bars counted from the open (``open_s``); each is
     labelled with its window's first minute. A bar outside the continuous session (the 15:30 closing
     print) falls into the window that contains it."""
     if scope == 1:
@@ -354,7 +358,7 @@ def aggregate_minutes(bars: list[MinuteBar], scope: int) -> list[MinuteBar]:
     out: list[MinuteBar] = []
     width = scope * 60
     for bar in bars:
-        start = OPEN_S + (bar.minute_s - OPEN_S) // width * width
+        start = open_s + (bar.minute_s - open_s) // width * width
         if out and out[-1].minute_s == start:
             last = out[-1]
             out[-1] = MinuteBar(

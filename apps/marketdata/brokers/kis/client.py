@@ -45,6 +45,7 @@ from ..base import (
     CircuitOpen,
     DailyBar,
     LimiterTimeout,
+    MarketDay,
     MinuteBar,
     Quote,
     UnknownSymbol,
@@ -64,6 +65,8 @@ TR_PRICE = "FHKST01010100"
 TR_DAILY_PRICE = "FHKST01010400"
 TR_DAILY_CHART = "FHKST03010100"
 TR_MINUTE_CHART = "FHKST03010200"
+TR_HOLIDAY = "CTCA0903R"  # 국내휴장일조회; paper sends VTCA0903R (§3.1), which KIS may refuse (EGW02006)
+HOLIDAY_MAX_PAGES = 20  # a page holds about 24 dates (observed): 20 pages are more than a year
 DAILY_CHART_MAX_ROWS = 100
 MINUTE_CHART_MAX_ROWS = 30
 SESSION_OPEN = dt.time(9, 0)
@@ -74,6 +77,9 @@ TOKEN_REJECTED_CODES = frozenset({"EGW00121", "EGW00123"})
 TOKEN_RATE_CODES = frozenset({"EGW00133"})
 #: Invalid app key / secret, no permission, and the OAuth "invalid client" family.
 AUTH_CODES = frozenset({"EGW00102", "EGW00103", "EGW00104", "EGW00105", "EGW00106", "EGW00206"})
+#: A TR the environment does not offer ("모의투자 TR 이 아닙니다."; seen with HTTP 500, UNCONFIRMED): a business
+#: answer, never retried and never counted against the breaker.
+UNSUPPORTED_CODES = frozenset({"EGW02006"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,8 @@ def classify(status: int, body: Any) -> BrokerError | None:
         return BrokerTokenRateLimited(f"token issuance refused: {detail}", msg_cd=msg_cd, msg1=msg1, http_status=status)
     if msg_cd in AUTH_CODES:
         return BrokerAuthError(f"credentials refused: {detail}", msg_cd=msg_cd, msg1=msg1, http_status=status)
+    if msg_cd in UNSUPPORTED_CODES:
+        return BrokerBusinessError(f"not offered here: {detail}", msg_cd=msg_cd, msg1=msg1, http_status=status)
     if status >= 500:
         return BrokerTransientError(f"broker error: {detail}", msg_cd=msg_cd, msg1=msg1, http_status=status)
     if status == 429:
@@ -317,6 +325,36 @@ class AsyncKisClient:
             previous_oldest = oldest
             cursor = (oldest - dt.timedelta(minutes=1)).time()
         return sorted(collected.values(), key=lambda b: b.at)
+
+    async def market_days(self, since: dt.date, *, days: int = 90) -> list[MarketDay]:
+        """KIS 국내휴장일조회 (CTCA0903R) from ``since`` for at least ``days`` days, oldest first.
+
+        KIS asks callers to query it about once a day (its ledger service answers it). Pages follow the
+        official sample: header ``tr_cont: N`` and ``CTX_AREA_FK``/``CTX_AREA_NK`` copied from the body's
+        ``ctx_area_fk``/``ctx_area_nk``, while the response's ``tr_cont`` is F/M. Stops once the horizon is
+        covered, on the last page, when a page adds no new date, or after ``HOLIDAY_MAX_PAGES``.
+        """
+        horizon = since + dt.timedelta(days=max(days, 1) - 1)
+        collected: dict[dt.date, MarketDay] = {}
+        fk = nk = ""
+        tr_cont = ""
+        for _ in range(HOLIDAY_MAX_PAGES):
+            resp = await self.get(
+                f"{QUOTE_BASE}/chk-holiday",
+                TR_HOLIDAY,
+                {"BASS_DT": since.strftime("%Y%m%d"), "CTX_AREA_FK": fk, "CTX_AREA_NK": nk},
+                tr_cont=tr_cont,
+            )
+            page = parsing.parse_market_days(parsing.rows_of(resp.body, "output"))
+            fresh = [d for d in page if d.date >= since and d.date not in collected]
+            for day in fresh:
+                collected[day.date] = day
+            if not fresh or not parsing.is_more(resp.tr_cont) or max(collected) >= horizon:
+                break
+            fk = str(resp.body.get("ctx_area_fk") or "")
+            nk = str(resp.body.get("ctx_area_nk") or "")
+            tr_cont = "N"
+        return sorted(collected.values(), key=lambda d: d.date)
 
     async def approval_key(self) -> str:
         """A WebSocket approval key (POST /oauth2/Approval; note the body field ``secretkey``)."""
@@ -671,6 +709,9 @@ class SyncKisClient:
 
     def minute_bars_today(self, code: str, **kwargs: Any) -> list[MinuteBar]:
         return self._run(self._client.minute_bars_today(code, **kwargs))
+
+    def market_days(self, since: dt.date, **kwargs: Any) -> list[MarketDay]:
+        return self._run(self._client.market_days(since, **kwargs))
 
     def approval_key(self) -> str:
         return self._run(self._client.approval_key())

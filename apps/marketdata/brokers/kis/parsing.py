@@ -16,6 +16,7 @@ from ..base import (
     KST,
     BrokerProtocolError,
     DailyBar,
+    MarketDay,
     MinuteBar,
     PriceSign,
     Quote,
@@ -218,6 +219,33 @@ def parse_minute_rows(code: str, rows: Iterable[Any]) -> list[MinuteBar]:
             )
         )
     return bars
+
+
+def parse_yn(value: Any, *, field: str) -> bool:
+    """``"Y"`` / ``"N"`` → bool; anything else is a protocol error (a guess would corrupt the calendar)."""
+    text = str(value or "").strip().upper()
+    if text not in ("Y", "N"):
+        raise BrokerProtocolError(f"field {field} is not Y/N: {text!r}")
+    return text == "Y"
+
+
+def parse_market_days(rows: Iterable[Any]) -> list[MarketDay]:
+    """CTCA0903R ``output`` (one row per date, oldest first) → :class:`MarketDay` s; empty rows are skipped."""
+    days: list[MarketDay] = []
+    for row in rows:
+        if is_empty_row(row, "bass_dt"):
+            continue
+        days.append(
+            MarketDay(
+                date=parse_date(row.get("bass_dt"), field="bass_dt"),
+                weekday_code=str(row.get("wday_dvsn_cd") or "").strip(),
+                business_day=parse_yn(row.get("bzdy_yn"), field="bzdy_yn"),
+                trading_day=parse_yn(row.get("tr_day_yn"), field="tr_day_yn"),
+                is_open=parse_yn(row.get("opnd_yn"), field="opnd_yn"),
+                settlement_day=parse_yn(row.get("sttl_day_yn"), field="sttl_day_yn"),
+            )
+        )
+    return days
 
 
 def parse_token(body: Any, *, now: dt.datetime) -> tuple[str, dt.datetime]:
