@@ -170,7 +170,11 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"])
+            self._prepare_permissions()  # the data dir's parents may have lost them meanwhile (a reset temp dir)
+            result = self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"])
+            if result.returncode != 0:
+                say(f"could not stop embedded PostgreSQL: {(result.stderr or result.stdout).strip()}")
+                return
             say("embedded PostgreSQL stopped")
 
 

@@ -170,7 +170,9 @@ def backfill_daily_bars(self, start: str, end: str, codes: list[str] | None = No
 BOOTSTRAP_LOCK_KEY = "hoga:lock:bootstrap"
 BOOTSTRAP_LOCK_TTL = 1900  # seconds; longer than the task's hard time limit
 BOOTSTRAP_STATE_KEY = "hoga:marketdata:bootstrap"  # JSON progress of the running or last fill (for /healthz)
-BOOTSTRAP_QUEUED_KEY = "hoga:marketdata:bootstrap:queued"  # workers starting together enqueue one fill
+BOOTSTRAP_QUEUED_KEY = (
+    "hoga:marketdata:bootstrap:queued"  # workers starting together enqueue one fill (until it starts)
+)
 BOOTSTRAP_RETRY_MAX = 60  # seconds between attempts at most (doubling from 2 s)
 
 
@@ -271,6 +273,7 @@ def bootstrap_market_data(self) -> dict | None:
     from .models import CollectionRun
 
     redis = get_redis()
+    redis.delete(BOOTSTRAP_QUEUED_KEY)  # from now on a (re)starting worker may enqueue the next fill
     lock = redis.lock(BOOTSTRAP_LOCK_KEY, timeout=BOOTSTRAP_LOCK_TTL, blocking=False)
     if not lock.acquire():
         logger.info("start-up fill already running in another worker; this one is skipped")

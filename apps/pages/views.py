@@ -59,6 +59,12 @@ def _account(request: HttpRequest):
     return paper_account_list_for_user(user=request.user).first() or paper_account_ensure(user=request.user)
 
 
+def _market_today(market=None) -> datetime.date:
+    """The market's today: the sandbox's replay date or the KST date (the calendar panels start there)."""
+    market = market or selectors.market_status()
+    return market.now.date() if market.now else selectors.kst_today()
+
+
 def _market_context() -> dict:
     market = selectors.market_status()
     return {"market": market, "feed_status": selectors.feed_status(), "feed_labels": selectors.FEED_STATUS_LABELS}
@@ -107,7 +113,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     trading_date = context["market"].trading_date or selectors.kst_today()
     stocks = list(stock_list_universe())
     context["rows"] = selectors.quote_rows(stocks=stocks, trading_date=trading_date)
-    today = context["market"].now.date() if context["market"].now else selectors.kst_today()
+    today = _market_today(context["market"])
     context["calendar_notes"] = selectors.calendar_upcoming(start=today, days=UPCOMING_DAYS)
     context["upcoming_days"] = UPCOMING_DAYS
     return render(request, "pages/dashboard.html", context)
@@ -306,9 +312,7 @@ def data_quality(request: HttpRequest) -> HttpResponse:
             "diffs": diffs,
             "chart": _diff_chart(diffs, tolerance=float(run.tolerance_pct) if run else 0.5),
             "disagreements": selectors.validation_disagreements(run),
-            "calendar_disagreements": selectors.calendar_disagreements(
-                since=selectors.kst_today() - DISAGREEMENTS_SINCE
-            ),
+            "calendar_disagreements": selectors.calendar_disagreements(since=_market_today() - DISAGREEMENTS_SINCE),
         },
     )
 

@@ -74,3 +74,41 @@ def test_healthz_names_redis_when_it_is_unreachable(client, db, settings, fresh_
 
 def test_healthz_rejects_other_methods(client, db):
     assert client.post("/healthz").status_code == 405
+
+
+def test_market_data_part_waits_for_the_start_up_fill(client, db, clean_redis, settings):
+    import json
+
+    from apps.marketdata.models import CollectionRun
+    from apps.marketdata.tasks import BOOTSTRAP_STATE_KEY
+
+    settings.HEALTH_REQUIRED = ["postgres", "redis", "market_data"]
+    settings.MARKETDATA_BOOTSTRAP = True
+
+    waiting = client.get("/healthz")
+    assert waiting.status_code == 503 and waiting.json()["failing"] == ["market_data"]
+    assert waiting.json()["components"]["market_data"] == {
+        "status": "down", "detail": "waiting for a default-queue worker to start the fill",
+    }  # fmt: skip
+
+    progress = {"state": "running", "phase": "daily", "done": 20, "total": 50, "elapsed_s": 1.5}
+    clean_redis.set(BOOTSTRAP_STATE_KEY, json.dumps(progress))
+    running = client.get("/healthz").json()["components"]["market_data"]
+    assert running == {"status": "down", "detail": "the start-up fill has not finished", "fill": progress}
+
+    # A failed fill does not count; a partial one (some stocks failed, base prices cover them) does.
+    CollectionRun.objects.create(job="bootstrap", status=CollectionRun.Status.FAILED)
+    assert client.get("/healthz").status_code == 503
+    CollectionRun.objects.create(job="bootstrap", status=CollectionRun.Status.PARTIAL)
+    done = client.get("/healthz")
+    assert done.status_code == 200 and done.json()["components"]["market_data"]["status"] == "ok"
+
+
+def test_market_data_part_is_ok_when_the_fill_is_off(client, db, clean_redis, settings):
+    settings.HEALTH_REQUIRED = ["postgres", "redis", "market_data"]
+    settings.MARKETDATA_BOOTSTRAP = False
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["components"]["market_data"]["detail"] == "no start-up fill (MARKETDATA_BOOTSTRAP=false)"

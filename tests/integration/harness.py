@@ -69,6 +69,9 @@ class ProcessStack:
             SANDBOX_KIWOOM_REST_PORT=str(self.ports["kiwoom_rest"]),
             SANDBOX_KIWOOM_WS_PORT=str(self.ports["kiwoom_ws"]),
             SANDBOX_ADMIN_TOKEN=admin_token,
+            # These tests load exactly the history they assert on; the start-up fill a worker runs when `make run`
+            # starts the stack is covered by tests/integration/test_stack.py.
+            MARKETDATA_BOOTSTRAP="false",
             LOG_LEVEL="INFO",
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )

@@ -118,3 +118,55 @@ def test_market_status_json(web, pin_market, clean_redis):
         "connected",
         "2026-02-20",
     )
+
+
+def test_next_closures_and_shifted_sessions(web, stocks, monkeypatch):
+    from apps.marketdata.market_clock import MarketNow
+    from apps.marketdata.models import CalendarOverride
+
+    day = dt.date(2026, 10, 26)
+    market = MarketNow(
+        now=dt.datetime.combine(day, dt.time(10, 0), tzinfo=KST), trading_date=day, session="continuous",
+        source="sandbox",
+    )  # fmt: skip
+    monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0: market)
+    CalendarOverride.objects.create(date=dt.date(2026, 12, 1), closed=True, note="<b>시스템 점검</b>")
+
+    html = web.get("/").content.decode()
+
+    notes = re.findall(r'<li data-date="([\d-]+)" data-closed="(\w+)" data-source="(\w+)">(.*?)</li>', html, re.S)
+    shown = [
+        (d, closed, source, re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", text)).strip())
+        for d, closed, source, text in notes
+    ]
+    assert shown == [
+        (
+            "2026-11-19",
+            "false",
+            "announced",
+            "2026-11-19 (목요일) 10:00~16:30 · 수능 CSAT day: every time one hour later (announced)",
+        ),
+        (
+            "2026-12-01",
+            "true",
+            "override",
+            "2026-12-01 (화요일) 휴장 closed · &lt;b&gt;시스템 점검&lt;/b&gt; (override)",
+        ),
+        ("2026-12-25", "true", "announced", "2026-12-25 (금요일) 휴장 closed · 성탄절 Christmas (announced)"),
+    ]
+    assert "&lt;b&gt;시스템 점검&lt;/b&gt;" in html  # an operator's note is text, never markup
+
+
+def test_a_stock_with_only_the_brokers_base_price_is_not_blank(web, market, clean_redis):
+    from apps.marketdata.models import ReferencePrice, Stock
+
+    stock = Stock.objects.create(code="373220", name="LG에너지솔루션", market="KOSPI", rank=1)
+    ReferencePrice.objects.create(stock=stock, trading_date=TRADING_DATE, price=400_000, source="broker_quote")
+
+    row = _row(web.get("/").content.decode(), "373220")
+    page = web.get("/stocks/373220/").content.decode()
+
+    assert _cell(row, "price")[1] == "400,000"
+    assert _cell(row, "change")[1] in ("0", "—", "-")
+    assert "기준가 <small>base</small> 400,000원" in page
+    assert "the broker&#x27;s base price (stck_sdpr)" in page
