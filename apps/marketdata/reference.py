@@ -26,6 +26,10 @@ from .models import BarSource, DailyBar, ReferencePrice, Stock
 logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT = 3.0  # seconds: an order waits this long at most for the broker's base price
+#: After the broker gave no base price for a stock, orders for it do not ask again for this long: a flood of
+#: orders cannot spend the key's shared rate limit on the same failing question.
+BROKER_MISS_SECONDS = 30
+BROKER_MISS_KEY = "hoga:reference:miss:{code}:{day}"
 
 
 @dataclass(frozen=True)
@@ -98,22 +102,36 @@ def reference_live(*, code: str, trading_date: date) -> Reference | None:
     return Reference(price - change, ReferencePrice.Source.LIVE_TICK, at.isoformat())
 
 
-def reference_from_broker(*, code: str) -> Reference | None:
+def reference_from_broker(*, code: str, trading_date: date) -> Reference | None:
     """Source 4: KIS inquire-price ``stck_sdpr`` of the broker's current session (one attempt, a short
-    timeout); None when the broker does not know the stock or cannot be reached."""
+    timeout); None when the broker does not know the stock or cannot be reached, and then for
+    ``BROKER_MISS_SECONDS`` without asking again."""
+    from apps.core.redis import get_redis
+
     from .broker_services import kis_client_sync, kis_config
     from .brokers.base import BrokerError
 
+    miss_key = BROKER_MISS_KEY.format(code=code, day=trading_date.isoformat())
+    try:
+        if get_redis().exists(miss_key):
+            return None
+    except Exception:  # Redis down: ask the broker (its limiter needs Redis too and fails fast then)
+        logger.warning("reference price miss cache unavailable")
+    found = None
     try:
         config = kis_config().with_overrides(max_retries=0, timeout=BROKER_TIMEOUT, rate_max_wait=BROKER_TIMEOUT)
         with kis_client_sync(config) as client:
             quote = client.current_price(code)
+        if quote.base_price > 0:
+            found = Reference(quote.base_price, ReferencePrice.Source.BROKER_QUOTE, quote.fetched_at.isoformat())
     except BrokerError as exc:
         logger.warning("broker base price unavailable", extra={"code": code, "error": str(exc)[:200]})
-        return None
-    if quote.base_price <= 0:
-        return None
-    return Reference(quote.base_price, ReferencePrice.Source.BROKER_QUOTE, quote.fetched_at.isoformat())
+    if found is None:
+        try:
+            get_redis().set(miss_key, "1", ex=BROKER_MISS_SECONDS)
+        except Exception:
+            logger.warning("reference price miss not cached")
+    return found
 
 
 def reference_price_store(*, stock: Stock, trading_date: date, reference: Reference) -> Reference:
@@ -152,7 +170,7 @@ def reference_price_resolve(
         return found
     found = reference_live(code=stock.code, trading_date=trading_date)
     if found is None and broker:
-        found = reference_from_broker(code=stock.code)
+        found = reference_from_broker(code=stock.code, trading_date=trading_date)
     if found is None:
         return None
     return reference_price_store(stock=stock, trading_date=trading_date, reference=found) if store else found

@@ -243,3 +243,23 @@ def test_order_hours_in_the_refusal_follow_the_shifted_session(settings):
     with pytest.raises(MarketClosed) as err:
         _session_for(after_close)
     assert "orders are accepted 09:00-15:30 KST on 2026-06-04" in err.value.message  # 06-03: local elections
+
+
+@pytest.mark.django_db
+def test_the_brokers_answers_and_derived_base_prices_are_read_only_in_the_admin(admin_client):
+    from apps.marketdata.models import BrokerCalendarDay, ReferencePrice, Stock
+
+    day = BrokerCalendarDay.objects.create(
+        date=date(2026, 3, 10), is_open=False, business_day=False, trading_day=False, settlement_day=False
+    )
+    stock = Stock.objects.create(code="005930", name="삼성전자", market="KOSPI")
+    base = ReferencePrice.objects.create(stock=stock, trading_date=date(2026, 3, 10), price=70_000, source="live_tick")
+
+    for model, row in (("brokercalendarday", day), ("referenceprice", base)):
+        assert admin_client.get(f"/admin/marketdata/{model}/").status_code == 200
+        assert admin_client.get(f"/admin/marketdata/{model}/add/").status_code == 403
+        changed = admin_client.post(f"/admin/marketdata/{model}/{row.pk}/change/", {"price": "1", "is_open": "on"})
+        assert changed.status_code == 403
+    day.refresh_from_db()
+    base.refresh_from_db()
+    assert (day.is_open, base.price) == (False, 70_000)

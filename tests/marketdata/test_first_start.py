@@ -308,3 +308,54 @@ def test_the_paper_listener_refuses_the_holiday_query_and_nothing_changes(sandbo
     metrics = counters()
     assert (metrics["calls"], metrics["retries"], metrics["breaker"]["state"]) == (1, 0, "closed")
     assert CollectionRun.objects.filter(job="calendar_sync").count() == 1
+
+
+def test_a_replayed_csat_session_is_collected_at_its_own_times(kis, redis_client):
+    """The sandbox replays CSAT day (10:00-16:30, synthetic market) and Hoga's calendar agrees: the minute job
+    asks for and stores bars from 10:00, and the 16:30 closing print is its own bar."""
+    from apps.marketdata.broker_services import DatabaseTokenStore
+    from apps.marketdata.brokers.kis.client import AsyncKisClient
+    from apps.marketdata.brokers.kis.config import KisConfig
+    from apps.marketdata.collection import minute_collect
+    from apps.marketdata.market_clock import CLOSED
+    from apps.sandbox.config import SandboxConfig
+    from apps.sandbox.server import SandboxThread
+
+    csat = date(2026, 11, 19)
+    cred = _credential("paper")
+    cfg = SandboxConfig(
+        data_dir=None, replay_date=csat, universe_size=2, real_rest_port=0, paper_rest_port=0, real_ws_port=0,
+        paper_ws_port=0, speed=0.0001, admin_token=ADMIN, app_credentials=(cred,), paper_rate_limit=RATE,
+    )  # fmt: skip
+    prefix = f"hoga:test:csat:{uuid.uuid4().hex[:10]}"
+    with SandboxThread(cfg) as sandbox:
+        core = sandbox.server.core
+        codes = list(core.market.tapes)
+        _universe(codes)
+        sandbox.call(core.jump_to, 16 * 3600 + 31 * 60)
+        config = KisConfig.for_sandbox(
+            env="paper", rest_port=sandbox.ports.paper_rest, app_key=cred.appkey, app_secret=cred.appsecret,
+            rate_limit=RATE * 0.9, redis_prefix=prefix,
+        )  # fmt: skip
+        market = MarketNow(now=datetime(2026, 11, 19, 16, 31, tzinfo=KST), trading_date=csat, session=CLOSED,
+                           source="sandbox")  # fmt: skip
+
+        async def go():
+            async with AsyncKisClient(config, token_store=DatabaseTokenStore(), redis_url=settings.REDIS_URL) as c:
+                return await minute_collect(client=c, market=market, calendar=KrxCalendar(), codes=codes)
+
+        run = asyncio.run(go())
+        expected = {
+            code: {b.minute_s for b in core.market.tapes[code].minute_bars(core.clock.now_ms())} for code in codes
+        }
+    keys = list(redis_client.scan_iter(f"{prefix}:*"))
+    if keys:
+        redis_client.delete(*keys)
+
+    assert (run.status, run.failed) == ("succeeded", 0)
+    for code in codes:
+        stored = MinuteBar.objects.filter(stock__code=code).order_by("ts").values_list("ts", flat=True)
+        seconds = [t.astimezone(KST).hour * 3600 + t.astimezone(KST).minute * 60 for t in stored]
+        assert set(seconds) == expected[code]
+        assert seconds[0] >= 10 * 3600 and seconds[-1] == 16 * 3600 + 30 * 60
+        assert run.window_start.astimezone(KST).time() == time(10, 0)

@@ -116,6 +116,21 @@ def test_no_source_at_all_is_a_clear_refusal_that_changes_nothing(make_stock, or
     assert (Order.objects.count(), ReferencePrice.objects.count(), account.reserved_cash) == before
 
 
+def test_a_flood_of_orders_asks_the_broker_once(make_stock, order, clean_redis, no_broker):
+    """Orders for a stock the broker gives no base price for do not each spend a call of the key's shared
+    rate limit: after one failed question the broker is not asked again for BROKER_MISS_SECONDS."""
+    from apps.marketdata.broker_services import kis_config
+    from apps.marketdata.brokers.metrics import read_metrics
+
+    make_stock("000030", base=None)
+    config = kis_config()
+    for _ in range(20):
+        with pytest.raises(ApplicationError):
+            order("000030", price=10_000)
+
+    assert read_metrics(clean_redis, prefix=config.redis_prefix, scope=config.scope)["calls"] == 1
+
+
 def test_a_stale_close_is_not_the_days_base(make_stock, order, clean_redis, no_broker):
     """The newest stored close is from a week before the previous trading day (the stack was down): the live
     tick's base is used instead."""

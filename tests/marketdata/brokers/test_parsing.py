@@ -291,3 +291,18 @@ def test_config_from_settings(settings):
     assert cfg.rest_url == "https://openapi.koreainvestment.com:9443"
     assert cfg.ws_url == "ws://ops.koreainvestment.com:21000"
     assert cfg.rate_limit == settings.KIS_REAL_RATE_LIMIT
+
+
+def test_market_days_parse_yes_no_flags_strictly():
+    from apps.marketdata.brokers.base import BrokerProtocolError
+    from apps.marketdata.brokers.kis.parsing import parse_market_days
+
+    row = {"bass_dt": "20260603", "wday_dvsn_cd": "04", "bzdy_yn": "N", "tr_day_yn": "N", "opnd_yn": "N",
+           "sttl_day_yn": "N"}  # fmt: skip
+    (day,) = parse_market_days([row, {}, {"bass_dt": " "}])
+    assert (day.date.isoformat(), day.weekday_code, day.is_open, day.business_day) == ("2026-06-03", "04", False, False)
+    for bad in ("", "X", "yes", None):
+        with pytest.raises(BrokerProtocolError, match="opnd_yn"):
+            parse_market_days([{**row, "opnd_yn": bad}])
+    with pytest.raises(BrokerProtocolError, match="bass_dt"):
+        parse_market_days([{**row, "bass_dt": "2026-06-03"}])

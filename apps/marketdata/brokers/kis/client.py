@@ -235,7 +235,8 @@ class AsyncKisClient:
         """Bars from ``start`` to ``end`` inclusive (FHKST03010100), oldest first, any range length.
 
         Pages backwards (≤100 rows per call, newest first) with ``FID_INPUT_DATE_2`` = oldest date
-        returned − 1 day until the range is covered or a page is empty. ``FID_ORG_ADJ_PRC``: 0 = adjusted
+        returned − 1 day until the range is covered or a page is short (fewer than 100 rows in the range: the
+        broker has nothing older, e.g. a recently listed stock). ``FID_ORG_ADJ_PRC``: 0 = adjusted
         in this TR (the opposite of FHKST01010400). Duplicate dates are dropped.
         """
         code = parsing.normalize_code(code)
@@ -269,7 +270,7 @@ class AsyncKisClient:
             for bar in page:
                 collected.setdefault(bar.date, bar)
             oldest = min(b.date for b in page)
-            if oldest <= start:
+            if oldest <= start or len(page) < DAILY_CHART_MAX_ROWS:  # a short page: nothing older in the range
                 break
             cursor = oldest - dt.timedelta(days=1)
         return sorted(collected.values(), key=lambda b: b.date)
