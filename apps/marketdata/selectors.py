@@ -19,11 +19,11 @@ def calendar_overrides() -> dict:
     }
 
 
-BROKER_DAYS_WINDOW = 400  # days back from today whose stored broker answers are loaded (every future one is)
+BROKER_DAYS_WINDOW = 200  # days back whose stored broker answers are loaded (90 trading days fit; every future one is)
 
 
 def calendar_broker_days() -> dict:
-    """The broker's stored answers (``BrokerCalendarDay``) from a little over a year ago on, keyed by date."""
+    """The broker's stored answers (``BrokerCalendarDay``) from BROKER_DAYS_WINDOW days ago on, keyed by date."""
     from datetime import timedelta
 
     from .calendar import BrokerDay, now_kst

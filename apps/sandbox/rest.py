@@ -324,14 +324,17 @@ class RestApi:
         if params.get("_TR_CONT", "").strip().upper() == "N":
             try:
                 first = ymd_date(params.get("CTX_AREA_NK", "").strip()) + dt.timedelta(days=1)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 raise _bad("CTX_AREA_NK") from exc
             if first <= start:
                 raise _bad("CTX_AREA_NK")
-        last_day = start + dt.timedelta(days=config.holiday_horizon_days - 1)
+        try:
+            last_day = start + dt.timedelta(days=config.holiday_horizon_days - 1)
+        except OverflowError:
+            last_day = dt.date.max
         count = max(0, min(config.holiday_page_rows, (last_day - first).days + 1))
         rows = SandboxCalendar.from_config(config).rows(first, count)
-        more = bool(rows) and first + dt.timedelta(days=count) <= last_day
+        more = bool(rows) and (last_day - first).days >= count
         return {
             "ctx_area_nk": (rows[-1]["bass_dt"] if rows else "").ljust(20),
             "ctx_area_fk": first.strftime("%Y%m%d").ljust(20),

@@ -97,6 +97,15 @@ def test_malformed_input_gets_a_business_error_not_a_5xx(calendar_sandbox, param
     assert (response.json()["rt_cd"], response.json()["msg1"]) == ("1", f"ERROR INVALID INPUT [{field}]")
 
 
+def test_the_last_representable_date_is_answered_not_a_5xx(calendar_sandbox):
+    last = _query(calendar_sandbox, "real", {"BASS_DT": "99991231"})
+    beyond = _query(calendar_sandbox, "real", {"BASS_DT": "99991231", "CTX_AREA_NK": "99991231"}, tr_cont="N")
+
+    assert last.status_code == 200 and last.headers["tr_cont"] == "D"
+    assert [r["bass_dt"] for r in last.json()["output"]] == ["99991231"]
+    assert beyond.status_code == 200 and beyond.json()["msg1"] == "ERROR INVALID INPUT [CTX_AREA_NK]"
+
+
 def test_the_paper_listener_refuses_it_unless_configured(calendar_sandbox):
     refused = _query(calendar_sandbox, "paper", {"BASS_DT": "20260220"})
 
