@@ -19,18 +19,20 @@ def calendar_overrides() -> dict:
     }
 
 
-BROKER_DAYS_WINDOW = 200  # days back whose stored broker answers are loaded (90 trading days fit; every future one is)
+BROKER_DAYS_WINDOW = 320  # days before the newest stored answer that are loaded: 90 trading days back fit
 
 
 def calendar_broker_days() -> dict:
-    """The broker's stored answers (``BrokerCalendarDay``) from BROKER_DAYS_WINDOW days ago on, keyed by date."""
-    from datetime import timedelta
+    """The broker's stored answers (``BrokerCalendarDay``), keyed by date: the newest ``BROKER_DAYS_WINDOW`` days
+    of them (the sync stores ~90 days ahead of the market's today, which is the replay date with the sandbox)."""
+    from django.db.models.expressions import RawSQL
 
-    from .calendar import BrokerDay, now_kst
+    from .calendar import BrokerDay
     from .models import BrokerCalendarDay
 
-    since = now_kst().date() - timedelta(days=BROKER_DAYS_WINDOW)
-    rows = BrokerCalendarDay.objects.filter(date__gte=since).values_list("date", "is_open")
+    table = BrokerCalendarDay._meta.db_table
+    newest_minus = RawSQL(f"(SELECT max(date) FROM {table}) - %s", [BROKER_DAYS_WINDOW])  # noqa: S611 - our table
+    rows = BrokerCalendarDay.objects.filter(date__gte=newest_minus).values_list("date", "is_open")
     return {day: BrokerDay(is_open=is_open) for day, is_open in rows}
 
 
