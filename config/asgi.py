@@ -1,10 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSocket through Channels (session-authenticated)."""
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.settings_module import ensure_settings_module
+
+ensure_settings_module()
 django_asgi_app = get_asgi_application()
 
 from apps.marketdata.calendar import calendar_warm_in_background  # noqa: E402
@@ -20,11 +20,19 @@ from apps.core.routing import websocket_urlpatterns as core_ws  # noqa: E402
 from apps.marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 from apps.orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws, *conditions_ws]))
-        ),
-    }
+from django.conf import settings  # noqa: E402
+
+from apps.core.proxy import TrustedProxyMiddleware  # noqa: E402
+
+# X-Forwarded-* are honoured only from HOGA_TRUSTED_PROXIES (apps/core/proxy.py) and removed otherwise.
+application = TrustedProxyMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws, *conditions_ws]))
+            ),
+        }
+    ),
+    trusted=settings.HOGA_TRUSTED_PROXIES,
 )
