@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.exceptions import parse_id
+
 from .models import DEFAULT_INITIAL_CASH, PaperAccount
 
 
@@ -62,7 +64,7 @@ def paper_account_reset(*, account_id: int, user=None, reset_by=None) -> PaperAc
 
     if user is not None:
         paper_account_for_user(user=user, account_id=account_id)
-    if not PaperAccount.objects.filter(pk=account_id).exists():
+    if parse_id(account_id) is None or not PaperAccount.objects.filter(pk=account_id).exists():
         raise AccountNotFound(f"Paper account {account_id} not found.")
     lock_objects.orders_lock_open(account_id=account_id)  # lock order: open orders, then the account
     account = PaperAccount.objects.select_for_update(no_key=True).get(pk=account_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
+from apps.core.exceptions import parse_id
+
 from .exceptions import ConditionNotFound
 from .models import Broker, Condition, ConditionEvent, ConditionMember
 
@@ -71,7 +73,4 @@ def _seq_key(seq: str) -> tuple[int, str]:
 
 
 def _is_id(value) -> bool:
-    try:
-        return int(value) > 0
-    except (TypeError, ValueError):
-        return False
+    return parse_id(value) is not None

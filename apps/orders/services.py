@@ -26,11 +26,14 @@ from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
 from apps.core.db import insert_guarded, insert_rows, pipeline, update_rows
+from apps.core.exceptions import parse_id
+from apps.core.jsonsafe import ANY_CONTROL_RE
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.fillpath import FillTick
+from apps.marketdata.realtime.keys import valid_code
 from apps.positions.models import AVG_PRICE_QUANT
 from apps.positions.services import (
     PositionFill,
@@ -75,6 +78,11 @@ from .realtime import orders_push_on_commit, orders_push_snapshots_on_commit
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_ORDER_ID = 64
+# Bounds checked before anything reaches the database: price × quantity (+ commission) must fit PostgreSQL's
+# bigint (9.2e18) for any KRX price. No KRX stock trades above 10^7 won, so 10^9 shares × 10^9 won stays
+# three orders of magnitude inside it (and far beyond any account's cash or holding).
+MAX_QUANTITY = 10**9
+MAX_PRICE = 10**9
 APPLIED_TICK_RETENTION = timedelta(days=7)  # applied-tick markers older than this are pruned by expiry
 
 
@@ -245,7 +253,11 @@ def order_place(
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
 
     if client_order_id is not None:
-        if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
+        if (
+            not isinstance(client_order_id, str)
+            or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID
+            or ANY_CONTROL_RE.search(client_order_id)
+        ):
             raise InvalidClientOrderId(
                 f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
                 fields={"client_order_id": ["Invalid."]},
@@ -260,18 +272,21 @@ def order_place(
     order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
     if not _is_int(quantity) or quantity <= 0:
         raise InvalidQuantity("quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]})
+    if quantity > MAX_QUANTITY:
+        raise InvalidQuantity(f"quantity must be at most {MAX_QUANTITY:,} shares.", fields={"quantity": ["Too large."]})
 
     code = str(code or "").strip().upper()
-    stock = Stock.objects.filter(code=code).first()
+    stock = Stock.objects.filter(code=code).first() if valid_code(code) else None
     if stock is None:
         raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
     if not stock.active:
         raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
 
     if order_type == OrderType.LIMIT:
-        if not _is_int(limit_price) or limit_price <= 0:
+        if not _is_int(limit_price) or not 0 < limit_price <= MAX_PRICE:
             raise InvalidPrice(
-                "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
+                f"A LIMIT order needs a whole-won limit_price between 1 and {MAX_PRICE:,}.",
+                fields={"limit_price": ["Invalid."]},
             )
     elif limit_price is not None:
         raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
@@ -403,7 +418,7 @@ def order_cancel(*, order_id: int, user=None) -> Order:
     The order row is locked before the account (the fill path's order), so a fill in flight completes first
     and the cancel releases only what is still reserved. ``order_not_cancellable`` (409) when it is closed.
     """
-    order = lock_objects.order_lock(order_id=order_id)
+    order = lock_objects.order_lock(order_id=order_id) if parse_id(order_id) else None
     if order is None or (user is not None and order.account.user_id != user.pk):
         raise OrderNotFound(f"Order {order_id} not found.")
     if not order.is_open:

@@ -28,7 +28,8 @@ FILL_TICKS_MAXLEN = 200_000  # approximate cap; a consumer that is hours behind 
 
 
 def valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code or ""))
+    """Exactly six characters of 0-9 and A-Z: no whitespace, no trailing newline (``fullmatch``, not ``$``)."""
+    return isinstance(code, str) and CODE_RE.fullmatch(code) is not None
 
 
 def quote_group(code: str) -> str:
