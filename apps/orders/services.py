@@ -114,13 +114,13 @@ def _fill_stream_position() -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-def _demand_add_on_commit(code: str) -> None:
+def _demand_add_on_commit(code: str, *, user_id: int | None = None) -> None:
     def add() -> None:
         from apps.core.redis import get_redis
         from apps.marketdata.realtime.fillpath import order_demand_add
 
         try:
-            order_demand_add(get_redis(), code)
+            order_demand_add(get_redis(), code, user_id=user_id, at=time.time())
         except Exception:  # the engine rebuilds ORDERS_SET from the database periodically
             logger.warning("could not add %s to the open-order demand set", code)
 
@@ -136,13 +136,15 @@ def _demand_prune_on_commit(codes: set[str]) -> None:
         from apps.core.redis import get_redis
         from apps.marketdata.realtime.fillpath import order_demand_remove
 
-        still_open = set(
-            Order.objects.filter(stock__code__in=codes, status__in=OPEN_STATUSES).values_list("stock__code", flat=True)
-        )
+        still_open: dict[str, set[int]] = {}
+        for code, user_id in Order.objects.filter(stock__code__in=codes, status__in=OPEN_STATUSES).values_list(
+            "stock__code", "account__user_id"
+        ):
+            still_open.setdefault(code, set()).add(user_id)
         try:
             redis = get_redis()
-            for code in sorted(codes - still_open):
-                order_demand_remove(redis, code)
+            for code in sorted(codes):
+                order_demand_remove(redis, code, keep_users=still_open.get(code))
         except Exception:
             logger.warning("could not prune the open-order demand set")
 
@@ -154,8 +156,18 @@ def order_demand_sync() -> set[str]:
     from apps.core.redis import get_redis
     from apps.marketdata.realtime.fillpath import order_demand_replace
 
-    codes = set(Order.objects.filter(status__in=OPEN_STATUSES).values_list("stock__code", flat=True).distinct())
-    order_demand_replace(get_redis(), codes)
+    from django.db.models import Min
+
+    users: dict[tuple[int, str], float] = {}
+    rows = (
+        Order.objects.filter(status__in=OPEN_STATUSES)
+        .values("account__user_id", "stock__code")
+        .annotate(first=Min("created_at"))
+    )
+    for row in rows:
+        users[(row["account__user_id"], row["stock__code"])] = row["first"].timestamp()
+    codes = {code for _user, code in users}
+    order_demand_replace(get_redis(), codes, users=users)
     return codes
 
 
@@ -353,7 +365,7 @@ def order_place(
         if side == Side.BUY:
             raise _insufficient_cash(account_id=account.pk, amount=reserved)
         raise insufficient_holding(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
-    _demand_add_on_commit(stock.code)
+    _demand_add_on_commit(stock.code, user_id=account.user_id)
     orders_push_snapshots_on_commit([order])  # the instance holds exactly the inserted row
     return order
 
@@ -684,7 +696,7 @@ class _Fills:
                     Execution(
                         order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
                         quantity=quantity, amount=amount, commission=commission, tax=tax, tax_rate=tax_rate,
-                        tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+                        tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at, source=tick.source,
                     )
                 )  # fmt: skip
                 order.filled_quantity = filled_after
@@ -847,7 +859,8 @@ def _fills_book_locked(
         open_orders = [o for o in concerned(tick, day, ids) if o.remaining_quantity > 0]
         if not open_orders:
             continue
-        book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in open_orders) else None
+        walks = tick.source == "tick" and any(o.order_type == OrderType.MARKET for o in open_orders)
+        book = _book_levels(tick.code, tick.at) if walks else None  # a polled snapshot walks no book
         plans = _plan_side([o for o in open_orders if o.side == Side.BUY], tick, book["asks"] if book else None)
         plans += _plan_side([o for o in open_orders if o.side == Side.SELL], tick, book["bids"] if book else None)
         fills.book(plans, tick=tick, day=day, now=now)

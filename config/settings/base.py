@@ -400,6 +400,29 @@ FEED_QUEUE_SIZE = env.int("FEED_QUEUE_SIZE", default=10000)  # events buffered f
 FEED_BACKOFF_BASE = env.float("FEED_BACKOFF_BASE", default=0.5)  # reconnect back-off, doubled per failure
 FEED_BACKOFF_MAX = env.float("FEED_BACKOFF_MAX", default=30.0)
 FEED_RECORD_DIR = env("FEED_RECORD_DIR", default="")  # record every event to <dir>/<date>/<tr>.log; empty: off
+# Fairness of the live slots. Viewer demand counts each user once per stock, a user's weight split over the
+# stocks they watch; order demand is taken round-robin across users, each user's open-order stocks counting
+# first for at most a fair share of the live slots (slots / users with open orders, at least
+# FEED_ORDER_CODES_MIN_PER_USER); the rest of a user's order stocks come after viewer demand.
+FEED_ORDER_CODES_MIN_PER_USER = env.int("FEED_ORDER_CODES_MIN_PER_USER", default=2)
+# Stocks wanted (open orders or viewers) without a live slot are polled over REST (current price) at most
+# FEED_POLL_RATE requests per second, taken from the broker's shared rate limit only when a slot is free at
+# once (collection is never made to wait); each stock at most every FEED_POLL_MIN_INTERVAL seconds.
+FEED_POLL_ENABLED = env.bool("FEED_POLL_ENABLED", default=True)
+FEED_POLL_RATE = env.float("FEED_POLL_RATE", default=0.5)
+FEED_POLL_MIN_INTERVAL = env.float("FEED_POLL_MIN_INTERVAL", default=5.0)
+
+# --- Browser WebSockets ---------------------------------------------------------------------------------------
+# Every socket: messages per second per connection (token bucket, bursts of WS_MESSAGE_BURST) and the deepest
+# JSON nesting of a frame. /ws/market/: stocks per connection, different stocks per user across connections,
+# connections per user, messages per minute per user (0 = unlimited).
+WS_MESSAGE_RATE = env.float("WS_MESSAGE_RATE", default=5.0)
+WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=20)
+WS_JSON_MAX_DEPTH = env.int("WS_JSON_MAX_DEPTH", default=8)
+MARKET_WS_MAX_CODES = env.int("MARKET_WS_MAX_CODES", default=50)
+MARKET_WS_MAX_CODES_PER_USER = env.int("MARKET_WS_MAX_CODES_PER_USER", default=120)
+MARKET_WS_MAX_CONNECTIONS_PER_USER = env.int("MARKET_WS_MAX_CONNECTIONS_PER_USER", default=8)
+MARKET_WS_USER_MESSAGES_PER_MINUTE = env.int("MARKET_WS_USER_MESSAGES_PER_MINUTE", default=300)
 
 # --- Paper trading ------------------------------------------------------------------------------
 # Orders placed while the market is closed: "reject" (error market_closed) or "queue" (accepted as a DAY
