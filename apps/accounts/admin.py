@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from apps.core.exceptions import ApplicationError
 
-from .models import PaperAccount, PaperAccountReset
+from .models import PaperAccount, PaperAccountReset, VerifiedEmail
 from .services import paper_account_reset
 
 
@@ -53,3 +53,12 @@ class PaperAccountResetAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(VerifiedEmail)
+class VerifiedEmailAdmin(admin.ModelAdmin):
+    """Addresses users proved they read (``/accounts/email/``); the operator may record one they checked."""
+
+    list_display = ("user", "email", "verified_at")
+    search_fields = ("user__username", "email")
+    list_select_related = ("user",)

@@ -19,3 +19,11 @@ def paper_account_for_user(*, user, account_id: int) -> PaperAccount:
     if account is None:
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
     return account
+
+
+def verified_email_for_user(*, user) -> str:
+    """The user's verified e-mail address, or an empty string."""
+    from .models import VerifiedEmail
+
+    row = VerifiedEmail.objects.filter(user_id=getattr(user, "pk", None)).values_list("email", flat=True).first()
+    return row or ""
