@@ -14,15 +14,13 @@ calendar_warm_in_background()  # the first page or API call must not wait ~10 s 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from apps.conditions.routing import websocket_urlpatterns as conditions_ws  # noqa: E402
+from apps.core.proxy import TrustedProxyMiddleware  # noqa: E402
 from apps.core.routing import websocket_urlpatterns as core_ws  # noqa: E402
 from apps.marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 from apps.orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
-
-from django.conf import settings  # noqa: E402
-
-from apps.core.proxy import TrustedProxyMiddleware  # noqa: E402
 
 # X-Forwarded-* are honoured only from HOGA_TRUSTED_PROXIES (apps/core/proxy.py) and removed otherwise.
 application = TrustedProxyMiddleware(

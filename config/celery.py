@@ -1,6 +1,5 @@
 """Celery application: settings come from Django (CELERY_* names), tasks from every app."""
 
-
 from celery import Celery
 from celery.signals import setup_logging, worker_init
 

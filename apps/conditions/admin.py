@@ -69,10 +69,27 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 class ConditionAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "seq", "name", "enabled", "realtime", "notify_browser", "notify_email",
                     "notify_slack", "missing_since", "last_synced_at")  # fmt: skip
-    list_filter = ("broker", "enabled", "realtime", "notify_email", "notify_slack", ("connection", admin.EmptyFieldListFilter))
+    list_filter = (
+        "broker",
+        "enabled",
+        "realtime",
+        "notify_email",
+        "notify_slack",
+        ("connection", admin.EmptyFieldListFilter),
+    )
     search_fields = ("name", "seq", "owner__username")
     list_select_related = ("owner",)
-    fields = ("owner", "connection", "broker", "seq", "name", *TOGGLES, "shared_with", "missing_since", "last_synced_at")
+    fields = (
+        "owner",
+        "connection",
+        "broker",
+        "seq",
+        "name",
+        *TOGGLES,
+        "shared_with",
+        "missing_since",
+        "last_synced_at",
+    )
     readonly_fields = ("owner", "connection", "broker", "seq", "name", "missing_since", "last_synced_at")
     filter_horizontal = ("shared_with",)
 

@@ -272,9 +272,7 @@ def conditions_sync(
     """
     connection = BrokerConnection.objects.filter(owner=owner, broker=Broker.KIWOOM).first()
     if connection is None:
-        raise NoBrokerConnection(
-            "Your account has no Kiwoom connection: the operator links one to you in the admin."
-        )
+        raise NoBrokerConnection("Your account has no Kiwoom connection: the operator links one to you in the admin.")
     if infos is None:
         if connection.key_id != current_key_id():
             raise BrokerConnectionMismatch(
@@ -358,7 +356,8 @@ def condition_update(*, condition_id: int, user=None, operator: bool = False, **
     forbidden = sorted(k for k in changes if k in TOGGLES and k not in allowed)
     if forbidden:
         raise OperatorOnlySetting(
-            f"{', '.join(forbidden)} is set by the operator in the admin.", fields={k: ["Operator only."] for k in forbidden}
+            f"{', '.join(forbidden)} is set by the operator in the admin.",
+            fields={k: ["Operator only."] for k in forbidden},
         )
     unknown = sorted(set(changes) - set(allowed))
     if unknown:

@@ -65,11 +65,15 @@ class SafeJsonConsumer(AsyncJsonWebsocketConsumer):
             if text_data is None:
                 raise ClientMessageError("bad_message", "expected a JSON text frame")
             if len(text_data) > self.max_message_chars:
-                raise ClientMessageError("message_too_large", f"messages are limited to {self.max_message_chars} characters")
+                raise ClientMessageError(
+                    "message_too_large", f"messages are limited to {self.max_message_chars} characters"
+                )
             try:
                 content = loads_bounded(text_data, max_depth=settings.WS_JSON_MAX_DEPTH)
             except UnsafeJSON as exc:
-                raise ClientMessageError("bad_message" if exc.code == "invalid_json" else exc.code, exc.message) from None
+                raise ClientMessageError(
+                    "bad_message" if exc.code == "invalid_json" else exc.code, exc.message
+                ) from None
             await self.receive_json(content)
         except ClientMessageError as exc:
             await self.send_error(exc.code, exc.message, codes=exc.codes)

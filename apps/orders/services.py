@@ -153,10 +153,10 @@ def _demand_prune_on_commit(codes: set[str]) -> None:
 
 def order_demand_sync() -> set[str]:
     """Make ORDERS_SET exactly the codes with open orders (from the database); return them."""
+    from django.db.models import Min
+
     from apps.core.redis import get_redis
     from apps.marketdata.realtime.fillpath import order_demand_replace
-
-    from django.db.models import Min
 
     users: dict[tuple[int, str], float] = {}
     rows = (

@@ -30,9 +30,9 @@ from apps.accounts.selectors import (
     verified_email_for_user,
 )
 from apps.accounts.services import email_verification_send, email_verify, paper_account_ensure
+from apps.core.exceptions import ApplicationError
 from apps.core.ratelimits import over_limit
 from apps.core.security import client_ip
-from apps.core.exceptions import ApplicationError
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.keys import valid_code
 from apps.marketdata.selectors import stock_list_universe
@@ -99,8 +99,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         form = SignUpForm()
         form.add_error(
             None,
-            f"이 주소에서 가입이 너무 많습니다: 한 시간 뒤에 다시 시도하세요 (at most {settings.AUTH_SIGNUP_RATE_PER_HOUR} "
-            "sign-ups per hour from one address). [too_many_signups]",
+            "이 주소에서 가입이 너무 많습니다: 한 시간 뒤에 다시 시도하세요 "
+            f"(at most {settings.AUTH_SIGNUP_RATE_PER_HOUR} sign-ups per hour from one address). [too_many_signups]",
         )
         return render(request, "pages/signup.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():

@@ -67,10 +67,7 @@ def order_demand_remove(redis, code: str, *, keep_users: set[int] | None = None)
     """``code`` has no open order any more (``keep_users``: it still has, for these users only)."""
     if not keep_users:
         redis.srem(keys.ORDERS_SET, code)
-    fields = [
-        f.decode() if isinstance(f, bytes) else f
-        for f in redis.hkeys(keys.ORDER_USERS_HASH)
-    ]
+    fields = [f.decode() if isinstance(f, bytes) else f for f in redis.hkeys(keys.ORDER_USERS_HASH)]
     gone = [f for f in fields if f.endswith(f"|{code}") and int(f.partition("|")[0]) not in (keep_users or set())]
     if gone:
         redis.hdel(keys.ORDER_USERS_HASH, *gone)
