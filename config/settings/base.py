@@ -12,9 +12,14 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-# A local .env is optional and never committed; the process environment wins.
+# A local .env is optional and never committed; the process environment wins. Then the secrets `make run`
+# generated for this checkout (var/secrets.env: secret key, Flower and sandbox admin credentials), so
+# commands typed in a shell (manage.py sandbox_fault, ...) use the same ones as the running stack.
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+_secrets_file = Path(os.environ.get("HOGA_VAR_DIR") or BASE_DIR / "var") / "secrets.env"
+if _secrets_file.is_file():
+    environ.Env.read_env(_secrets_file, overwrite=False)
 
 # --- Django core -------------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -367,8 +372,9 @@ SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500) 
 SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
 # Extra "appkey:appsecret:real|paper" credentials the sandbox accepts besides its demo keys.
 SANDBOX_APP_CREDENTIALS = env.list("SANDBOX_APP_CREDENTIALS", default=[])
-# Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header.
-SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="sandbox-admin")
+# Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header. No default: empty
+# disables them; `make run` generates one into var/secrets.env, docker-compose requires one in .env.
+SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="")
 # Kiwoom side of the sandbox (kiwoom-api.md Part A): one REST and one WS listener for real and mock keys.
 SANDBOX_KIWOOM_REST_PORT = env.int("SANDBOX_KIWOOM_REST_PORT", default=19446)
 SANDBOX_KIWOOM_WS_PORT = env.int("SANDBOX_KIWOOM_WS_PORT", default=19447)
