@@ -96,13 +96,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and over_limit(
         "signup", client_ip(request) or "unknown", limit=settings.AUTH_SIGNUP_RATE_PER_HOUR, window=3600
     ):
-        form = SignUpForm()
-        form.add_error(
-            None,
+        throttled = (
             "이 주소에서 가입이 너무 많습니다: 한 시간 뒤에 다시 시도하세요 "
-            f"(at most {settings.AUTH_SIGNUP_RATE_PER_HOUR} sign-ups per hour from one address). [too_many_signups]",
+            f"(at most {settings.AUTH_SIGNUP_RATE_PER_HOUR} sign-ups per hour from one address). [too_many_signups]"
         )
-        return render(request, "pages/signup.html", {"form": form}, status=429)
+        return render(request, "pages/signup.html", {"form": SignUpForm(), "throttled": throttled}, status=429)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         account = paper_account_ensure(user=user)

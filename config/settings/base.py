@@ -202,9 +202,10 @@ STORAGES = {
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a request without credentials is answered 401 with WWW-Authenticate: Token.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "apps.core.authentication.ExpiringTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.parsers.BoundedJSONParser",

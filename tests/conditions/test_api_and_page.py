@@ -45,7 +45,9 @@ def test_api_updates_toggles_with_coded_errors(api, conditions, stranger_conditi
     pk = conditions["0"].pk
 
     ok = api.patch(f"/api/conditions/{pk}", {"realtime": False}, format="json")
-    bad = api.patch(f"/api/conditions/{pk}", {"notify_email": True, "email_recipients": ["x@example.com"]}, format="json")
+    bad = api.patch(
+        f"/api/conditions/{pk}", {"notify_email": True, "email_recipients": ["x@example.com"]}, format="json"
+    )
     slack = api.patch(f"/api/conditions/{pk}", {"notify_slack": True}, format="json")
     not_bool = api.patch(f"/api/conditions/{pk}", {"notify_email": "maybe"}, format="json")
     foreign = api.patch(f"/api/conditions/{stranger_condition.pk}", {"enabled": False}, format="json")

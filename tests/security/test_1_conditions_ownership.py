@@ -98,7 +98,10 @@ def test_alert_email_goes_to_the_verified_address_only(victim, operator_conditio
 
     redirected = api.patch(f"/api/conditions/{pk}", {"email_recipients": twenty}, format="json")
     assert (redirected.status_code, redirected.json()["error"]["code"]) == (403, "operator_only_setting")
-    assert api.patch(f"/api/conditions/{pk}", {"notify_email": True, "notify_browser": False}, format="json").status_code == 200
+    assert (
+        api.patch(f"/api/conditions/{pk}", {"notify_email": True, "notify_browser": False}, format="json").status_code
+        == 200
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         condition_alert_record(alert=alert("0", "035420", "IN", second=5))
@@ -159,5 +162,7 @@ def test_a_verification_link_proves_nothing_for_another_account(victim, attacker
     assert "[invalid_verification_link]" in stolen.content.decode()
     assert "[invalid_verification_link]" in tampered.content.decode()
     assert not VerifiedEmail.objects.filter(user=victim).exists()
-    assert page.get(link).status_code == 302 and VerifiedEmail.objects.get(user=attacker).email == "attacker@example.com"
+    assert (
+        page.get(link).status_code == 302 and VerifiedEmail.objects.get(user=attacker).email == "attacker@example.com"
+    )
     assert EMAIL_VERIFY_SALT != "another-salt"

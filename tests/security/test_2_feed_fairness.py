@@ -103,7 +103,10 @@ async def test_connections_stocks_and_messages_are_capped_per_connection_and_per
     # 6 messages per user per minute over both sockets (12 sent: beyond it even if a minute boundary falls inside)
     answers = [await _ask((first, second)[i % 2], {"type": "ping", "id": i}) for i in range(12)]
     assert "rate_limited" in {a.get("code") for a in answers}
-    assert sorted(m.decode().split("|")[0] for m in clean_redis.zrange(keys.VIEWERS_ZSET, 0, -1)) == ["000001", "000002"]
+    assert sorted(m.decode().split("|")[0] for m in clean_redis.zrange(keys.VIEWERS_ZSET, 0, -1)) == [
+        "000001",
+        "000002",
+    ]
     for socket in (first, second):
         await socket.disconnect()
 
@@ -134,7 +137,9 @@ async def test_sockets_watching_many_stocks_do_not_push_a_real_viewer_off_the_fe
     attacker, victim = await ws_users()
     flood = await _sockets_of(attacker, 3)
     for socket in flood:  # the same 50 stocks from three sockets: one user, one vote
-        assert (await _ask(socket, {"type": "subscribe", "codes": [f"{i:06d}" for i in range(50)]}))["type"] == "subscribed"
+        assert (await _ask(socket, {"type": "subscribe", "codes": [f"{i:06d}" for i in range(50)]}))[
+            "type"
+        ] == "subscribed"
     viewer = (await _sockets_of(victim, 1))[0]
     await _ask(viewer, {"type": "subscribe", "codes": ["000055"]})
 

@@ -6,7 +6,7 @@ mode), so it runs in `make test`. The figures are printed (run with ``-s`` to se
 
 from __future__ import annotations
 
-import datetime as dt
+import sys
 from collections import Counter
 
 import pytest
@@ -43,26 +43,24 @@ def world(db, attacker, victim, open_clock, django_capture_on_commit_callbacks):
     return Token.objects.create(user=attacker)
 
 
-def test_no_api_operation_answers_5xx_to_generated_input(world):
-    from django.conf import settings as django_settings
+def test_no_api_operation_answers_5xx_to_generated_input(world, settings):
     from django.core.signals import request_finished, request_started
     from django.core.wsgi import get_wsgi_application
     from django.db import close_old_connections
 
+    settings.API_WRITE_RATE = ""  # the fuzzer's writes must reach the views (throttling has its own test)
     # As Django's test client does: the test's transaction (and connection) must outlive each request.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    django_settings.API_WRITE_RATE = ""  # restored below: the fuzzer's writes must reach the views
     try:
         figures = _fuzz(get_wsgi_application(), {"Authorization": f"Token {world.key}"})
     finally:
-        del django_settings.API_WRITE_RATE
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
-    print(
+    sys.stdout.write(
         f"\nschemathesis {schemathesis.SCHEMATHESIS_VERSION}: {figures['operations']} operations, "
         f"{figures['examples']} examples ({figures['unbreakable']} operation(s) with no input to break), "
-        f"statuses {dict(sorted(figures['statuses'].items()))}"
+        f"statuses {dict(sorted(figures['statuses'].items()))}\n"
     )
     assert figures["operations"] >= 15
     assert figures["failures"] == [], "\n".join(figures["failures"][:20])
@@ -70,44 +68,38 @@ def test_no_api_operation_answers_5xx_to_generated_input(world):
 
 def _fuzz(app, headers: dict[str, str]) -> dict:
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", app)
-    statuses: Counter[int] = Counter()
-    failures: list[str] = []
-    operations = examples = unbreakable = 0
+    figures: dict = {"operations": 0, "examples": 0, "unbreakable": 0, "statuses": Counter(), "failures": []}
     for result in schema.get_all_operations():
         operation = result.ok()
-        operations += 1
+        figures["operations"] += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case) -> None:
-                nonlocal examples
-                examples += 1
-                response = case.call(headers=headers)
-                statuses[response.status_code] += 1
-                if response.status_code >= 500:
-                    failures.append(
-                        f"{operation.method.upper()} {operation.path} ({mode}) -> {response.status_code}: "
-                        f"{case.formatted_path} query={case.query} body={str(case.body)[:200]}"
-                    )
-
             try:
-                run()
+                _fuzz_operation(operation, mode, headers, figures)
             except Unsatisfiable:  # negative mode of an operation with no input to break (e.g. a bare list)
-                unbreakable += 1
-    return {
-        "operations": operations,
-        "examples": examples,
-        "statuses": statuses,
-        "failures": failures,
-        "unbreakable": unbreakable,
-    }
+                figures["unbreakable"] += 1
+    return figures
+
+
+def _fuzz_operation(operation, mode, headers: dict[str, str], figures: dict) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case) -> None:
+        figures["examples"] += 1
+        response = case.call(headers=headers)
+        figures["statuses"][response.status_code] += 1
+        if response.status_code >= 500:
+            figures["failures"].append(
+                f"{operation.method.upper()} {operation.path} ({mode}) -> {response.status_code}: "
+                f"{case.formatted_path} query={case.query} body={str(case.body)[:200]}"
+            )
+
+    run()
 
 
 def test_generated_ids_never_reach_another_users_rows(world, attacker, victim):
@@ -126,4 +118,3 @@ def test_generated_ids_never_reach_another_users_rows(world, attacker, victim):
     assert client.delete(f"/api/paper-trading/orders/{victim_order.pk}").status_code == 404
     assert client.get(f"/api/conditions/{victim_condition.pk}").status_code == 404
     assert Order.objects.get(pk=victim_order.pk).status == "PENDING"
-    assert dt.date.today() is not None
