@@ -166,12 +166,15 @@ HOGA_TRUSTED_PROXIES = env.list("HOGA_TRUSTED_PROXIES", default=[])
 # django-csp 4 (https://django-csp.readthedocs.io/): scripts, styles, fonts and images from Hoga itself
 # only (the pages' ES modules, htmx and lightweight-charts are served from /static/); WebSockets and fetches
 # to the same origin; no frames, plugins or foreign form targets. Style *attributes* stay allowed (the order
-# book's depth bars are sized with style="width: n%"); <style> elements and inline scripts are not.
+# book's depth bars are sized with style="width: n%"); inline scripts are not, and the one <style> element
+# allowed is lightweight-charts 5.2.1's attribution-logo rule, by its hash (tests/security checks the hash
+# against the vendored bundle, so upgrading the library shows up there).
+CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        "style-src": ["'self'", CHART_LOGO_STYLE_HASH],
         "style-src-attr": ["'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],

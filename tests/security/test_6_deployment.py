@@ -94,6 +94,21 @@ def test_production_settings_turn_on_https_hsts_and_csp():
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
 
 
+def test_the_only_inline_style_allowed_is_the_chart_librarys_own():
+    import base64
+    import hashlib
+    import re
+
+    from django.conf import settings
+
+    bundle = (ROOT / "static" / "vendor" / "lightweight-charts.standalone.production.js").read_text()
+    styles = re.findall(r'innerText="(a#tv-attr-logo[^"]*)"', bundle)
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+
+    assert len(styles) == 1 and settings.CHART_LOGO_STYLE_HASH == f"'sha256-{digest}'"
+    assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["style-src"] == ["'self'", settings.CHART_LOGO_STYLE_HASH]
+
+
 @pytest.mark.django_db
 def test_every_page_carries_the_content_security_policy(client):
     response = client.get("/accounts/login/")
