@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 
 from .conftest import make_stock
 
-EXAMPLES = 25  # per operation and generation mode
+EXAMPLES = 100  # per operation and generation mode
 
 
 @pytest.fixture
