@@ -23,6 +23,17 @@ class BrokerConnectionForm(forms.ModelForm):
             self.fields["key_id"].initial = current_key_id() or ""
             self.fields["key_id"].help_text = "This deployment's Kiwoom key is pre-filled (its id, not the key)."
 
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk:
+            return data
+        owner, key_id = data.get("owner"), data.get("key_id")
+        if key_id and BrokerConnection.objects.filter(key_id=key_id).exclude(owner=owner).exists():
+            raise forms.ValidationError("This Kiwoom key is already linked to another user. [broker_connection_taken]")
+        if owner is not None and BrokerConnection.objects.filter(owner=owner).exists():
+            raise forms.ValidationError("This user already has a Kiwoom connection. [broker_connection_taken]")
+        return data
+
 
 @admin.register(BrokerConnection)
 class BrokerConnectionAdmin(admin.ModelAdmin):
@@ -38,13 +49,10 @@ class BrokerConnectionAdmin(admin.ModelAdmin):
         if change:
             obj.save(update_fields=["label", "updated_at"])
             return
-        try:
-            linked = broker_connection_link(
-                user=form.cleaned_data["owner"], key_id=form.cleaned_data["key_id"], label=form.cleaned_data["label"]
-            )
-        except ApplicationError as exc:
-            self.message_user(request, f"Not linked: {exc.message} [{exc.code}]", messages.ERROR)
-            return
+        # The form refused a taken key or a second connection; the service's own checks (row lock) decide races.
+        linked = broker_connection_link(
+            user=form.cleaned_data["owner"], key_id=form.cleaned_data["key_id"], label=form.cleaned_data["label"]
+        )
         obj.pk = linked.pk
 
     def has_delete_permission(self, request, obj=None) -> bool:

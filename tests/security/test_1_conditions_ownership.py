@@ -166,3 +166,19 @@ def test_a_verification_link_proves_nothing_for_another_account(victim, attacker
         page.get(link).status_code == 302 and VerifiedEmail.objects.get(user=attacker).email == "attacker@example.com"
     )
     assert EMAIL_VERIFY_SALT != "another-salt"
+
+
+def test_the_admin_links_a_key_to_one_user_only(admin_client, victim, attacker):
+    from apps.conditions.models import BrokerConnection
+    from apps.conditions.services import current_key_id
+
+    linked = admin_client.post(
+        "/admin/conditions/brokerconnection/add/", {"owner": victim.pk, "key_id": current_key_id()}
+    )
+    stolen = admin_client.post(
+        "/admin/conditions/brokerconnection/add/", {"owner": attacker.pk, "key_id": current_key_id()}
+    )
+
+    assert linked.status_code == 302 and stolen.status_code == 200
+    assert "[broker_connection_taken]" in stolen.content.decode()
+    assert list(BrokerConnection.objects.values_list("owner_id", flat=True)) == [victim.pk]
