@@ -11,8 +11,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 && rm -
 
 FROM python:3.11-slim-bookworm
 
+# HOGA_CONTAINER: a process in this image refuses to start without an explicit DJANGO_SETTINGS_MODULE
+# (config/settings_module.py) instead of falling back to the local development settings.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    HOGA_CONTAINER=1 \
     DJANGO_SETTINGS_MODULE=config.settings.production \
     HOGA_BIND=0.0.0.0 \
     FLOWER_ADDRESS=0.0.0.0
@@ -30,6 +33,6 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput -v 0 && chown -R hoga:hoga /app
 
 USER hoga
-EXPOSE 8000 5555 29443 31000
+EXPOSE 8000
 ENTRYPOINT ["bin/hoga-process"]
 CMD ["web"]

@@ -182,7 +182,9 @@ def free_port() -> int:
 
 def start_daphne(database_url: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    # Every simulated browser is the same user: lift the per-user connection cap for this measurement.
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
+           "MARKET_WS_MAX_CONNECTIONS_PER_USER": "0", "MARKET_WS_USER_MESSAGES_PER_MINUTE": "0"}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
@@ -290,12 +292,16 @@ def main() -> None:
         from apps.sandbox.config import config_from_settings
         from apps.sandbox.replay import build_market
 
-        get_user_model().objects.create_user(username="bench", password="bench-pass-123")
+        user = get_user_model().objects.create_user(username="bench", password="bench-pass-123")
         client = Client()
-        assert client.login(username="bench", password="bench-pass-123")
+        client.force_login(user)
         cookie = client.cookies["sessionid"].value
         market = build_market(config_from_settings())
         codes = list(market.tapes)[: args.stocks]
+        from apps.marketdata.models import Stock
+
+        # Only stocks of the universe table can be subscribed.
+        Stock.objects.bulk_create([Stock(code=c, name=c, market="KOSPI") for c in codes], ignore_conflicts=True)
         print(f"replay {market.date} ({market.data_source[:70]}), synthetic={market.synthetic}; {len(codes)} stocks")
         for speed in (float(s) for s in args.speeds.split(",")):
             span = int(args.duration * speed * 1000)

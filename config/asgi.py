@@ -1,10 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSocket through Channels (session-authenticated)."""
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.settings_module import ensure_settings_module
+
+ensure_settings_module()
 django_asgi_app = get_asgi_application()
 
 from apps.marketdata.calendar import calendar_warm_in_background  # noqa: E402
@@ -14,17 +14,23 @@ calendar_warm_in_background()  # the first page or API call must not wait ~10 s 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from apps.conditions.routing import websocket_urlpatterns as conditions_ws  # noqa: E402
+from apps.core.proxy import TrustedProxyMiddleware  # noqa: E402
 from apps.core.routing import websocket_urlpatterns as core_ws  # noqa: E402
 from apps.marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 from apps.orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws, *conditions_ws]))
-        ),
-    }
+# X-Forwarded-* are honoured only from HOGA_TRUSTED_PROXIES (apps/core/proxy.py) and removed otherwise.
+application = TrustedProxyMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([*core_ws, *marketdata_ws, *orders_ws, *conditions_ws]))
+            ),
+        }
+    ),
+    trusted=settings.HOGA_TRUSTED_PROXIES,
 )

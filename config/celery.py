@@ -1,11 +1,11 @@
 """Celery application: settings come from Django (CELERY_* names), tasks from every app."""
 
-import os
-
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_ready
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.settings_module import ensure_settings_module
+
+ensure_settings_module()
 
 app = Celery("hoga")
 app.config_from_object("django.conf:settings", namespace="CELERY")

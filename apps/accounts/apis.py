@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ValidationFailed
+from apps.core.exceptions import ValidationFailed, parse_id
 
 from .models import DEFAULT_INITIAL_CASH
 from .selectors import paper_account_for_user, paper_account_list_for_user
@@ -53,12 +53,9 @@ def account_from_request(request):
         raw = request.data.get("account")
     if raw in (None, ""):
         return paper_account_ensure(user=request.user)
-    try:
-        account_id = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed(
-            "Invalid account.", code="invalid_account", fields={"account": ["an account id"]}
-        ) from None
+    account_id = parse_id(raw)
+    if account_id is None:
+        raise ValidationFailed("Invalid account.", code="invalid_account", fields={"account": ["an account id"]})
     return paper_account_for_user(user=request.user, account_id=account_id)
 
 

@@ -43,6 +43,19 @@ class PaperAccount(TimeStampedModel):
         return self.cash - self.reserved_cash
 
 
+class VerifiedEmail(models.Model):
+    """The one e-mail address a user proved they read (a signed link sent to it was opened by them).
+
+    Notifications (condition alerts) go to this address only, never to an address someone merely typed."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="verified_email")
+    email = models.EmailField()
+    verified_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.user})"
+
+
 class PaperAccountReset(models.Model):
     """Audit record of one reset: what the account held just before it was returned to ``initial_cash``.
 

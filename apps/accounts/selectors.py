@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from apps.core.exceptions import NotFound
+from apps.core.exceptions import NotFound, parse_id
 
 from .models import PaperAccount
 
@@ -15,7 +15,15 @@ def paper_account_list_for_user(*, user) -> QuerySet[PaperAccount]:
 
 def paper_account_for_user(*, user, account_id: int) -> PaperAccount:
     """The user's account ``account_id``; ``AccountNotFound`` (404) when it is missing or someone else's."""
-    account = PaperAccount.objects.filter(pk=account_id, user=user).first()
+    account = PaperAccount.objects.filter(pk=account_id, user=user).first() if parse_id(account_id) else None
     if account is None:
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
     return account
+
+
+def verified_email_for_user(*, user) -> str:
+    """The user's verified e-mail address, or an empty string."""
+    from .models import VerifiedEmail
+
+    row = VerifiedEmail.objects.filter(user_id=getattr(user, "pk", None)).values_list("email", flat=True).first()
+    return row or ""

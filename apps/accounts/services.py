@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.exceptions import ValidationFailed, parse_id
+
 from .models import DEFAULT_INITIAL_CASH, PaperAccount
 
 
@@ -62,7 +64,7 @@ def paper_account_reset(*, account_id: int, user=None, reset_by=None) -> PaperAc
 
     if user is not None:
         paper_account_for_user(user=user, account_id=account_id)
-    if not PaperAccount.objects.filter(pk=account_id).exists():
+    if parse_id(account_id) is None or not PaperAccount.objects.filter(pk=account_id).exists():
         raise AccountNotFound(f"Paper account {account_id} not found.")
     lock_objects.orders_lock_open(account_id=account_id)  # lock order: open orders, then the account
     account = PaperAccount.objects.select_for_update(no_key=True).get(pk=account_id)
@@ -105,3 +107,70 @@ def paper_account_reset(*, account_id: int, user=None, reset_by=None) -> PaperAc
     account.full_clean()
     account.save(update_fields=["cash", "reserved_cash", "reset_at", "updated_at"])
     return account
+
+
+# --- e-mail verification -------------------------------------------------------------------------------------
+
+EMAIL_VERIFY_SALT = "hoga.accounts.email-verify"
+
+
+class EmailVerificationError(ValidationFailed):
+    default_code = "invalid_verification_link"
+
+
+class TooManyVerificationEmails(ValidationFailed):
+    status_code = 429
+    default_code = "too_many_verification_emails"
+
+
+def email_verification_send(*, user, email: str, verify_url) -> str:
+    """E-mail ``email`` a signed link that proves the address belongs to ``user`` (valid
+    ``AUTH_EMAIL_VERIFY_MAX_AGE`` seconds); ``verify_url(token)`` builds the absolute link. At most
+    ``AUTH_EMAIL_VERIFY_RATE_PER_HOUR`` per user. Returns the token. Nothing changes until the link is opened."""
+    from django.conf import settings
+    from django.core import signing
+    from django.core.exceptions import ValidationError
+    from django.core.mail import send_mail
+    from django.core.validators import validate_email
+
+    from apps.core.ratelimits import over_limit
+
+    email = email.strip() if isinstance(email, str) else ""
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationFailed("Not an e-mail address.", code="invalid_email", fields={"email": ["Invalid."]}) from None
+    if over_limit("email-verify", str(user.pk), limit=settings.AUTH_EMAIL_VERIFY_RATE_PER_HOUR, window=3600):
+        raise TooManyVerificationEmails("Too many verification e-mails; try again in an hour.")
+    token = signing.dumps({"u": user.pk, "e": email}, salt=EMAIL_VERIFY_SALT)
+    send_mail(
+        "[Hoga] 이메일 주소 확인 (Confirm your e-mail address)",
+        f"Hoga 알림을 이 주소로 받으려면 아래 링크를 여세요 (open the link to receive Hoga alerts here):\n\n"
+        f"{verify_url(token)}\n\n이 요청을 하지 않았다면 무시하세요 (ignore it if you did not ask).",
+        settings.DEFAULT_FROM_EMAIL,
+        [email],
+    )
+    return token
+
+
+@transaction.atomic
+def email_verify(*, user, token: str):
+    """Mark the address in ``token`` as ``user``'s verified address (and their account e-mail)."""
+    from django.conf import settings
+    from django.core import signing
+
+    from .models import VerifiedEmail
+
+    try:
+        data = signing.loads(token, salt=EMAIL_VERIFY_SALT, max_age=settings.AUTH_EMAIL_VERIFY_MAX_AGE)
+    except signing.SignatureExpired:
+        raise EmailVerificationError("The verification link has expired; ask for a new one.") from None
+    except signing.BadSignature:
+        raise EmailVerificationError("The verification link is not valid.") from None
+    if not isinstance(data, dict) or data.get("u") != user.pk or not isinstance(data.get("e"), str):
+        raise EmailVerificationError("The verification link belongs to another account.")
+    row, _ = VerifiedEmail.objects.update_or_create(
+        user=user, defaults={"email": data["e"], "verified_at": timezone.now()}
+    )
+    get_user_model().objects.filter(pk=user.pk).update(email=data["e"])
+    return row

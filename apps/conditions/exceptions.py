@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.core.exceptions import NotFound, ServiceUnavailable, ValidationFailed
+from apps.core.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 
 
 class ConditionNotFound(NotFound):
@@ -29,8 +29,27 @@ class InvalidEventTime(ValidationFailed):
     default_code = "invalid_event_time"
 
 
-class InvalidEmailRecipients(ValidationFailed):
-    default_code = "invalid_email_recipients"
+class OperatorOnlySetting(ValidationFailed):
+    """A setting only the operator changes (in the admin): Slack posting, e-mail recipients."""
+
+    status_code = 403
+    default_code = "operator_only_setting"
+
+
+class NoBrokerConnection(ValidationFailed):
+    """The user owns no broker connection: there is no condition list of theirs to read."""
+
+    status_code = 403
+    default_code = "no_broker_connection"
+
+
+class BrokerConnectionMismatch(ValidationFailed):
+    status_code = 403
+    default_code = "broker_connection_mismatch"
+
+
+class BrokerConnectionTaken(Conflict):
+    default_code = "broker_connection_taken"
 
 
 class InvalidToggle(ValidationFailed):

@@ -1,5 +1,10 @@
 """Kiwoom saved conditions (조건검색), their searches, their entry/exit events and their live members.
 
+Conditions belong to a user's broker connection (``BrokerConnection``: which Kiwoom app key is whose,
+linked by the operator). A user sees the conditions of their own connection, plus those the operator shared
+with one of their groups in the admin; nobody else's. Alerts are e-mailed to the owner's verified address
+only, and Slack posting is an operator switch (admin), never a user's.
+
 Membership changes only through ``services`` under the condition's row lock, so every entry (IN) and exit
 (OUT) is recorded exactly once whether the real-time stream or the reconciliation search saw it first.
 History (runs, events) is never deleted by a sync: a condition that disappeared from the broker's list is
@@ -35,21 +40,56 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class BrokerConnection(TimeStampedModel):
+    """A user's broker account as Hoga reaches it: the app key (by its id, never the key) whose saved conditions
+    are that user's. One owner per key; linked by the operator in the admin (``broker_connection_link``)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_connections")
+    broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.KIWOOM)
+    key_id = models.CharField(
+        max_length=16, help_text="Id of the app key (KIWOOM_APP_KEY, or the sandbox's demo pair): its hash prefix."
+    )
+    label = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["broker", "owner_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["broker", "key_id"], name="broker_connection_one_owner_per_key"),
+            models.UniqueConstraint(fields=["owner", "broker"], name="broker_connection_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_broker_display()} {self.key_id} ({self.owner})"
+
+
 class Condition(TimeStampedModel):
     """One saved condition of the owner's broker account (created in 영웅문; Hoga only reads it)."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conditions")
+    connection = models.ForeignKey(
+        BrokerConnection,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="conditions",
+        help_text="The broker connection the condition was read from; empty: detached (shown to nobody).",
+    )
+    shared_with = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="shared_conditions",
+        help_text="Groups whose members may see this condition (read-only). Set by the operator.",
+    )
     broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.KIWOOM)
     seq = models.CharField(max_length=8, help_text="The broker's condition number (조건식 일련번호), unpadded.")
     name = models.CharField(max_length=100)
     enabled = models.BooleanField(default=True, help_text="Searched every 30 s in session and shown live.")
     realtime = models.BooleanField(default=True, help_text="Registered for real-time alerts on the feed.")
     notify_browser = models.BooleanField(default=True, help_text="Toasts in the owner's open pages.")
-    notify_email = models.BooleanField(default=False)
-    email_recipients = models.TextField(
-        blank=True, default="", help_text="Comma-separated addresses; empty = the owner's e-mail."
+    notify_email = models.BooleanField(default=False, help_text="E-mails the owner's verified address.")
+    notify_slack = models.BooleanField(
+        default=False, help_text="Posts to CONDITIONS_SLACK_WEBHOOK_URL. An operator setting (admin only)."
     )
-    notify_slack = models.BooleanField(default=False, help_text="Posts to CONDITIONS_SLACK_WEBHOOK_URL.")
     missing_since = models.DateTimeField(
         null=True, blank=True, help_text="No longer in the broker's list since then (history is kept)."
     )
@@ -67,11 +107,10 @@ class Condition(TimeStampedModel):
         return f"[{self.seq}] {self.name}"
 
     def recipients(self) -> list[str]:
-        """The e-mail addresses to notify: the configured list, else the owner's address (may be empty)."""
-        listed = [part.strip() for part in self.email_recipients.replace("\n", ",").split(",") if part.strip()]
-        if listed:
-            return listed
-        email = getattr(self.owner, "email", "") or ""
+        """The e-mail address to notify: the owner's verified address, else none."""
+        from apps.accounts.selectors import verified_email_for_user
+
+        email = verified_email_for_user(user=self.owner)
         return [email] if email else []
 
 

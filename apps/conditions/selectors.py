@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+
+from apps.core.exceptions import parse_id
 
 from .exceptions import ConditionNotFound
-from .models import Broker, Condition, ConditionEvent, ConditionMember
+from .models import Broker, BrokerConnection, Condition, ConditionEvent, ConditionMember
 
 
 def condition_list_for_user(*, user) -> QuerySet[Condition]:
-    return Condition.objects.filter(owner=user).order_by("broker", "seq")
+    """The conditions ``user`` may see: those of their own broker connection, and those the operator shared
+    with one of their groups. Detached conditions (no connection) are shown to nobody."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return Condition.objects.none()
+    mine = Q(owner=user, connection__owner=user)
+    shared = Q(connection__isnull=False, shared_with__in=user.groups.all())
+    ids = Condition.objects.filter(mine | shared).values("pk")
+    return Condition.objects.filter(pk__in=ids).order_by("broker", "seq", "id")
+
+
+def condition_live_queryset() -> QuerySet[Condition]:
+    """Enabled, listed Kiwoom conditions of the connection whose key this deployment uses."""
+    from .services import current_key_id
+
+    key_id = current_key_id()
+    if not key_id:
+        return Condition.objects.none()
+    return Condition.objects.filter(
+        broker=Broker.KIWOOM, enabled=True, missing_since__isnull=True, connection__key_id=key_id
+    )
 
 
 def condition_list_with_members(*, user) -> QuerySet[Condition]:
@@ -19,7 +40,7 @@ def condition_list_with_members(*, user) -> QuerySet[Condition]:
 
 def condition_get_for_user(*, user, condition_id: int) -> Condition:
     """The user's condition ``condition_id``; ``condition_not_found`` (404) when missing or someone else's."""
-    condition = Condition.objects.filter(pk=condition_id, owner=user).first() if _is_id(condition_id) else None
+    condition = condition_list_for_user(user=user).filter(pk=condition_id).first() if _is_id(condition_id) else None
     if condition is None:
         raise ConditionNotFound(f"Condition {condition_id} not found.", fields={"condition": ["Not found."]})
     return condition
@@ -28,7 +49,8 @@ def condition_get_for_user(*, user, condition_id: int) -> Condition:
 def condition_event_list_for_user(
     *, user, condition_id: int | None = None, code: str | None = None, kind: str | None = None
 ) -> QuerySet[ConditionEvent]:
-    qs = ConditionEvent.objects.filter(condition__owner=user).select_related("condition").order_by("-id")
+    visible = condition_list_for_user(user=user).values("pk")
+    qs = ConditionEvent.objects.filter(condition__in=visible).select_related("condition").order_by("-id")
     if condition_id is not None:
         qs = qs.filter(condition_id=condition_id)
     if code:
@@ -43,22 +65,14 @@ def condition_member_list(*, condition_id: int) -> QuerySet[ConditionMember]:
 
 
 def condition_realtime_seqs() -> list[str]:
-    """Seqs of the enabled Kiwoom conditions with real-time alerts on (any owner), sorted, unique."""
-    seqs = (
-        Condition.objects.filter(broker=Broker.KIWOOM, enabled=True, realtime=True, missing_since__isnull=True)
-        .values_list("seq", flat=True)
-        .distinct()
-    )
+    """Seqs of the live conditions (``condition_live_queryset``) with real-time alerts on, sorted, unique."""
+    seqs = condition_live_queryset().filter(realtime=True).values_list("seq", flat=True).distinct()
     return sorted(set(seqs), key=_seq_key)
 
 
 def condition_searchable_seqs() -> list[str]:
-    """Seqs of the enabled Kiwoom conditions the reconciliation job searches, sorted, unique."""
-    seqs = (
-        Condition.objects.filter(broker=Broker.KIWOOM, enabled=True, missing_since__isnull=True)
-        .values_list("seq", flat=True)
-        .distinct()
-    )
+    """Seqs of the live conditions the reconciliation job searches, sorted, unique."""
+    seqs = condition_live_queryset().values_list("seq", flat=True).distinct()
     return sorted(set(seqs), key=_seq_key)
 
 
@@ -71,7 +85,8 @@ def _seq_key(seq: str) -> tuple[int, str]:
 
 
 def _is_id(value) -> bool:
-    try:
-        return int(value) > 0
-    except (TypeError, ValueError):
-        return False
+    return parse_id(value) is not None
+
+
+def broker_connection_for_user(*, user) -> BrokerConnection | None:
+    return BrokerConnection.objects.filter(owner_id=getattr(user, "pk", None), broker=Broker.KIWOOM).first()

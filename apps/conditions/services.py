@@ -9,7 +9,9 @@ Invariants (checked by the tests):
   the search started (an event id above the watermark read before the search) is newer than the snapshot
   and wins: the search leaves that stock alone until the next run.
 - Syncing the broker's list creates and renames conditions and marks the ones that disappeared
-  (``missing_since``); it never deletes a condition or its history.
+  (``missing_since``); it never deletes a condition or its history. Only the owner of the deployment key's
+  ``BrokerConnection`` can sync it; alerts and searches touch only conditions of the connection whose key
+  the feed and the searches use (``current_key_id``).
 - Notifications leave only after commit (``notifications.condition_events_notify``).
 """
 
@@ -24,30 +26,33 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core.exceptions import parse_id
 from apps.marketdata.realtime.keys import QUOTES_HASH, valid_code
 
 from .exceptions import (
     BrokerConditionsUnavailable,
+    BrokerConnectionMismatch,
+    BrokerConnectionTaken,
     ConditionNotFound,
     EventNotOrderable,
     InvalidAlertKind,
     InvalidConditionName,
     InvalidConditionSeq,
-    InvalidEmailRecipients,
     InvalidEventTime,
     InvalidStockCode,
     InvalidToggle,
+    NoBrokerConnection,
     NoPaperAccount,
+    OperatorOnlySetting,
     SlackNotConfigured,
 )
 from .models import (
     Broker,
+    BrokerConnection,
     Condition,
     ConditionEvent,
     ConditionMember,
@@ -64,8 +69,8 @@ logger = logging.getLogger(__name__)
 
 SEQ_RE = re.compile(r"^[0-9A-Za-z]{1,8}$")  # Kiwoom sends small numbers ("0", "12"), space-padded
 MAX_NAME = 100
-MAX_RECIPIENTS = 20
 TOGGLES = ("enabled", "realtime", "notify_browser", "notify_email", "notify_slack")
+USER_TOGGLES = ("enabled", "realtime", "notify_browser", "notify_email")  # notify_slack: the operator's
 
 
 # --- validation helpers ----------------------------------------------------------------------------------
@@ -98,33 +103,6 @@ def _clean_time(at) -> dt.datetime:
     if not isinstance(at, dt.datetime) or timezone.is_naive(at):
         raise InvalidEventTime(f"An event time must be an aware datetime, not {at!r}.", fields={"at": ["Invalid."]})
     return at
-
-
-def _clean_recipients(value) -> str:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.replace("\n", ",").split(",")]
-    elif isinstance(value, list | tuple):
-        parts = [p.strip() if isinstance(p, str) else p for p in value]
-    else:
-        raise InvalidEmailRecipients("E-mail recipients are a list of addresses.", fields={"email_recipients": ["?"]})
-    addresses = [p for p in parts if p]
-    if len(addresses) > MAX_RECIPIENTS:
-        raise InvalidEmailRecipients(
-            f"At most {MAX_RECIPIENTS} e-mail recipients.", fields={"email_recipients": ["Too many."]}
-        )
-    bad = []
-    for address in addresses:
-        try:
-            if not isinstance(address, str):
-                raise ValidationError("not text")
-            validate_email(address)
-        except ValidationError:
-            bad.append(str(address))
-    if bad:
-        raise InvalidEmailRecipients(
-            f"Not an e-mail address: {', '.join(bad)}.", fields={"email_recipients": [f"Invalid: {a}" for a in bad]}
-        )
-    return ", ".join(dict.fromkeys(addresses))
 
 
 def quote_prices(codes: Iterable[str]) -> dict[str, int]:
@@ -246,17 +224,60 @@ def _fetch_condition_list() -> list[ConditionInfo]:
         raise BrokerConditionsUnavailable(f"Kiwoom's condition list could not be fetched ({code}): {exc}") from exc
 
 
+def current_key_id() -> str | None:
+    """Id of the Kiwoom app key this deployment's feed and searches use (None: Kiwoom not configured)."""
+    try:
+        from apps.marketdata.broker_services import kiwoom_config
+
+        return kiwoom_config().key_id
+    except Exception:  # improperly configured broker: nothing is anyone's
+        return None
+
+
+def broker_connection_link(*, user, key_id: str | None = None, label: str = "") -> BrokerConnection:
+    """Make ``user`` the owner of the Kiwoom app key ``key_id`` (default: this deployment's key): its saved
+    conditions become theirs. Idempotent for the same user; ``broker_connection_taken`` (409) when the key
+    already belongs to someone else, ``no_broker_connection`` when Kiwoom is not configured."""
+    key_id = key_id or current_key_id()
+    if not key_id:
+        raise NoBrokerConnection("Kiwoom is not configured (KIWOOM_APP_KEY), so there is no key to link.")
+    with transaction.atomic():
+        existing = BrokerConnection.objects.select_for_update().filter(broker=Broker.KIWOOM, key_id=key_id).first()
+        if existing is not None:
+            if existing.owner_id != user.pk:
+                raise BrokerConnectionTaken(f"The Kiwoom key {key_id} is already linked to another user.")
+            return existing
+        connection = BrokerConnection(owner=user, broker=Broker.KIWOOM, key_id=key_id, label=label[:100])
+        connection.full_clean()
+        try:
+            with transaction.atomic():
+                connection.save()
+        except IntegrityError:
+            raise BrokerConnectionTaken(f"{user} already has a Kiwoom connection.") from None
+    return connection
+
+
 def conditions_sync(
     *, owner, infos: Sequence[ConditionInfo] | None = None, now: dt.datetime | None = None
 ) -> SyncResult:
     """Make ``owner``'s Kiwoom conditions match the broker's list (CNSRLST).
 
-    New seqs are created (enabled, real-time on, browser toasts on); a changed name is renamed; a seq no
-    longer listed gets ``missing_since`` (its events stay; it is no longer searched or registered) and is
-    restored when it comes back. With ``infos`` omitted the list is fetched with ``condition_list_sync()``
-    first, outside the transaction. The whole list is validated before anything changes.
+    Only the owner of a ``BrokerConnection`` may sync (``no_broker_connection``, 403, otherwise): the list
+    read from Kiwoom is the list of the deployment's key, so it is fetched only for the user that key belongs
+    to (``broker_connection_mismatch`` when their connection is another key). New seqs are created (enabled,
+    real-time on, browser toasts on); a changed name is renamed; a seq no longer listed gets
+    ``missing_since`` (its events stay; it is no longer searched or registered) and is restored when it comes
+    back. With ``infos`` omitted the list is fetched with ``condition_list_sync()`` first, outside the
+    transaction. The whole list is validated before anything changes.
     """
+    connection = BrokerConnection.objects.filter(owner=owner, broker=Broker.KIWOOM).first()
+    if connection is None:
+        raise NoBrokerConnection("Your account has no Kiwoom connection: the operator links one to you in the admin.")
     if infos is None:
+        if connection.key_id != current_key_id():
+            raise BrokerConnectionMismatch(
+                "Your Kiwoom connection is not the key this deployment uses; ask the operator."
+            )
         infos = _fetch_condition_list()
     now = now or timezone.now()
     listed: dict[str, str] = {}
@@ -281,7 +302,9 @@ def conditions_sync(
         for seq, name in listed.items():
             condition = existing.get(seq)
             if condition is None:
-                condition = Condition(owner=owner, broker=Broker.KIWOOM, seq=seq, name=name, last_synced_at=now)
+                condition = Condition(
+                    owner=owner, connection=connection, broker=Broker.KIWOOM, seq=seq, name=name, last_synced_at=now
+                )
                 condition.full_clean()
                 condition.save()
                 result.created.append(seq)
@@ -292,6 +315,7 @@ def conditions_sync(
             if condition.missing_since is not None:
                 condition.missing_since = None
                 result.restored.append(seq)
+            condition.connection = connection  # a detached condition of this owner is attached again
             condition.last_synced_at = now
             condition.full_clean()
             condition.save()
@@ -320,27 +344,33 @@ def _schedule_ensure() -> None:
         logger.exception("could not write the condition reconciliation schedule; run `manage.py sync_schedules`")
 
 
-def condition_update(*, condition_id: int, user=None, **changes) -> Condition:
-    """Change a condition's toggles and e-mail recipients; ``user`` (when given) must own it.
+def condition_update(*, condition_id: int, user=None, operator: bool = False, **changes) -> Condition:
+    """Change a condition's toggles; ``user`` (when given) must own it.
 
-    Accepted keys: ``enabled``, ``realtime``, ``notify_browser``, ``notify_email``, ``notify_slack`` (booleans)
-    and ``email_recipients`` (a list or comma-separated text of addresses; empty = the owner's address).
-    Turning Slack on needs ``CONDITIONS_SLACK_WEBHOOK_URL``. Anything invalid changes nothing.
+    A user may change ``enabled``, ``realtime``, ``notify_browser`` and ``notify_email`` (booleans; e-mail goes
+    to their verified address only). ``notify_slack`` posts to the operator's webhook and is the operator's
+    switch (``operator=True``: the admin); a user asking for it gets ``operator_only_setting`` (403). Turning
+    Slack on needs ``CONDITIONS_SLACK_WEBHOOK_URL``. Anything invalid changes nothing.
     """
-    unknown = sorted(set(changes) - {*TOGGLES, "email_recipients"})
+    allowed = TOGGLES if operator else USER_TOGGLES
+    forbidden = sorted(k for k in changes if k in TOGGLES and k not in allowed)
+    if forbidden:
+        raise OperatorOnlySetting(
+            f"{', '.join(forbidden)} is set by the operator in the admin.",
+            fields={k: ["Operator only."] for k in forbidden},
+        )
+    unknown = sorted(set(changes) - set(allowed))
     if unknown:
         raise InvalidToggle(f"Unknown setting(s): {', '.join(unknown)}.", fields={k: ["Unknown."] for k in unknown})
     for key in TOGGLES:
         if key in changes and not isinstance(changes[key], bool):
             raise InvalidToggle(f"{key} must be true or false.", fields={key: ["Must be a boolean."]})
-    if "email_recipients" in changes:
-        changes["email_recipients"] = _clean_recipients(changes["email_recipients"])
     if changes.get("notify_slack") and not settings.CONDITIONS_SLACK_WEBHOOK_URL:
         raise SlackNotConfigured(
             "Slack is not configured: set CONDITIONS_SLACK_WEBHOOK_URL first.", fields={"notify_slack": ["Off."]}
         )
     with transaction.atomic():
-        condition = _condition_lock(condition_id) if isinstance(condition_id, int) else None
+        condition = _condition_lock(condition_id) if parse_id(condition_id) and isinstance(condition_id, int) else None
         if condition is None or (user is not None and condition.owner_id != user.pk):
             raise ConditionNotFound(f"Condition {condition_id} not found.", fields={"condition": ["Not found."]})
         for key, value in changes.items():
@@ -351,6 +381,14 @@ def condition_update(*, condition_id: int, user=None, **changes) -> Condition:
 
 
 # --- real-time alerts ------------------------------------------------------------------------------------
+
+
+def _live_conditions(seq: str):
+    """Enabled conditions with ``seq`` of the connection whose key this deployment's feed and searches use:
+    an alert or search result of that key's account belongs to that account's owner only."""
+    from .selectors import condition_live_queryset
+
+    return condition_live_queryset().filter(seq=seq).order_by("id")
 
 
 def condition_alert_record(*, alert: ConditionAlert, price: int | None = None) -> list[ConditionEvent]:
@@ -364,11 +402,7 @@ def condition_alert_record(*, alert: ConditionAlert, price: int | None = None) -
     code = _clean_code(getattr(alert, "code", None))
     kind = _clean_kind(getattr(alert, "kind", None))
     at = _clean_time(getattr(alert, "at", None))
-    condition_ids = list(
-        Condition.objects.filter(broker=Broker.KIWOOM, seq=seq, enabled=True, missing_since__isnull=True)
-        .order_by("id")
-        .values_list("pk", flat=True)
-    )
+    condition_ids = list(_live_conditions(seq).values_list("pk", flat=True))
     if not condition_ids:
         return []
     if price is None:
@@ -417,11 +451,7 @@ def condition_reconcile(
     from apps.marketdata.brokers.base import BrokerError
 
     seq = _clean_seq(seq)
-    condition_ids = list(
-        Condition.objects.filter(broker=Broker.KIWOOM, seq=seq, enabled=True, missing_since__isnull=True)
-        .order_by("id")
-        .values_list("pk", flat=True)
-    )
+    condition_ids = list(_live_conditions(seq).values_list("pk", flat=True))
     if not condition_ids:
         return []
     started = timezone.now()
@@ -526,8 +556,13 @@ def condition_event_order_place(*, user, event_id: int, quantity: int | None = N
     from apps.accounts.selectors import paper_account_list_for_user
     from apps.orders.services import order_place
 
+    from .selectors import condition_list_for_user
+
+    visible = condition_list_for_user(user=user).values("pk")
     event = (
-        ConditionEvent.objects.filter(pk=event_id, condition__owner=user).first() if isinstance(event_id, int) else None
+        ConditionEvent.objects.filter(pk=event_id, condition__in=visible).first()
+        if isinstance(event_id, int) and parse_id(event_id)
+        else None
     )
     if event is None:
         raise EventNotOrderable(f"Condition event {event_id} not found.", fields={"event": ["Not found."]})

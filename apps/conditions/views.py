@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.exceptions import ApplicationError
 
-from .selectors import condition_event_list_for_user, condition_list_with_members
-from .services import condition_event_order_place, condition_update, conditions_sync
+from .selectors import broker_connection_for_user, condition_event_list_for_user, condition_list_with_members
+from .services import USER_TOGGLES, condition_event_order_place, condition_update, conditions_sync
 
 EVENTS_SHOWN = 100
 
@@ -25,7 +25,7 @@ def _error(request, exc: ApplicationError) -> None:
 @login_required
 @require_GET
 def conditions_page(request):
-    from apps.accounts.selectors import paper_account_list_for_user
+    from apps.accounts.selectors import paper_account_list_for_user, verified_email_for_user
 
     conditions = list(condition_list_with_members(user=request.user))
     events = list(condition_event_list_for_user(user=request.user)[:EVENTS_SHOWN])
@@ -34,7 +34,8 @@ def conditions_page(request):
         "events": events,
         "order_quantity": settings.CONDITIONS_ORDER_QUANTITY,
         "account": paper_account_list_for_user(user=request.user).first(),
-        "slack_configured": bool(settings.CONDITIONS_SLACK_WEBHOOK_URL),
+        "connection": broker_connection_for_user(user=request.user),
+        "verified_email": verified_email_for_user(user=request.user),
     }
     return render(request, "conditions/page.html", context)
 
@@ -59,11 +60,8 @@ def conditions_sync_submit(request):
 @require_POST
 def condition_settings_submit(request, condition_id: int):
     post = request.POST
-    changes = {key: post.get(key) == "on" for key in ("enabled", "realtime", "notify_browser", "notify_email")}
-    changes["email_recipients"] = post.get("email_recipients", "")
-    # Slack can only be turned on when configured; an unconfigured stack shows the box disabled.
-    if "notify_slack" in post or settings.CONDITIONS_SLACK_WEBHOOK_URL:
-        changes["notify_slack"] = post.get("notify_slack") == "on"
+    # A user's toggles only: Slack is the operator's (admin) and e-mail goes to the verified address.
+    changes = {key: post.get(key) == "on" for key in USER_TOGGLES}
     try:
         condition = condition_update(condition_id=condition_id, user=request.user, **changes)
     except ApplicationError as exc:

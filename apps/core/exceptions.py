@@ -39,3 +39,21 @@ class Conflict(ApplicationError):
 class ServiceUnavailable(ApplicationError):
     status_code = 503
     default_code = "service_unavailable"
+
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: an id beyond it names no row
+
+
+def parse_id(value) -> int | None:
+    """A positive database id from client input (text or int), or None when it cannot name a row."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdecimal() or len(value) > 19:
+            return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID else None

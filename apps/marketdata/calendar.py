@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import pickle  # noqa: S403 (the calendar cache below)
-import tempfile
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -105,37 +105,72 @@ class Session:
 
 
 def _cache_dir() -> Path:
-    try:
-        from django.conf import settings
+    from django.conf import settings
 
-        return Path(settings.HOGA_CACHE_DIR)
-    except Exception:  # settings not configured (a plain script): the OS temporary directory
-        return Path(tempfile.gettempdir()) / "hoga-cache"
+    return Path(settings.HOGA_CACHE_DIR)
+
+
+class UnsafeCacheDir(OSError):
+    """The cache directory or file could be written by someone else: nothing in it is unpickled."""
+
+
+def _private_dir(directory: Path) -> Path:
+    """Create ``directory`` (0700) if missing and check it is ours and writable by no one else.
+
+    Unpickling runs code, so only a file this user wrote into a directory only this user can write is ever
+    loaded; anything else (a shared temporary directory, a group-writable folder) is refused with the reason.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafeCacheDir(f"{directory} is not a plain directory")
+    if info.st_uid != os.geteuid():
+        raise UnsafeCacheDir(f"{directory} belongs to uid {info.st_uid}, not to this user")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheDir(f"{directory} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})")
+    return directory
+
+
+def _load_private(path: Path):
+    with path.open("rb") as handle:
+        info = os.fstat(handle.fileno())
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UnsafeCacheDir(f"{path} was not written by this user alone")
+        return pickle.load(handle)  # noqa: S301 (written by this user into its private directory)
 
 
 @functools.cache
 def _xkrx():
     """XKRX, once per process. Building it computes decades of lunisolar holidays (about 10 s here), so a
-    pickled copy per library version and day is kept in ``HOGA_CACHE_DIR`` (it loads in about 0.3 s); a
-    missing, unreadable or unwritable cache only costs the build."""
+    pickled copy per library version and day is kept in ``HOGA_CACHE_DIR`` (it loads in about 0.3 s), a
+    directory private to this user (see ``_private_dir``); a missing, unreadable, unwritable or unsafe cache
+    only costs the build."""
     import exchange_calendars
 
-    directory = _cache_dir()
-    path = directory / f"xkrx-{exchange_calendars.__version__}-{date.today().isoformat()}.pickle"  # noqa: DTZ011
     try:
-        with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 (a file this function wrote itself)
-    except FileNotFoundError:
-        pass
-    except Exception as exc:
-        logger.warning("unreadable calendar cache %s (%s); rebuilding", path, exc)
+        directory = _private_dir(_cache_dir())
+    except Exception as exc:  # unsafe or unwritable directory, or settings not configured (a plain script)
+        logger.warning("calendar cache unusable (%s); building the calendar without it", exc)
+        directory = None
+    path = None
+    if directory is not None:
+        path = directory / f"xkrx-{exchange_calendars.__version__}-{date.today().isoformat()}.pickle"  # noqa: DTZ011
+        try:
+            return _load_private(path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            logger.warning("unreadable calendar cache %s (%s); rebuilding", path, exc)
     started = monotonic()
     calendar = exchange_calendars.get_calendar("XKRX")
     logger.info("built the XKRX calendar in %.1f s", monotonic() - started)
+    if directory is None or path is None:
+        return calendar
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(calendar))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pickle.dumps(calendar))
         tmp.replace(path)  # atomic: concurrent processes never read half a file
         for old in directory.glob("xkrx-*.pickle"):
             if old != path:

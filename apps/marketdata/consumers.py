@@ -14,9 +14,17 @@ Protocol (JSON text frames)::
         {"type": "book", "book": {...full snapshot...}}
         {"type": "pong", "id": <the ping's id>}
         {"type": "error", "code": "...", "message": "...", ["codes": [...]]}   the connection stays open
+        {"type": "session_ended"}                             then close 4401: the login session ended
 
 Invariants:
-- Only an authenticated session connects (anonymous: close code 4401); the consumer touches no ORM.
+- Only an authenticated session connects (anonymous: close code 4401); it closes when the session ends.
+- Limits (settings): ``MARKET_WS_MAX_CODES`` stocks per connection, ``MARKET_WS_MAX_CODES_PER_USER`` different
+  stocks per user across connections, ``MARKET_WS_MAX_CONNECTIONS_PER_USER`` connections per user (one more is
+  answered ``too_many_connections`` and closed with 4429), ``WS_MESSAGE_RATE`` messages per second per
+  connection and ``MARKET_WS_USER_MESSAGES_PER_MINUTE`` per user. Every refusal is an error frame.
+- Only active stocks of the universe table count as demand: a well-formed but unknown code
+  (``ZZZZ00``) is refused with ``unknown_codes``, a code with whitespace (``"005930\n"``) with
+  ``invalid_codes``. The known codes are cached per process; a miss is one indexed query.
 - Group names come from validated codes only (``keys.quote_group``), never from raw client text.
 - Per-connection coalescing: the group-message handlers never send and never block, they only store the
   latest snapshot per (kind, code) in ``_pending``; one sender task writes them out. A slow browser
@@ -27,7 +35,7 @@ Invariants:
   and, on Daphne, whose ``send`` never waits, it also pauses while the connection's Twisted write buffer
   is above ``WRITE_HIGH_WATER`` (see :func:`write_backlog`). While it waits, newer snapshots overwrite
   the pending ones (counted in ``coalesced``).
-- Demand: every subscribed code is a member ``<code>|<connection id>`` of ``keys.VIEWERS_ZSET`` scored
+- Demand: every subscribed code is a member ``<code>|<user id>|<connection id>`` of ``keys.VIEWERS_ZSET`` scored
   with the wall time of the last heartbeat (refreshed every ``VIEWER_HEARTBEAT`` s); members are removed
   on unsubscribe and disconnect, and expire on their own after ``VIEWER_TTL`` if this process dies.
 """
@@ -39,36 +47,60 @@ import json
 import logging
 import time
 import uuid
-import weakref
 from typing import Any
 
 import redis.asyncio as aioredis
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.db import database_sync_to_async
 from django.conf import settings
+
+from apps.core.consumers import ClientMessageError, SafeJsonConsumer
+from apps.core.redis import async_redis
 
 from .realtime import keys
 
 logger = logging.getLogger(__name__)
 
-MAX_CODES = 50  # stocks per connection: a watch list page plus a few charts
+MAX_CODES = 50  # default of MARKET_WS_MAX_CODES: a watch list page plus a few charts
 MAX_MESSAGE_CHARS = 8192  # a subscribe of MAX_CODES codes is ~500 characters
 WRITE_HIGH_WATER = 256 * 1024  # bytes buffered for one browser before the sender stops writing (~500 snapshots)
 WRITE_POLL = 0.005  # seconds between checks of a full write buffer
 UNKNOWN_STATUS = "unknown"
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+UNIVERSE_REFRESH = 300.0  # seconds a known stock code is trusted before the process re-reads the table
 
 _QUOTE, _BOOK, _STATUS = "quote", "book", "status"
 
-_redis_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+#: Known, active stock codes of this process (codes missing here are looked up before being refused).
+_known_codes: set[str] = set()
+_known_codes_at = 0.0
 
 
-def async_redis() -> aioredis.Redis:
-    """The asyncio Redis client of the running event loop (one pool per loop: pools are loop-bound)."""
-    loop = asyncio.get_running_loop()
-    client = _redis_by_loop.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-        _redis_by_loop[loop] = client
-    return client
+@database_sync_to_async
+def _active_codes(codes: list[str] | None = None) -> set[str]:
+    from .models import Stock
+
+    qs = Stock.objects.filter(active=True)
+    if codes is not None:
+        qs = qs.filter(code__in=codes)
+    return set(qs.values_list("code", flat=True))
+
+
+async def unknown_codes(codes: list[str]) -> list[str]:
+    """The codes of ``codes`` that are not active stocks of the universe table, in order.
+
+    Known codes are cached per process (re-read every ``UNIVERSE_REFRESH`` s); a miss is looked up (one
+    indexed query of just those codes), so a stock added a moment ago is accepted at once. The callers are
+    bounded by the message rate limits, so misses cannot flood the database.
+    """
+    global _known_codes, _known_codes_at
+    if time.monotonic() - _known_codes_at > UNIVERSE_REFRESH:
+        _known_codes, _known_codes_at = await _active_codes(), time.monotonic()
+    missing = [c for c in codes if c not in _known_codes]
+    if missing:
+        found = await _active_codes(missing)
+        _known_codes |= found
+        missing = [c for c in missing if c not in found]
+    return missing
 
 
 def write_backlog(send: Any) -> int | None:
@@ -89,31 +121,37 @@ def write_backlog(send: Any) -> int | None:
     return len(buffered) - int(getattr(transport, "offset", 0)) + int(getattr(transport, "_tempDataLen", 0))
 
 
-class ClientMessageError(Exception):
-    """A client message that is answered with an error frame."""
-
-    def __init__(self, code: str, message: str, *, codes: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.codes = codes
-
-
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class MarketConsumer(AsyncJsonWebsocketConsumer):
+def user_connections_key(user_id: int) -> str:
+    return f"hoga:rt:ws:user:{int(user_id)}:conns"
+
+
+def user_codes_key(user_id: int) -> str:
+    return f"hoga:rt:ws:user:{int(user_id)}:codes"
+
+
+def user_messages_key(user_id: int, minute: int) -> str:
+    return f"hoga:rt:ws:user:{int(user_id)}:msgs:{minute}"
+
+
+class MarketConsumer(SafeJsonConsumer):
     """Live quotes and order books of the stocks a browser subscribed to, coalesced per connection."""
+
+    max_message_chars = MAX_MESSAGE_CHARS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connection_id = uuid.uuid4().hex[:16]
+        self.user_id: int | None = None
         self.codes: set[str] = set()
         self._pending: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, code) -> message to send
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._accepted = False
+        self._registered = False
         self.sent = 0
         self.coalesced = 0
 
@@ -124,15 +162,41 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        self.user_id = user.pk
         await self.accept()
+        if not await self._register_connection():
+            limit = settings.MARKET_WS_MAX_CONNECTIONS_PER_USER
+            await self.send_error("too_many_connections", f"at most {limit} live-quote connections per user")
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
         self._accepted = True
         self._tasks = [
             asyncio.create_task(self._sender(), name=f"market-ws-sender-{self.connection_id}"),
             asyncio.create_task(self._heartbeat(), name=f"market-ws-heartbeat-{self.connection_id}"),
         ]
         await self.channel_layer.group_add(keys.STATUS_GROUP, self.channel_name)
+        await self.bind_session()
         status = await async_redis().get(keys.FEED_STATUS_KEY)
         self._offer(_STATUS, "", {"type": "status", "status": _decode(status) if status else UNKNOWN_STATUS})
+
+    async def _register_connection(self) -> bool:
+        """Count this connection among the user's (stale ones pruned); False above the per-user limit."""
+        limit = settings.MARKET_WS_MAX_CONNECTIONS_PER_USER
+        redis = async_redis()
+        key = user_connections_key(self.user_id)
+        now = time.time()
+        pipe = redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(key, "-inf", f"({now - keys.VIEWER_TTL}")
+        pipe.zadd(key, {self.connection_id: now})
+        pipe.zcard(key)
+        pipe.expire(key, int(keys.VIEWER_TTL * 4))
+        _pruned, _added, count, _ttl = await pipe.execute()
+        self._registered = True
+        if limit and count > limit:
+            await redis.zrem(key, self.connection_id)
+            self._registered = False
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
         for task in self._tasks:
@@ -140,6 +204,12 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.unbind_session()
+        if self._registered and self.user_id is not None:
+            try:
+                await async_redis().zrem(user_connections_key(self.user_id), self.connection_id)
+            except (OSError, aioredis.RedisError) as exc:  # the member expires after VIEWER_TTL anyway
+                logger.warning("market ws %s: connection count cleanup failed: %s", self.connection_id, exc)
         if not self._accepted:
             return
         codes, self.codes = sorted(self.codes), set()
@@ -148,7 +218,10 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
             for stock_code in codes:
                 await self.channel_layer.group_discard(keys.quote_group(stock_code), self.channel_name)
             if codes:
-                await async_redis().zrem(keys.VIEWERS_ZSET, *(self._member(c) for c in codes))
+                pipe = async_redis().pipeline(transaction=False)
+                pipe.zrem(keys.VIEWERS_ZSET, *(self._member(c) for c in codes))
+                pipe.zrem(user_codes_key(self.user_id), *(self._user_member(c) for c in codes))
+                await pipe.execute()
         except (OSError, aioredis.RedisError) as exc:  # the members expire after VIEWER_TTL anyway
             logger.warning("market ws %s: cleanup failed: %s", self.connection_id, exc)
         logger.debug(
@@ -157,30 +230,13 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
 
     # --- client messages -----------------------------------------------------------------------------
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """Every client frame gets an answer or an effect; a bad one gets an error frame, never a crash."""
-        try:
-            if text_data is None:
-                raise ClientMessageError("bad_message", "expected a JSON text frame")
-            if len(text_data) > MAX_MESSAGE_CHARS:
-                raise ClientMessageError("message_too_large", f"messages are limited to {MAX_MESSAGE_CHARS} characters")
-            try:
-                content = json.loads(text_data)
-            except ValueError:
-                raise ClientMessageError("bad_message", "not valid JSON") from None
-            if not isinstance(content, dict):
-                raise ClientMessageError("bad_message", "expected a JSON object with a 'type'")
-            await self.receive_json(content)
-        except ClientMessageError as exc:
-            error: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
-            if exc.codes is not None:
-                error["codes"] = exc.codes
-            await self.send_json(error)
-
-    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            raise ClientMessageError("bad_message", "expected a JSON object with a 'type'")
+        await self._count_user_message()
         kind = content.get("type")
         if kind == "subscribe":
-            await self._subscribe(self._codes_of(content))
+            await self._subscribe(await self._known(self._codes_of(content)))
         elif kind == "unsubscribe":
             await self._unsubscribe(self._codes_of(content))
         elif kind == "ping":
@@ -188,30 +244,56 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
         else:
             raise ClientMessageError("unknown_type", "type must be one of 'subscribe', 'unsubscribe', 'ping'")
 
+    async def _count_user_message(self) -> None:
+        """Per-user message rate across all of the user's connections (a fixed one-minute window in Redis)."""
+        limit = settings.MARKET_WS_USER_MESSAGES_PER_MINUTE
+        if not limit or self.user_id is None:
+            return
+        key = user_messages_key(self.user_id, int(time.time() // 60))
+        pipe = async_redis().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = await pipe.execute()
+        if count > limit:
+            raise ClientMessageError("rate_limited", f"at most {limit} messages per minute per user")
+
     @staticmethod
     def _codes_of(content: dict[str, Any]) -> list[str]:
         codes = content.get("codes")
+        limit = settings.MARKET_WS_MAX_CODES
         if not isinstance(codes, list) or not codes:
             raise ClientMessageError("invalid_codes", "'codes' must be a non-empty list of 6-character stock codes")
-        if len(codes) > MAX_CODES:
-            raise ClientMessageError("too_many_codes", f"at most {MAX_CODES} codes per connection")
+        if len(codes) > limit:
+            raise ClientMessageError("too_many_codes", f"at most {limit} codes per connection")
         bad = [c if isinstance(c, str) else repr(c) for c in codes if not (isinstance(c, str) and keys.valid_code(c))]
         if bad:
             raise ClientMessageError("invalid_codes", "stock codes are 6 characters of 0-9 and A-Z", codes=bad[:10])
         return list(dict.fromkeys(codes))
 
+    async def _known(self, codes: list[str]) -> list[str]:
+        """Only stocks of the universe table count as demand: well-formed but unknown codes are refused."""
+        unknown = await unknown_codes(codes)
+        if unknown:
+            raise ClientMessageError("unknown_codes", "not active stocks of the universe", codes=unknown[:10])
+        return codes
+
     async def _subscribe(self, codes: list[str]) -> None:
         new = [c for c in codes if c not in self.codes]
-        if len(self.codes) + len(new) > MAX_CODES:
-            raise ClientMessageError("too_many_codes", f"at most {MAX_CODES} codes per connection")
+        limit = settings.MARKET_WS_MAX_CODES
+        if len(self.codes) + len(new) > limit:
+            raise ClientMessageError("too_many_codes", f"at most {limit} codes per connection")
+        redis = async_redis()
+        if new:
+            await self._check_user_codes(redis, new)
         for stock_code in new:
             await self.channel_layer.group_add(keys.quote_group(stock_code), self.channel_name)
         self.codes.update(new)
-        redis = async_redis()
         pipe = redis.pipeline(transaction=False)
         if new:
             now = time.time()
             pipe.zadd(keys.VIEWERS_ZSET, {self._member(c): now for c in new})
+            pipe.zadd(user_codes_key(self.user_id), {self._user_member(c): now for c in new})
+            pipe.expire(user_codes_key(self.user_id), int(keys.VIEWER_TTL * 4))
         pipe.hmget(keys.QUOTES_HASH, codes)
         pipe.hmget(keys.BOOKS_HASH, codes)
         *_, quotes, books = await pipe.execute()
@@ -224,6 +306,21 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
             if book:
                 self._offer(_BOOK, stock_code, {"type": "book", "book": json.loads(book)}, replace=False)
 
+    async def _check_user_codes(self, redis: Any, new: list[str]) -> None:
+        """Distinct stocks watched by the user across all of their connections stay within the per-user cap."""
+        limit = settings.MARKET_WS_MAX_CODES_PER_USER
+        if not limit:
+            return
+        key = user_codes_key(self.user_id)
+        now = time.time()
+        pipe = redis.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, "-inf", f"({now - keys.VIEWER_TTL}")
+        pipe.zrange(key, 0, -1)
+        _pruned, members = await pipe.execute()
+        watched = {_decode(m).partition("|")[0] for m in members}
+        if len(watched | set(new)) > limit:
+            raise ClientMessageError("too_many_codes", f"at most {limit} different stocks per user at once")
+
     async def _unsubscribe(self, codes: list[str]) -> None:
         gone = [c for c in codes if c in self.codes]
         self.codes.difference_update(gone)
@@ -232,7 +329,10 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
             self._pending.pop((_QUOTE, stock_code), None)
             self._pending.pop((_BOOK, stock_code), None)
         if gone:
-            await async_redis().zrem(keys.VIEWERS_ZSET, *(self._member(c) for c in gone))
+            pipe = async_redis().pipeline(transaction=False)
+            pipe.zrem(keys.VIEWERS_ZSET, *(self._member(c) for c in gone))
+            pipe.zrem(user_codes_key(self.user_id), *(self._user_member(c) for c in gone))
+            await pipe.execute()
         await self.send_json({"type": "unsubscribed", "codes": sorted(self.codes)})
 
     # --- group messages (never send, never block) --------------------------------------------------
@@ -285,15 +385,24 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
                 logger.exception("market ws %s: sender stopped", self.connection_id)
 
     async def _heartbeat(self) -> None:
-        """Refreshes this connection's viewer scores so the feed holder keeps its subscriptions."""
+        """Refreshes this connection's viewer scores (and its place among the user's connections) so the feed
+        holder keeps its subscriptions and the per-user counts stay right."""
         while True:
             await asyncio.sleep(keys.VIEWER_HEARTBEAT)
-            if not self.codes:
-                continue
+            now = time.time()
             try:
-                await async_redis().zadd(keys.VIEWERS_ZSET, {self._member(c): time.time() for c in self.codes})
+                pipe = async_redis().pipeline(transaction=False)
+                pipe.zadd(user_connections_key(self.user_id), {self.connection_id: now})
+                if self.codes:
+                    pipe.zadd(keys.VIEWERS_ZSET, {self._member(c): now for c in self.codes})
+                    pipe.zadd(user_codes_key(self.user_id), {self._user_member(c): now for c in self.codes})
+                await pipe.execute()
             except (OSError, aioredis.RedisError) as exc:
                 logger.warning("market ws %s: viewer heartbeat failed: %s", self.connection_id, exc)
 
     def _member(self, code: str) -> str:
+        """Viewer demand member: the code, the user (so one user counts once per stock) and this connection."""
+        return f"{code}|{self.user_id}|{self.connection_id}"
+
+    def _user_member(self, code: str) -> str:
         return f"{code}|{self.connection_id}"

@@ -39,6 +39,9 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # orders are placed through the API, with its validation
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting an open order would strand its reserved cash or shares: cancel it instead
+
     @admin.action(description="Cancel the selected open orders (releases reserved cash and shares)")
     def cancel_orders(self, request, queryset):
         done, refused = 0, []

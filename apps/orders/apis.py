@@ -63,6 +63,10 @@ class ExecutionOutput(serializers.Serializer):
     tax = serializers.IntegerField()
     realized_pnl = serializers.IntegerField()
     executed_at = serializers.DateTimeField()
+    source = serializers.CharField(
+        help_text='"tick": a live trade print; "poll": a REST price snapshot of a stock without a live slot '
+        "(its price, at most the volume traded since the previous snapshot, no order book walked)"
+    )
 
 
 def _date_param(request) -> date | None:

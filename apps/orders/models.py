@@ -108,12 +108,21 @@ class Order(TimeStampedModel):
         return self.status in OPEN_STATUSES
 
 
+class FillSource(models.TextChoices):
+    TICK = "tick", "Live trade print"
+    POLL = "poll", "REST price snapshot (no live slot)"
+
+
 class Execution(models.Model):
     """One fill of an order at one price. Money in integer KRW, truncated to the won.
 
     ``(order, tick_stream_id, leg)`` is unique: a tick fills an order at most once (``leg`` numbers the
     book levels a MARKET order walks within one tick). ``amount = price × quantity``; ``commission =
     truncate(amount × rate)``; ``tax`` (sells only) ``= truncate(amount × TransactionTaxRate)``.
+
+    ``source`` states the fidelity of the fill: ``tick`` from a live trade print (its exact price and volume);
+    ``poll`` from a REST price snapshot of a stock that had no live slot: the snapshot's price, at most the
+    volume traded since the previous snapshot, no order book walked.
     """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="executions")
@@ -129,6 +138,9 @@ class Execution(models.Model):
     realized_pnl = models.BigIntegerField(default=0, help_text="Sells: proceeds − cost basis removed (gross).")
     tick_stream_id = models.CharField(max_length=32)
     leg = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(
+        max_length=8, choices=FillSource.choices, default=FillSource.TICK, help_text="What the fill was priced from."
+    )
     executed_at = models.DateTimeField(help_text="Time of the trade tick that filled it.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -6,6 +6,8 @@ from datetime import date
 
 from django.db.models import QuerySet
 
+from apps.core.exceptions import parse_id
+
 from .exceptions import OrderNotFound
 from .models import OPEN_STATUSES, Execution, Order
 
@@ -29,7 +31,9 @@ def order_list_for_user(
 
 
 def order_get_for_user(*, user, order_id: int) -> Order:
-    order = Order.objects.select_related("stock", "account").filter(pk=order_id, account__user=user).first()
+    order = None
+    if parse_id(order_id) is not None:
+        order = Order.objects.select_related("stock", "account").filter(pk=order_id, account__user=user).first()
     if order is None:
         raise OrderNotFound(f"Order {order_id} not found.")
     return order

@@ -26,11 +26,14 @@ from django.utils import timezone
 
 from apps.accounts.models import PaperAccount
 from apps.core.db import insert_guarded, insert_rows, pipeline, update_rows
+from apps.core.exceptions import parse_id
+from apps.core.jsonsafe import ANY_CONTROL_RE
 from apps.marketdata.calendar import KST
 from apps.marketdata.krx_rules import DEFAULT_TICKS
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.fillpath import FillTick
+from apps.marketdata.realtime.keys import valid_code
 from apps.positions.models import AVG_PRICE_QUANT
 from apps.positions.services import (
     PositionFill,
@@ -75,6 +78,11 @@ from .realtime import orders_push_on_commit, orders_push_snapshots_on_commit
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_ORDER_ID = 64
+# Bounds checked before anything reaches the database: price × quantity (+ commission) must fit PostgreSQL's
+# bigint (9.2e18) for any KRX price. No KRX stock trades above 10^7 won, so 10^9 shares × 10^9 won stays
+# three orders of magnitude inside it (and far beyond any account's cash or holding).
+MAX_QUANTITY = 10**9
+MAX_PRICE = 10**9
 APPLIED_TICK_RETENTION = timedelta(days=7)  # applied-tick markers older than this are pruned by expiry
 
 
@@ -106,13 +114,13 @@ def _fill_stream_position() -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-def _demand_add_on_commit(code: str) -> None:
+def _demand_add_on_commit(code: str, *, user_id: int | None = None) -> None:
     def add() -> None:
         from apps.core.redis import get_redis
         from apps.marketdata.realtime.fillpath import order_demand_add
 
         try:
-            order_demand_add(get_redis(), code)
+            order_demand_add(get_redis(), code, user_id=user_id, at=time.time())
         except Exception:  # the engine rebuilds ORDERS_SET from the database periodically
             logger.warning("could not add %s to the open-order demand set", code)
 
@@ -128,13 +136,15 @@ def _demand_prune_on_commit(codes: set[str]) -> None:
         from apps.core.redis import get_redis
         from apps.marketdata.realtime.fillpath import order_demand_remove
 
-        still_open = set(
-            Order.objects.filter(stock__code__in=codes, status__in=OPEN_STATUSES).values_list("stock__code", flat=True)
-        )
+        still_open: dict[str, set[int]] = {}
+        for code, user_id in Order.objects.filter(stock__code__in=codes, status__in=OPEN_STATUSES).values_list(
+            "stock__code", "account__user_id"
+        ):
+            still_open.setdefault(code, set()).add(user_id)
         try:
             redis = get_redis()
-            for code in sorted(codes - still_open):
-                order_demand_remove(redis, code)
+            for code in sorted(codes):
+                order_demand_remove(redis, code, keep_users=still_open.get(code))
         except Exception:
             logger.warning("could not prune the open-order demand set")
 
@@ -143,11 +153,21 @@ def _demand_prune_on_commit(codes: set[str]) -> None:
 
 def order_demand_sync() -> set[str]:
     """Make ORDERS_SET exactly the codes with open orders (from the database); return them."""
+    from django.db.models import Min
+
     from apps.core.redis import get_redis
     from apps.marketdata.realtime.fillpath import order_demand_replace
 
-    codes = set(Order.objects.filter(status__in=OPEN_STATUSES).values_list("stock__code", flat=True).distinct())
-    order_demand_replace(get_redis(), codes)
+    users: dict[tuple[int, str], float] = {}
+    rows = (
+        Order.objects.filter(status__in=OPEN_STATUSES)
+        .values("account__user_id", "stock__code")
+        .annotate(first=Min("created_at"))
+    )
+    for row in rows:
+        users[(row["account__user_id"], row["stock__code"])] = row["first"].timestamp()
+    codes = {code for _user, code in users}
+    order_demand_replace(get_redis(), codes, users=users)
     return codes
 
 
@@ -269,7 +289,11 @@ def order_place(
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
 
     if client_order_id is not None:
-        if not isinstance(client_order_id, str) or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID:
+        if (
+            not isinstance(client_order_id, str)
+            or not 1 <= len(client_order_id.strip()) <= MAX_CLIENT_ORDER_ID
+            or ANY_CONTROL_RE.search(client_order_id)
+        ):
             raise InvalidClientOrderId(
                 f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} characters.",
                 fields={"client_order_id": ["Invalid."]},
@@ -284,18 +308,21 @@ def order_place(
     order_type = _norm_choice(order_type, OrderType, InvalidOrderType, "order_type")
     if not _is_int(quantity) or quantity <= 0:
         raise InvalidQuantity("quantity must be a positive whole number of shares.", fields={"quantity": ["Invalid."]})
+    if quantity > MAX_QUANTITY:
+        raise InvalidQuantity(f"quantity must be at most {MAX_QUANTITY:,} shares.", fields={"quantity": ["Too large."]})
 
     code = str(code or "").strip().upper()
-    stock = Stock.objects.filter(code=code).first()
+    stock = Stock.objects.filter(code=code).first() if valid_code(code) else None
     if stock is None:
         raise UnknownStock(f"Unknown stock {code!r}.", fields={"code": ["Unknown stock."]})
     if not stock.active:
         raise InactiveStock(f"{stock.code} is not active (delisted or suspended).", fields={"code": ["Inactive."]})
 
     if order_type == OrderType.LIMIT:
-        if not _is_int(limit_price) or limit_price <= 0:
+        if not _is_int(limit_price) or not 0 < limit_price <= MAX_PRICE:
             raise InvalidPrice(
-                "A LIMIT order needs a positive whole-won limit_price.", fields={"limit_price": ["Invalid."]}
+                f"A LIMIT order needs a whole-won limit_price between 1 and {MAX_PRICE:,}.",
+                fields={"limit_price": ["Invalid."]},
             )
     elif limit_price is not None:
         raise InvalidPrice("A MARKET order takes no limit_price.", fields={"limit_price": ["Must be empty."]})
@@ -372,7 +399,7 @@ def order_place(
         if side == Side.BUY:
             raise _insufficient_cash(account_id=account.pk, amount=reserved)
         raise insufficient_holding(account_id=account.pk, stock_id=stock.pk, quantity=quantity)
-    _demand_add_on_commit(stock.code)
+    _demand_add_on_commit(stock.code, user_id=account.user_id)
     orders_push_snapshots_on_commit([order])  # the instance holds exactly the inserted row
     return order
 
@@ -437,7 +464,7 @@ def order_cancel(*, order_id: int, user=None) -> Order:
     The order row is locked before the account (the fill path's order), so a fill in flight completes first
     and the cancel releases only what is still reserved. ``order_not_cancellable`` (409) when it is closed.
     """
-    order = lock_objects.order_lock(order_id=order_id)
+    order = lock_objects.order_lock(order_id=order_id) if parse_id(order_id) else None
     if order is None or (user is not None and order.account.user_id != user.pk):
         raise OrderNotFound(f"Order {order_id} not found.")
     if not order.is_open:
@@ -703,7 +730,7 @@ class _Fills:
                     Execution(
                         order=order, account_id=account_id, stock_id=order.stock_id, side=order.side, price=price,
                         quantity=quantity, amount=amount, commission=commission, tax=tax, tax_rate=tax_rate,
-                        tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at,
+                        tick_stream_id=tick.stream_id, leg=leg, executed_at=tick.at, source=tick.source,
                     )
                 )  # fmt: skip
                 order.filled_quantity = filled_after
@@ -866,7 +893,8 @@ def _fills_book_locked(
         open_orders = [o for o in concerned(tick, day, ids) if o.remaining_quantity > 0]
         if not open_orders:
             continue
-        book = _book_levels(tick.code, tick.at) if any(o.order_type == OrderType.MARKET for o in open_orders) else None
+        walks = tick.source == "tick" and any(o.order_type == OrderType.MARKET for o in open_orders)
+        book = _book_levels(tick.code, tick.at) if walks else None  # a polled snapshot walks no book
         plans = _plan_side([o for o in open_orders if o.side == Side.BUY], tick, book["asks"] if book else None)
         plans += _plan_side([o for o in open_orders if o.side == Side.SELL], tick, book["bids"] if book else None)
         fills.book(plans, tick=tick, day=day, now=now)

@@ -17,4 +17,6 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.HogaLoginView.as_view(), name="login"),
     path("accounts/logout/", views.HogaLogoutView.as_view(), name="logout"),
+    path("accounts/email/", views.email_settings, name="email"),
+    path("accounts/email/verify/<str:token>/", views.email_verify_view, name="email-verify"),
 ]

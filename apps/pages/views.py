@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -23,9 +24,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.selectors import AccountNotFound, paper_account_for_user, paper_account_list_for_user
-from apps.accounts.services import paper_account_ensure
+from apps.accounts.selectors import (
+    AccountNotFound,
+    paper_account_for_user,
+    paper_account_list_for_user,
+    verified_email_for_user,
+)
+from apps.accounts.services import email_verification_send, email_verify, paper_account_ensure
 from apps.core.exceptions import ApplicationError
+from apps.core.ratelimits import over_limit
+from apps.core.security import client_ip
 from apps.marketdata.models import Stock
 from apps.marketdata.realtime.keys import valid_code
 from apps.marketdata.selectors import stock_list_universe
@@ -94,6 +102,14 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("pages:dashboard")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and over_limit(
+        "signup", client_ip(request) or "unknown", limit=settings.AUTH_SIGNUP_RATE_PER_HOUR, window=3600
+    ):
+        throttled = (
+            "이 주소에서 가입이 너무 많습니다: 한 시간 뒤에 다시 시도하세요 "
+            f"(at most {settings.AUTH_SIGNUP_RATE_PER_HOUR} sign-ups per hour from one address). [too_many_signups]"
+        )
+        return render(request, "pages/signup.html", {"form": SignUpForm(), "throttled": throttled}, status=429)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         account = paper_account_ensure(user=user)
@@ -101,6 +117,37 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"환영합니다! 모의투자 계좌가 {account.initial_cash:,}원으로 개설되었습니다.")
         return redirect("pages:dashboard")
     return render(request, "pages/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def email_settings(request: HttpRequest) -> HttpResponse:
+    """The user's verified alert address: send a confirmation link to a new one."""
+    if request.method == "POST":
+        try:
+            email_verification_send(
+                user=request.user,
+                email=request.POST.get("email", ""),
+                verify_url=lambda token: request.build_absolute_uri(reverse("pages:email-verify", args=[token])),
+            )
+        except ApplicationError as exc:
+            messages.error(request, f"{exc.message} [{exc.code}]")
+        else:
+            messages.success(request, "확인 메일을 보냈습니다. 메일의 링크를 여세요 (confirmation link sent).")
+        return redirect("pages:email")
+    return render(request, "pages/email.html", {"verified_email": verified_email_for_user(user=request.user)})
+
+
+@login_required
+@require_GET
+def email_verify_view(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        row = email_verify(user=request.user, token=token)
+    except ApplicationError as exc:
+        messages.error(request, f"{exc.message} [{exc.code}]")
+    else:
+        messages.success(request, f"{row.email} 주소가 확인되었습니다 (verified).")
+    return redirect("pages:email")
 
 
 # --- dashboard -------------------------------------------------------------------------------------------

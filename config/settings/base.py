@@ -5,7 +5,6 @@ Every toggle is read here from the environment (django-environ); app code reads
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import environ
@@ -13,9 +12,14 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-# A local .env is optional and never committed; the process environment wins.
+# A local .env is optional and never committed; the process environment wins. Then the secrets `make run`
+# generated for this checkout (var/secrets.env: secret key, Flower and sandbox admin credentials), so
+# commands typed in a shell (manage.py sandbox_fault, ...) use the same ones as the running stack.
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+_secrets_file = Path(os.environ.get("HOGA_VAR_DIR") or BASE_DIR / "var") / "secrets.env"
+if _secrets_file.is_file():
+    environ.Env.read_env(_secrets_file, overwrite=False)
 
 # --- Django core -------------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -38,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.orders",
@@ -50,13 +55,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: refuses logins while a username or client address is locked out.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -101,8 +110,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-# Files Hoga may rebuild at any time (the pickled KRX calendar); the OS temporary directory by default.
-HOGA_CACHE_DIR = env("HOGA_CACHE_DIR", default=str(Path(tempfile.gettempdir()) / "hoga-cache"))
+# Local state of this installation (embedded servers of `make run`, caches). Private to the user running Hoga.
+HOGA_VAR_DIR = env("HOGA_VAR_DIR", default=str(BASE_DIR / "var"))
+# Files Hoga may rebuild at any time (the pickled KRX calendar): a directory only this user may write (0700,
+# checked before anything in it is unpickled), never a shared temporary directory.
+HOGA_CACHE_DIR = env("HOGA_CACHE_DIR", default=str(Path(HOGA_VAR_DIR) / "cache"))
 
 CACHES = {
     "default": {
@@ -111,6 +123,11 @@ CACHES = {
         "KEY_PREFIX": "hoga",
     }
 }
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses authentication while locked out (django-axes)
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -121,6 +138,53 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Brute-force protection (django-axes) and sign-up throttling -----------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# AUTH_LOCKOUT_FAILURES failed logins for one username, or from one client address, lock that username or
+# address out of every login form (the pages' and the admin's) for AUTH_LOCKOUT_MINUTES; the page answers 429
+# with the reason and when to try again. A successful login resets the count.
+AXES_ENABLED = env.bool("AUTH_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AUTH_LOCKOUT_FAILURES", default=5)
+AXES_COOLOFF_TIME = env.float("AUTH_LOCKOUT_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks: per user and per client address
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.core.security.client_ip"  # REMOTE_ADDR (see HOGA_TRUSTED_PROXIES)
+AXES_LOCKOUT_TEMPLATE = "pages/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Sign-ups per client address per hour (0 = unlimited).
+AUTH_SIGNUP_RATE_PER_HOUR = env.int("AUTH_SIGNUP_RATE_PER_HOUR", default=5)
+# Verification e-mails a user may ask for per hour, and how long a verification link stays valid.
+AUTH_EMAIL_VERIFY_RATE_PER_HOUR = env.int("AUTH_EMAIL_VERIFY_RATE_PER_HOUR", default=5)
+AUTH_EMAIL_VERIFY_MAX_AGE = env.int("AUTH_EMAIL_VERIFY_MAX_AGE", default=86400)  # seconds
+
+# --- HTTPS, proxies, Content Security Policy -------------------------------------------------------
+# Proxies (IPs or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed (apps/core/proxy.py);
+# empty: the headers are removed from every request, so a client reaching Daphne directly cannot forge them.
+HOGA_TRUSTED_PROXIES = env.list("HOGA_TRUSTED_PROXIES", default=[])
+# django-csp 4 (https://django-csp.readthedocs.io/): scripts, styles, fonts and images from Hoga itself
+# only (the pages' ES modules, htmx and lightweight-charts are served from /static/); WebSockets and fetches
+# to the same origin; no frames, plugins or foreign form targets. Style *attributes* stay allowed (the order
+# book's depth bars are sized with style="width: n%"); inline scripts are not, and the one <style> element
+# allowed is lightweight-charts 5.2.1's attribution-logo rule, by its hash (tests/security checks the hash
+# against the vendored bundle, so upgrading the library shows up there).
+CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", CHART_LOGO_STYLE_HASH],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Time: UTC in the database, Asia/Seoul for market logic and display --------------------------
 USE_TZ = True
@@ -141,16 +205,32 @@ STORAGES = {
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a request without credentials is answered 401 with WWW-Authenticate: Token.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.core.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.WriteRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
+# Largest ?limit= a list answers (a bigger one is served this many).
+API_PAGE_MAX_LIMIT = env.int("API_PAGE_MAX_LIMIT", default=500)
+# Writes (POST/PUT/PATCH/DELETE) per user per period, shared by every web process; empty = unlimited.
+API_WRITE_RATE = env("API_WRITE_RATE", default="120/min")
+# Days an API token (Authorization: Token ...) is accepted after it was issued; 0 = never expires.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+# Largest JSON body and deepest nesting the API parses (deeper: json_too_deep, 400).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_048_576)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hoga API",
     "DESCRIPTION": "Korean stock market data, real-time quotes and paper trading (모의투자).",
@@ -158,6 +238,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI assets are served locally: Hoga works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # Swagger UI's settings are served as a script file (SpectacularSwaggerSplitView): no inline script,
+    # so the Content Security Policy needs no exception for /api/docs/.
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
@@ -306,8 +388,9 @@ SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500) 
 SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
 # Extra "appkey:appsecret:real|paper" credentials the sandbox accepts besides its demo keys.
 SANDBOX_APP_CREDENTIALS = env.list("SANDBOX_APP_CREDENTIALS", default=[])
-# Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header.
-SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="sandbox-admin")
+# Admin endpoints (fault injection, clock) require this token in the X-Sandbox-Admin header. No default: empty
+# disables them; `make run` generates one into var/secrets.env, docker-compose requires one in .env.
+SANDBOX_ADMIN_TOKEN = env("SANDBOX_ADMIN_TOKEN", default="")
 # Kiwoom side of the sandbox (kiwoom-api.md Part A): one REST and one WS listener for real and mock keys.
 SANDBOX_KIWOOM_REST_PORT = env.int("SANDBOX_KIWOOM_REST_PORT", default=19446)
 SANDBOX_KIWOOM_WS_PORT = env.int("SANDBOX_KIWOOM_WS_PORT", default=19447)
@@ -344,6 +427,29 @@ FEED_QUEUE_SIZE = env.int("FEED_QUEUE_SIZE", default=10000)  # events buffered f
 FEED_BACKOFF_BASE = env.float("FEED_BACKOFF_BASE", default=0.5)  # reconnect back-off, doubled per failure
 FEED_BACKOFF_MAX = env.float("FEED_BACKOFF_MAX", default=30.0)
 FEED_RECORD_DIR = env("FEED_RECORD_DIR", default="")  # record every event to <dir>/<date>/<tr>.log; empty: off
+# Fairness of the live slots. Viewer demand counts each user once per stock, a user's weight split over the
+# stocks they watch; order demand is taken round-robin across users, each user's open-order stocks counting
+# first for at most a fair share of the live slots (slots / users with open orders, at least
+# FEED_ORDER_CODES_MIN_PER_USER); the rest of a user's order stocks come after viewer demand.
+FEED_ORDER_CODES_MIN_PER_USER = env.int("FEED_ORDER_CODES_MIN_PER_USER", default=2)
+# Stocks wanted (open orders or viewers) without a live slot are polled over REST (current price) at most
+# FEED_POLL_RATE requests per second, taken from the broker's shared rate limit only when a slot is free at
+# once (collection is never made to wait); each stock at most every FEED_POLL_MIN_INTERVAL seconds.
+FEED_POLL_ENABLED = env.bool("FEED_POLL_ENABLED", default=True)
+FEED_POLL_RATE = env.float("FEED_POLL_RATE", default=0.5)
+FEED_POLL_MIN_INTERVAL = env.float("FEED_POLL_MIN_INTERVAL", default=5.0)
+
+# --- Browser WebSockets ---------------------------------------------------------------------------------------
+# Every socket: messages per second per connection (token bucket, bursts of WS_MESSAGE_BURST) and the deepest
+# JSON nesting of a frame. /ws/market/: stocks per connection, different stocks per user across connections,
+# connections per user, messages per minute per user (0 = unlimited).
+WS_MESSAGE_RATE = env.float("WS_MESSAGE_RATE", default=5.0)
+WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=20)
+WS_JSON_MAX_DEPTH = env.int("WS_JSON_MAX_DEPTH", default=8)
+MARKET_WS_MAX_CODES = env.int("MARKET_WS_MAX_CODES", default=50)
+MARKET_WS_MAX_CODES_PER_USER = env.int("MARKET_WS_MAX_CODES_PER_USER", default=120)
+MARKET_WS_MAX_CONNECTIONS_PER_USER = env.int("MARKET_WS_MAX_CONNECTIONS_PER_USER", default=8)
+MARKET_WS_USER_MESSAGES_PER_MINUTE = env.int("MARKET_WS_USER_MESSAGES_PER_MINUTE", default=300)
 
 # --- Paper trading ------------------------------------------------------------------------------
 # Orders placed while the market is closed: "reject" (error market_closed) or "queue" (accepted as a DAY

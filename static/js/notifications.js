@@ -8,17 +8,6 @@
   "use strict";
   if (window.HogaNotifications) return;
 
-  var STYLE = [
-    "#toasts{position:fixed;right:1rem;bottom:1rem;z-index:1000;display:flex;flex-direction:column;gap:.5rem;max-width:24rem}",
-    "#toasts .toast{background:#1b1f24;color:#fff;border-left:6px solid #8c959f;border-radius:6px;padding:.6rem 2.2rem .6rem .8rem;",
-    "box-shadow:0 4px 12px rgba(0,0,0,.25);position:relative;font-size:.95rem}",
-    "#toasts .toast.info{border-left-color:#ff8182}#toasts .toast.warning{border-left-color:#80ccff}",
-    "#toasts .toast.summary{border-left-color:#d4a72c}",
-    "#toasts .toast strong{display:block;margin-bottom:.2rem}",
-    "#toasts .toast a{color:#9fd2ff}",
-    "#toasts .toast button{position:absolute;top:.3rem;right:.3rem;background:transparent;color:#fff;border:0;font-size:1.1rem;cursor:pointer}",
-    "#toasts .toast button:focus-visible{outline:3px solid #9fd2ff}"
-  ].join("");
   var LIFETIME = 8000;
   var MAX_TOASTS = 5;
 
@@ -33,14 +22,6 @@
     box.setAttribute("aria-live", "polite");
     box.setAttribute("aria-label", box.getAttribute("aria-label") || "알림");
     return box;
-  }
-
-  function addStyle() {
-    if (document.getElementById("hoga-toast-style")) return;
-    var style = document.createElement("style");
-    style.id = "hoga-toast-style";
-    style.textContent = STYLE;
-    document.head.appendChild(style);
   }
 
   function show(notification) {
@@ -106,8 +87,7 @@
   }
 
   function start() {
-    addStyle();
-    container();
+        container();
     connect();
   }
 

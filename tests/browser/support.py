@@ -186,10 +186,27 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
 
 
+# Every page records what its Content Security Policy blocked (an inline script or style, a foreign source);
+# the tests assert it stays empty while the page does its live work.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile || ""}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI || "inline"} ${where}`);
+});
+"""
+
+
 def new_context(browser, base_url: str, **options):
-    return browser.new_context(
+    context = browser.new_context(
         base_url=base_url, viewport=VIEWPORT, locale="ko-KR", timezone_id="Asia/Seoul", **options
     )
+    context.add_init_script(CSP_RECORDER)
+    return context
+
+
+def csp_violations(page) -> list[str]:
+    return page.evaluate("() => window.__cspViolations || []")
 
 
 def log_in(page, username: str, password: str) -> None:
@@ -223,7 +240,8 @@ def axe_violations(page) -> list[dict]:
     if not AXE_PATH.is_file():
         pytest.fail(f"{AXE_PATH.relative_to(ROOT)} is missing: run `make static` (vendors axe-core from npm)")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE_PATH))
+        # By URL (static/vendor/ is served by Hoga): the pages' CSP refuses inline scripts.
+        page.add_script_tag(url="/static/vendor/axe.min.js")
     result = page.evaluate(
         """async (rules) => {
             const options = {runOnly: {type: "rule", values: rules}, resultTypes: ["violations"]};

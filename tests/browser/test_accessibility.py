@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.pages import fill_ticket, submit_ticket
-from tests.browser.support import API, CODE, ROOT
+from tests.browser.support import API, CODE, ROOT, csp_violations
 from tests.integration.harness import grid_floor, price_limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -39,6 +39,7 @@ def test_anonymous_page_is_accessible(anonymous_page, axe, name):
     anonymous_page.goto(ANONYMOUS_PAGES[name])
     _common(anonymous_page, name)
     expect(anonymous_page.locator('input[name="username"]')).to_be_visible()
+    assert csp_violations(anonymous_page) == []
     axe(anonymous_page, name)
 
 
@@ -59,6 +60,7 @@ def test_page_is_accessible_with_live_content(page, axe, name, js_errors, stack)
         expect(page.locator("#validation-report")).to_be_visible()
         if stack.validated:  # only recorded data has a second source to validate against
             expect(page.locator("#validation-chart")).to_be_visible()
+    assert csp_violations(page) == []  # the ES modules, htmx and the chart all ran under the policy
     axe(page, name)
     assert js_errors == [], js_errors
 

@@ -28,7 +28,25 @@ def committed(django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def owner(db, django_user_model):
-    return django_user_model.objects.create_user(username="trader", password="s3cret-pass", email="trader@example.com")
+    """The user this deployment's Kiwoom key is linked to, with a verified e-mail address."""
+    from django.utils import timezone
+
+    from apps.accounts.models import VerifiedEmail
+    from apps.conditions.services import broker_connection_link
+
+    user = django_user_model.objects.create_user(username="trader", password="s3cret-pass", email="trader@example.com")
+    broker_connection_link(user=user)
+    VerifiedEmail.objects.create(user=user, email="trader@example.com", verified_at=timezone.now())
+    return user
+
+
+def other_user(django_user_model, username: str = "other", *, key_id: str = "0ther0key000"):
+    """Another user with their own Kiwoom connection (another key: another broker account)."""
+    from apps.conditions.services import broker_connection_link
+
+    user = django_user_model.objects.create_user(username=username, password="pw-12345678")
+    broker_connection_link(user=user, key_id=key_id)
+    return user
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ def test_email_goes_to_the_owner_by_default_after_commit(conditions, owner, clea
 def test_slack_message_is_posted_from_a_task(conditions, settings, committed):
     with WebhookServer([]) as server:
         settings.CONDITIONS_SLACK_WEBHOOK_URL = server.url
-        condition_update(condition_id=conditions["0"].pk, notify_slack=True, notify_browser=False)
+        condition_update(condition_id=conditions["0"].pk, operator=True, notify_slack=True, notify_browser=False)
 
         with committed():
             condition_reconcile(seq="0", search=lambda seq: [hit("000660", price=201_500, name="SK하이닉스")])
@@ -147,10 +147,11 @@ async def test_browser_toast_and_live_members_through_the_consumers(async_db_cle
 
     from apps.conditions.consumers import ConditionsConsumer, NotificationsConsumer
     from apps.conditions.models import Condition
-    from apps.conditions.services import conditions_sync
+    from apps.conditions.services import broker_connection_link, conditions_sync
     from apps.marketdata.brokers.base import ConditionInfo
 
     user = await database_sync_to_async(get_user_model().objects.create_user)(username="ws", password="pw-12345678")
+    await database_sync_to_async(broker_connection_link)(user=user)
     await database_sync_to_async(conditions_sync)(owner=user, infos=[ConditionInfo("3", "시가 돌파")])
     condition = await database_sync_to_async(Condition.objects.get)(owner=user)
     await database_sync_to_async(set_quote)(clean_redis, "005930", 72_000)

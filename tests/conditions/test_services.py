@@ -13,8 +13,8 @@ from apps.conditions.exceptions import (
     ConditionNotFound,
     InvalidAlertKind,
     InvalidConditionSeq,
-    InvalidEmailRecipients,
     InvalidToggle,
+    OperatorOnlySetting,
     SlackNotConfigured,
 )
 from apps.conditions.models import Condition, ConditionEvent, ConditionMember, ConditionRun
@@ -88,18 +88,12 @@ def test_sync_without_a_reachable_broker_is_a_coded_error(owner, settings):
 # --- toggles ---------------------------------------------------------------------------------------------
 
 
-def test_update_toggles_and_recipients(conditions, owner):
-    condition = condition_update(
-        condition_id=conditions["0"].pk,
-        user=owner,
-        realtime=False,
-        notify_email=True,
-        email_recipients=["a@example.com", " b@example.com", "a@example.com"],
-    )
+def test_update_toggles_and_the_recipient_is_the_verified_address(conditions, owner):
+    condition = condition_update(condition_id=conditions["0"].pk, user=owner, realtime=False, notify_email=True)
 
     condition.refresh_from_db()
     assert (condition.realtime, condition.notify_email) == (False, True)
-    assert condition.recipients() == ["a@example.com", "b@example.com"]
+    assert condition.recipients() == ["trader@example.com"]
     assert feed.enabled_condition_seqs() == ["1"]
 
 
@@ -108,20 +102,22 @@ def test_update_rejects_bad_input_and_foreign_conditions(conditions, owner, djan
     pk = conditions["0"].pk
     settings.CONDITIONS_SLACK_WEBHOOK_URL = ""
 
-    with pytest.raises(InvalidEmailRecipients):
-        condition_update(condition_id=pk, user=owner, notify_email=True, email_recipients="ok@example.com, nope")
+    with pytest.raises(InvalidToggle):
+        condition_update(condition_id=pk, user=owner, notify_email=True, email_recipients="ok@example.com")
+    with pytest.raises(OperatorOnlySetting):
+        condition_update(condition_id=pk, user=owner, notify_slack=True)
     with pytest.raises(InvalidToggle):
         condition_update(condition_id=pk, user=owner, enabled="yes")
     with pytest.raises(InvalidToggle):
         condition_update(condition_id=pk, user=owner, owner=other)
     with pytest.raises(SlackNotConfigured):
-        condition_update(condition_id=pk, user=owner, notify_slack=True)
+        condition_update(condition_id=pk, operator=True, notify_slack=True)
     with pytest.raises(ConditionNotFound):
         condition_update(condition_id=pk, user=other, enabled=False)
 
     condition = Condition.objects.get(pk=pk)
-    assert (condition.enabled, condition.notify_email, condition.email_recipients, condition.owner) == (
-        True, False, "", owner,
+    assert (condition.enabled, condition.notify_email, condition.notify_slack, condition.owner) == (
+        True, False, False, owner,
     )  # fmt: skip
 
 

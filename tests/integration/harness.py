@@ -254,9 +254,9 @@ def session_cookie(username: str) -> str:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    get_user_model().objects.create_user(username=username, password="pw-123456789")
+    user = get_user_model().objects.create_user(username=username, password="pw-123456789")
     client = Client()
-    assert client.login(username=username, password="pw-123456789")
+    client.force_login(user)
     return client.cookies["sessionid"].value
 
 

@@ -216,13 +216,23 @@ def test_kiwoom_feed_and_condition_search_end_to_end(stack, clean_redis):
     stack.start_app()
     api = api_client(stack, "kiwoom-e2e", timeout=30)
     cookie = api.cookies["sessionid"]
+    # The operator links this deployment's Kiwoom key to the user; the user verified their alert address.
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from apps.accounts.models import VerifiedEmail
+    from apps.conditions.services import broker_connection_link
+
+    user = get_user_model().objects.get(username="kiwoom-e2e")
+    broker_connection_link(user=user)
+    VerifiedEmail.objects.create(user=user, email=RECIPIENT, verified_at=timezone.now())
 
     # The condition list comes from the broker (CNSRLST) through the page's API; e-mail turned on.
     synced = api.post("/api/conditions/sync")
     assert synced.status_code == 200, synced.text
     assert synced.json()["created"] == [SEQ], synced.text
     condition = Condition.objects.get(seq=SEQ)
-    patched = api.patch(f"/api/conditions/{condition.pk}", json={"notify_email": True, "email_recipients": [RECIPIENT]})
+    patched = api.patch(f"/api/conditions/{condition.pk}", json={"notify_email": True})
     assert patched.status_code == 200, patched.text
 
     sockets: list[BrowserSocket] = []

@@ -98,6 +98,10 @@ def _holder(stack: Stack) -> str:
 
 
 def test_realtime_pipeline_end_to_end(stack):
+    from apps.marketdata.models import Stock
+
+    for rank, code in enumerate(("005930", "000660"), start=1):  # only universe stocks can be subscribed
+        Stock.objects.get_or_create(code=code, defaults={"name": code, "market": "KOSPI", "rank": rank})
     cookie_a, cookie_b = session_cookie("alice"), session_cookie("bob")
 
     async def scenario():

@@ -26,6 +26,7 @@ def test_runsandbox_serves_takes_faults_and_stops_on_sigterm() -> None:
     ports = [free_port() for _ in range(4)]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test")}
     env.setdefault("DJANGO_SECRET_KEY", "sandbox-test")
+    env["SANDBOX_ADMIN_TOKEN"] = "commands-test-admin"  # no default token: the admin endpoints need one
     cmd = [
         sys.executable,
         "manage.py",

@@ -46,6 +46,19 @@ return {0, wait}
 """
 
 
+# The wait a new reservation would get now, without making it (microseconds).
+_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tau = (tonumber(ARGV[2]) - 1) * tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tau - now
+if wait < 0 then wait = 0 end
+return wait
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """The outcome of one acquire: how long the caller slept before its slot (seconds)."""
@@ -74,6 +87,16 @@ class RedisRateLimiter:
         self.max_wait = max_wait
         self._interval_us = max(1, round(1_000_000 / rate))
         self._script = redis.register_script(_RESERVE)
+        self._peek = redis.register_script(_PEEK)
+
+    async def idle(self) -> bool:
+        """True when a call made now would not wait: the budget the other callers left free right now.
+        Reserves nothing (the REST poller asks this before each call, so it never delays collection)."""
+        try:
+            wait_us = await self._peek(keys=[self.key], args=[self._interval_us, self.burst])
+        except Exception as exc:  # noqa: BLE001
+            raise BrokerUnavailable(f"rate limiter unavailable: {type(exc).__name__}: {exc}") from exc
+        return int(wait_us) == 0
 
     async def reserve(self) -> float:
         """Reserve the next slot; returns the seconds to wait before sending (no sleeping here)."""

@@ -21,6 +21,9 @@ shared. Its :meth:`FeedHolder.run` loops until ``stop`` is set:
   - ``status`` (every ``status_interval`` s): connected / reconnecting / stale / closed via ``publish_status``
     (TTL 30 s), ``market`` (market clock), ``bars`` (completed 1-minute bars stored from a thread),
     ``heartbeat`` (a log line with counters every ``heartbeat_interval`` s);
+  - ``poll`` (slot 0 only, ``FEED_POLL_ENABLED``): stocks wanted by orders or viewers that got no live slot
+    (``demand.overflow``, plus codes the broker refused) are polled over REST at the budget collection leaves
+    (:mod:`.poller`), so they still get prices and their orders still fill (``source="poll"``);
   - for sources with condition search (Kiwoom, KOA): ``conditions`` re-reads ``enabled_condition_seqs()``
     (``apps.conditions.feed``, in a thread) every ``condition_refresh`` s and keeps exactly those real-time
     conditions subscribed; ``alerts`` hands every ConditionAlert, taken from a bounded drop-oldest queue
@@ -51,8 +54,9 @@ from ..brokers.kis.ws import ApprovalKeyProvider, DropOldestQueue, QueueClosed
 from ..realtime import keys
 from ..realtime.publisher import QuotePublisher
 from .bars import BarBuilder, LiveBar, store_bars
-from .demand import plan, read_demand, stocks_per_connection
+from .demand import overflow, plan, read_demand, stocks_per_connection
 from .lease import RedisLease, lease_key, new_token
+from .poller import RestPoller
 from .recorder import FrameRecorder
 from .sources import FeedSource, RealtimeSession, source_for
 
@@ -99,6 +103,12 @@ class FeedSettings:
     alert_queue_size: int = 1000
     #: Longest one ``condition_alert_record`` call may take before it is counted as failed.
     alert_timeout: float = 30.0
+    #: Open-order stocks per user that rank first at least (demand.fair_order_share).
+    order_codes_min_per_user: int = 2
+    #: REST polling of wanted stocks without a live slot (slot 0's holder only; .poller).
+    poll_enabled: bool = False
+    poll_rate: float = 0.5
+    poll_min_interval: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> FeedSettings:
@@ -120,6 +130,10 @@ class FeedSettings:
             backoff_max=float(settings.FEED_BACKOFF_MAX),
             watchlist_size=int(settings.FEED_WATCHLIST_SIZE),
             record_dir=str(settings.FEED_RECORD_DIR),
+            order_codes_min_per_user=int(settings.FEED_ORDER_CODES_MIN_PER_USER),
+            poll_enabled=bool(settings.FEED_POLL_ENABLED),
+            poll_rate=float(settings.FEED_POLL_RATE),
+            poll_min_interval=float(settings.FEED_POLL_MIN_INTERVAL),
         )
 
 
@@ -142,6 +156,9 @@ class FeedCounters:
     alerts_recorded: int = 0
     alert_errors: int = 0
     alerts_dropped: int = 0
+    polled_stocks: int = 0
+    polls: int = 0
+    poll_errors: int = 0
 
 
 FEED_SOURCES = ("kis", "kiwoom", "koa")
@@ -204,6 +221,8 @@ class _CalendarClock:
         self._calendar_day: dt.date | None = None
         #: The trading date of the last answer (the sandbox's replay date, or today's KRX session).
         self.trading_date: dt.date | None = None
+        #: Market clock minus the wall clock at the last answer (a replayed session runs on another day).
+        self.offset = dt.timedelta(0)
 
     def _now(self) -> bool | None:
         from django.db import connection
@@ -224,6 +243,7 @@ class _CalendarClock:
             logger.warning("feed: market clock unavailable; status follows the connection", extra={"error": str(exc)})
             return None
         self.trading_date = market.trading_date
+        self.offset = market.now - dt.datetime.now(KST)
         return market.is_open
 
     async def __call__(self) -> bool | None:
@@ -248,6 +268,7 @@ class FeedHolder:
         bar_store: BarStore | None = store_bars,
         token: str | None = None,
         condition_hooks: tuple[Callable[[], list[str]], Callable[[ConditionAlert], None]] | None = None,
+        rest_quotes: Any = None,
     ) -> None:
         """``config``: a KisConfig, KiwoomConfig or KoaConfig (or a FeedSource); ``condition_hooks`` replaces
         ``(enabled_condition_seqs, condition_alert_record)`` of ``apps.conditions.feed``."""
@@ -267,6 +288,10 @@ class FeedHolder:
             retry_interval=self.settings.lease_retry,
         )
         self._condition_hooks = condition_hooks
+        #: An AsyncKisClient-like object (``current_price``, ``limiter.idle``) for the REST poller; None: the
+        #: collection client from settings (kis_client_async), built when the lease is taken.
+        self._rest_quotes = rest_quotes
+        self._poller: RestPoller | None = None
         self._hooks_missing_logged = False
         self._alerts: DropOldestQueue[ConditionAlert] | None = None
         self._watchlist_provider = watchlist or (lambda: universe_watchlist(self.settings.watchlist_size))
@@ -348,6 +373,8 @@ class FeedHolder:
         self.session.start()
         self._running = True
         publisher = QuotePublisher(redis=self.redis, channel_layer=self.layer)
+        rest_client, owned_client = self._rest_client()
+        self._poller = self._new_poller(rest_client, publisher) if rest_client is not None else None
         tasks = {
             asyncio.create_task(self._renew_loop(lost), name="feed-renew"),
             asyncio.create_task(self._control_loop(), name="feed-control"),
@@ -357,6 +384,8 @@ class FeedHolder:
             asyncio.create_task(self._bars_loop(), name="feed-bars"),
             asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
         }
+        if self._poller is not None:
+            tasks.add(asyncio.create_task(self._poller.run(lambda: self._running), name="feed-poll"))
         if self.source.conditions:
             tasks.add(asyncio.create_task(self._conditions_loop(), name="feed-conditions"))
             tasks.add(asyncio.create_task(self._alerts_loop(), name="feed-alerts"))
@@ -378,6 +407,10 @@ class FeedHolder:
             if session is not None:
                 await session.stop(timeout=5.0)
             await self._halt(tasks | waiters)
+            self._poller = None
+            if owned_client is not None:
+                with contextlib.suppress(Exception):
+                    await owned_client.aclose()
             self._queue.close()
             self._alerts.close()
             if lost.is_set():
@@ -408,6 +441,36 @@ class FeedHolder:
             if not pending:
                 return
         logger.error("feed tasks did not stop", extra={**self._log, "tasks": ",".join(t.get_name() for t in pending)})
+
+    def _rest_client(self) -> tuple[Any, Any]:
+        """(client for the poller or None, client to close afterwards or None). Only slot 0 polls."""
+        if self.slot != 0 or not self.settings.poll_enabled:
+            return None, None
+        if self._rest_quotes is not None:
+            return self._rest_quotes, None
+        try:
+            from ..broker_services import kis_client_async
+
+            client = kis_client_async()
+        except Exception as exc:
+            logger.warning("feed REST poller off: no broker client", extra={**self._log, "error": repr(exc)[:200]})
+            return None, None
+        return client, client
+
+    def _new_poller(self, client: Any, publisher: QuotePublisher) -> RestPoller:
+        async def publish(tick: Tick) -> None:
+            await publisher.publish_tick(tick, now=time.monotonic(), source="poll")
+            self.counters.polls += 1
+
+        return RestPoller(
+            fetch=client.current_price,
+            idle=client.limiter.idle,
+            publish=publish,
+            rate=self.settings.poll_rate,
+            min_interval=self.settings.poll_min_interval,
+            clock_offset=lambda: getattr(self._market_open_provider, "offset", dt.timedelta(0)),
+            backoff_max=self.settings.backoff_max,
+        )
 
     def _new_session(self) -> RealtimeSession:
         # Kiwoom frames carry times without a date: they are dated by the market clock (a replayed session's
@@ -563,8 +626,18 @@ class FeedHolder:
             per_connection=self.per_connection,
             slot=self.slot,
             slots=self.slots,
+            min_per_user=self.settings.order_codes_min_per_user,
         )
         await self._apply(session, target, mono)
+        if self._poller is not None:
+            polled = overflow(
+                demand, now=now, grace=self.settings.viewer_grace, per_connection=self.per_connection,
+                slots=self.slots, min_per_user=self.settings.order_codes_min_per_user,
+            )  # fmt: skip
+            refused = [c for c in target if self._refused_until.get(c, 0.0) > mono]  # refused live: poll them too
+            self._poller.set_codes([*polled, *refused])
+            self.counters.polled_stocks = len(self._poller.codes)
+            self.counters.poll_errors = self._poller.errors
 
     async def _apply(self, session: RealtimeSession, target: list[str], mono: float) -> None:
         current = {code for _tr, code in session.registrations}

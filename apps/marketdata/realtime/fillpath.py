@@ -28,6 +28,9 @@ class FillTick:
     at: datetime
     ask: int
     bid: int
+    #: ``tick``: a trade print from the live feed; ``poll``: a REST price snapshot of a stock without a live
+    #: slot (its ``volume`` is what traded since the previous poll; no price path in between).
+    source: str = "tick"
 
 
 def _text(value) -> str:
@@ -45,21 +48,34 @@ def _decode(stream_id, fields: dict) -> FillTick:
         at=datetime.fromisoformat(data["at"]),
         ask=int(data["ask"]),
         bid=int(data["bid"]),
+        source=data.get("source") or "tick",
     )
 
 
-def order_demand_add(redis, code: str) -> None:
+def order_demand_add(redis, code: str, *, user_id: int | None = None, at: float | None = None) -> None:
+    """``code`` has an open order (of ``user_id``, placed at ``at`` epoch seconds: the per-user share)."""
     if not keys.valid_code(code):
         raise ValueError(f"not a stock code: {code!r}")
-    redis.sadd(keys.ORDERS_SET, code)
+    pipe = redis.pipeline(transaction=False)
+    pipe.sadd(keys.ORDERS_SET, code)
+    if user_id is not None:
+        pipe.hsetnx(keys.ORDER_USERS_HASH, f"{int(user_id)}|{code}", repr(float(at or 0.0)))
+    pipe.execute()
 
 
-def order_demand_remove(redis, code: str) -> None:
-    redis.srem(keys.ORDERS_SET, code)
+def order_demand_remove(redis, code: str, *, keep_users: set[int] | None = None) -> None:
+    """``code`` has no open order any more (``keep_users``: it still has, for these users only)."""
+    if not keep_users:
+        redis.srem(keys.ORDERS_SET, code)
+    fields = [f.decode() if isinstance(f, bytes) else f for f in redis.hkeys(keys.ORDER_USERS_HASH)]
+    gone = [f for f in fields if f.endswith(f"|{code}") and int(f.partition("|")[0]) not in (keep_users or set())]
+    if gone:
+        redis.hdel(keys.ORDER_USERS_HASH, *gone)
 
 
-def order_demand_replace(redis, codes: set[str]) -> None:
-    """Make ORDERS_SET exactly ``codes`` (reconciliation from the database of open orders)."""
+def order_demand_replace(redis, codes: set[str], *, users: dict[tuple[int, str], float] | None = None) -> None:
+    """Make ORDERS_SET exactly ``codes`` and the per-user map exactly ``users`` ((user id, code) -> epoch
+    seconds of the oldest open order): reconciliation from the database of open orders."""
     bad = sorted(c for c in codes if not keys.valid_code(c))
     if bad:
         raise ValueError(f"not stock codes: {bad}")
@@ -67,6 +83,10 @@ def order_demand_replace(redis, codes: set[str]) -> None:
     pipe.delete(keys.ORDERS_SET)
     if codes:
         pipe.sadd(keys.ORDERS_SET, *sorted(codes))
+    if users is not None:
+        pipe.delete(keys.ORDER_USERS_HASH)
+        if users:
+            pipe.hset(keys.ORDER_USERS_HASH, mapping={f"{u}|{c}": repr(at) for (u, c), at in sorted(users.items())})
     pipe.execute()
 
 

@@ -21,6 +21,8 @@ VIEWERS_ZSET = "hoga:rt:demand:viewers"
 VIEWER_HEARTBEAT = 10.0  # seconds between a connection's refreshes
 VIEWER_TTL = 30.0  # seconds after which a viewer that stopped refreshing no longer counts
 ORDERS_SET = "hoga:rt:demand:orders"  # codes with open paper orders (kept by the orders services)
+# "<user id>|<code>" -> epoch seconds of the user's oldest open order on that code (for the per-user share).
+ORDER_USERS_HASH = "hoga:rt:demand:order-users"
 
 # The order-fill path: every trade tick of a code in ORDERS_SET, in order, durable (a Redis stream).
 FILL_TICKS_STREAM = "hoga:rt:fill-ticks"
@@ -28,7 +30,8 @@ FILL_TICKS_MAXLEN = 200_000  # approximate cap; a consumer that is hours behind 
 
 
 def valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code or ""))
+    """Exactly six characters of 0-9 and A-Z: no whitespace, no trailing newline (``fullmatch``, not ``$``)."""
+    return isinstance(code, str) and CODE_RE.fullmatch(code) is not None
 
 
 def quote_group(code: str) -> str:

@@ -33,19 +33,19 @@ class QuotePublisher:
             self._fill_codes_at = now
         return self._fill_codes
 
-    async def publish_tick(self, tick: Tick, *, now: float) -> dict:
-        snapshot = quote_snapshot(tick)
+    async def publish_tick(self, tick: Tick, *, now: float, source: str = "ws") -> dict:
+        """``source``: ``ws`` (a trade print of the live feed) or ``poll`` (a REST snapshot of a stock without a
+        live slot; its fill-stream entry says so, and the fills it makes record it)."""
+        snapshot = quote_snapshot(tick, source=source)
         payload = json.dumps(snapshot, ensure_ascii=False)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(keys.QUOTES_HASH, tick.code, payload)
-        if tick.code in await self._codes_with_orders(now):
-            pipe.xadd(
-                keys.FILL_TICKS_STREAM,
-                {"code": tick.code, "price": tick.price, "volume": tick.volume, "cum_volume": tick.cum_volume,
-                 "at": tick.at.isoformat(), "ask": tick.ask1, "bid": tick.bid1},
-                maxlen=keys.FILL_TICKS_MAXLEN,
-                approximate=True,
-            )  # fmt: skip
+        if tick.code in await self._codes_with_orders(now) and (source == "ws" or tick.volume > 0):
+            entry = {"code": tick.code, "price": tick.price, "volume": tick.volume, "cum_volume": tick.cum_volume,
+                     "at": tick.at.isoformat(), "ask": tick.ask1, "bid": tick.bid1}  # fmt: skip
+            if source == "poll":
+                entry["source"] = "poll"
+            pipe.xadd(keys.FILL_TICKS_STREAM, entry, maxlen=keys.FILL_TICKS_MAXLEN, approximate=True)
         await pipe.execute()
         await self.layer.group_send(keys.quote_group(tick.code), {"type": "quote.tick", "quote": snapshot})
         self.published += 1

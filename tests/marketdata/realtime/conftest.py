@@ -89,9 +89,17 @@ async def ws_user(async_db_cleanup):
     from channels.db import database_sync_to_async
     from django.contrib.auth import get_user_model
 
-    return await database_sync_to_async(get_user_model().objects.create_user)(
-        username="viewer", password="pw-viewer-123"
-    )
+    def create():
+        from apps.marketdata.models import Stock
+
+        # Only stocks of the universe table can be subscribed: the tests' codes and 000000-000060.
+        codes = ["005930", "000660", "035420", *(f"{i:06d}" for i in range(61))]
+        Stock.objects.bulk_create(
+            [Stock(code=c, name=f"Stock {c}", market="KOSPI") for c in codes], ignore_conflicts=True
+        )
+        return get_user_model().objects.create_user(username="viewer", password="pw-viewer-123")
+
+    return await database_sync_to_async(create)()
 
 
 @pytest_asyncio.fixture

@@ -75,9 +75,12 @@ def test_browser_client_through_daphne_receives_its_ticks(daphne_server, publish
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    get_user_model().objects.create_user(username="browser", password="pw-browser-123")
+    from apps.marketdata.models import Stock
+
+    Stock.objects.create(code="005930", name="삼성전자", market="KOSPI", rank=1)
+    user = get_user_model().objects.create_user(username="browser", password="pw-browser-123")
     client = Client()
-    assert client.login(username="browser", password="pw-browser-123")
+    client.force_login(user)
     session_id = client.cookies["sessionid"].value
     port = daphne_server
 

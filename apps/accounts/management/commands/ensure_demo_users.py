@@ -7,7 +7,10 @@ from apps.accounts.services import paper_account_ensure, user_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the demo trader (with a paper account) and the staff admin if they do not exist."
+    help = (
+        "Create the demo trader (with a paper account) and the staff admin if they do not exist, and link this "
+        "deployment's Kiwoom key to the demo trader when it is nobody's yet (its conditions become theirs)."
+    )
 
     def handle(self, *args, **options):
         wanted = [
@@ -25,3 +28,17 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"created {label}: username={username} password={chosen}"))
             else:
                 self.stdout.write(f"{label} '{username}' exists (password unchanged)")
+            if not staff:
+                self._link_kiwoom(user)
+
+    def _link_kiwoom(self, user) -> None:
+        from apps.conditions.models import BrokerConnection
+        from apps.conditions.services import broker_connection_link, current_key_id
+
+        key_id = current_key_id()
+        if not key_id or BrokerConnection.objects.filter(key_id=key_id).exists():
+            return
+        if BrokerConnection.objects.filter(owner=user).exists():
+            return
+        broker_connection_link(user=user, key_id=key_id, label="this deployment's Kiwoom key")
+        self.stdout.write(f"linked the Kiwoom key {key_id} to '{user.username}' (its conditions are theirs)")
