@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,6 @@ from aiohttp import WSMsgType, web
 
 from apps.sandbox import quotes
 from apps.sandbox.layouts import build_frame
-from apps.sandbox.replay import OrderBook
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
@@ -41,6 +41,8 @@ logger = logging.getLogger("apps.sandbox")
 SUPPORTED_TRS = ("H0STCNT0", "H0STASP0")
 TR_KEY_RE = re.compile(r"^[0-9A-Z]{6,7}$")
 MAX_RECORDS_PER_FRAME = 30
+#: Seconds of tape generation per flush while the tapes catch up with a clock jump.
+CATCH_UP_BUDGET_S = 0.02
 SEND_TIMEOUT_S = 10.0
 _ids = itertools.count(1)
 
@@ -83,8 +85,9 @@ class WsHub:
         self.connections: set[WsConnection] = set()
         self.by_approval: dict[str, WsConnection] = {}
         self.cursor_ms = core.clock.now_ms()
-        self._books: dict[str, OrderBook] = {}
         self.frames_sent = 0
+        self.records_sent = 0
+        self._catching_up: float | None = None
 
     def make_app(self, mode: str) -> web.Application:
         app = web.Application()
@@ -250,10 +253,11 @@ class WsHub:
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR (not found!)"))
 
     # --- replay fan-out ----------------------------------------------------------------------------
-    def reset_cursor(self) -> None:
-        """After a clock jump: continue from the new time without replaying the gap."""
-        self.cursor_ms = self.core.clock.now_ms()
-        self._books.clear()
+    def reset_cursor(self, since_ms: int | None = None) -> None:
+        """After a clock jump (or at start-up): send what happens from ``since_ms`` (default: now) on, without
+        replaying the gap before it. Events at ``since_ms`` itself are sent (the 09:00:00.000 opening print
+        when the session starts)."""
+        self.cursor_ms = (self.core.clock.now_ms() if since_ms is None else since_ms) - 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set."""
@@ -266,45 +270,67 @@ class WsHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
+    def catch_up(self, codes: Iterable[str], now_ms: int) -> bool:
+        """Generate the tapes of ``codes`` up to ``now_ms`` for at most CATCH_UP_BUDGET_S; True when ready.
+
+        After a clock jump far into the day a flush would otherwise generate hours of prints at once and
+        hold the event loop (pings, other connections) for seconds."""
+        deadline = time.monotonic() + CATCH_UP_BUDGET_S
+        for code in codes:
+            tape = self.core.market.tape(code)
+            while tape is not None and not tape.ready_for(now_ms):
+                if self._catching_up is None:
+                    self._catching_up = time.monotonic()
+                    logger.info("generating the replayed tape up to %s before sending", quotes.hhmmss(now_ms))
+                tape.prepare(tape.prepared)
+                if time.monotonic() > deadline:
+                    return False
+        if self._catching_up is not None:
+            logger.info("replayed tape ready after %.1fs; sending resumes", time.monotonic() - self._catching_up)
+            self._catching_up = None
+        return True
+
     def flush(self) -> None:
-        """Send the prints in (cursor, now] to every subscribed, non-stalled connection."""
+        """Send the prints and book updates in (cursor, now] to every subscribed, non-stalled connection.
+
+        Each record is encoded once per flush whatever the number of subscribers; a stock's records go
+        out as ``0|H0STCNT0|NNN|...`` / ``0|H0STASP0|NNN|...`` frames of up to MAX_RECORDS_PER_FRAME."""
         now_ms = self.core.clock.now_ms()
         after_ms, self.cursor_ms = self.cursor_ms, now_ms
         if now_ms <= after_ms or not self.connections or self.core.faults.stalled():
             return
-        wanted: dict[str, list[WsConnection]] = {}
+        wanted: dict[str, tuple[list[WsConnection], list[WsConnection]]] = {}
         for conn in self.connections:
-            for _tr, code in conn.subs:
-                wanted.setdefault(code, [])
-                if conn not in wanted[code]:
-                    wanted[code].append(conn)
-        for code, conns in wanted.items():
+            for tr_id, code in conn.subs:
+                trades, books = wanted.setdefault(code, ([], []))
+                (trades if tr_id == "H0STCNT0" else books).append(conn)
+        if not self.catch_up(wanted, now_ms):
+            self.cursor_ms = after_ms  # send the whole window once the tapes are ready
+            return
+        for code, (trade_conns, book_conns) in wanted.items():
             tape = self.core.market.tape(code)
             if tape is None:
                 continue
-            ticks = tape.ticks_between(after_ms, now_ms)
-            if not ticks:
-                continue
-            state = tape.state_at(after_ms)
             trade_records: list[list[str]] = []
-            book = self._books.get(code)
-            for tick in ticks:
-                state.apply(tick)
-                book = tape.order_book(state)
-                trade_records.append(quotes.cnt0_record(tape, tick, state, book))
-            assert book is not None
-            book_record = quotes.asp0_record(tape, ticks[-1].t_ms, state, book, self._books.get(code))
-            self._books[code] = book
-            trade_frames = [
-                build_frame("H0STCNT0", trade_records[i : i + MAX_RECORDS_PER_FRAME])
-                for i in range(0, len(trade_records), MAX_RECORDS_PER_FRAME)
-            ]
-            book_frame = build_frame("H0STASP0", [book_record])
-            for conn in conns:
-                if ("H0STCNT0", code) in conn.subs:
-                    for frame in trade_frames:
+            book_records: list[list[str]] = []
+            ladders: dict[tuple[int, ...], list[str]] = {}
+            for ev in tape.events(after_ms, now_ms):
+                if ev.tick is not None and trade_conns:
+                    trade_records.append(quotes.cnt0_record(tape, ev.tick, ev.state, ev.book))
+                if book_conns:
+                    book_records.append(quotes.asp0_record(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders))
+            for tr_id, records, conns in (
+                ("H0STCNT0", trade_records, trade_conns),
+                ("H0STASP0", book_records, book_conns),
+            ):
+                if not records:
+                    continue
+                frames = [
+                    build_frame(tr_id, records[i : i + MAX_RECORDS_PER_FRAME])
+                    for i in range(0, len(records), MAX_RECORDS_PER_FRAME)
+                ]
+                for conn in conns:
+                    for frame in frames:
                         self.enqueue(conn, frame)
-                        self.frames_sent += 1
-                if ("H0STASP0", code) in conn.subs:
-                    self.enqueue(conn, book_frame)
-                    self.frames_sent += 1
+                self.frames_sent += len(frames) * len(conns)
+                self.records_sent += len(records) * len(conns)

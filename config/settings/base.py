@@ -287,6 +287,8 @@ SANDBOX_CLOCK = env("SANDBOX_CLOCK", default="replay")
 SANDBOX_SPEED = env.float("SANDBOX_SPEED", default=1.0)
 SANDBOX_REPLAY_DATE = env("SANDBOX_REPLAY_DATE", default="")  # YYYY-MM-DD; empty = latest recorded
 SANDBOX_SEED = env.int("SANDBOX_SEED", default=20260220)
+# Prints per replayed bar: real (calibrated KRX density), light (<= ~20 a minute per stock), or a multiplier.
+SANDBOX_TAPE_DENSITY = env("SANDBOX_TAPE_DENSITY", default="real")
 SANDBOX_WS_MAX_REGISTRATIONS = env.int("SANDBOX_WS_MAX_REGISTRATIONS", default=41)
 SANDBOX_PINGPONG_INTERVAL = env.float("SANDBOX_PINGPONG_INTERVAL", default=10.0)
 SANDBOX_PINGPONG_TIMEOUT = env.float("SANDBOX_PINGPONG_TIMEOUT", default=110.0)

@@ -69,6 +69,7 @@ class ProcessStack:
             SANDBOX_KIWOOM_REST_PORT=str(self.ports["kiwoom_rest"]),
             SANDBOX_KIWOOM_WS_PORT=str(self.ports["kiwoom_ws"]),
             SANDBOX_ADMIN_TOKEN=admin_token,
+            SANDBOX_TAPE_DENSITY="light",  # the tests' tape (README: the sandbox broker)
             LOG_LEVEL="INFO",
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )
