@@ -824,6 +824,11 @@ class DayTape:
     def _bar_at(self, t_ms: int) -> int:
         return bisect.bisect_right(self._starts_ms, t_ms) - 1
 
+    def bar_index(self, t_ms: int) -> int:
+        """Index of the bar whose events include ``t_ms`` (the last bar starting at or before it; -1 before
+        the first)."""
+        return self._bar_at(t_ms)
+
     def ready_for(self, t_ms: int) -> bool:
         """True when every bar up to ``t_ms`` has been generated once (reading up to it costs little)."""
         return self.prepared > min(self._bar_at(t_ms), len(self.bars) - 1)

@@ -12,6 +12,9 @@ Decisions (UNCONFIRMED points of the reference):
   PINGPONG text frame counts as an answer; no answer for ``pingpong_timeout`` -> dropped.
 - Every connection has a bounded send queue; a client that lets it overflow is dropped, so a slow
   client never blocks the replay loop or other clients.
+- Every replayed print is one H0STCNT0 record and every book update (after each print and between prints)
+  one H0STASP0 record; a stock's records of one flush go out in frames of up to ``MAX_RECORDS_PER_FRAME``
+  (the ``NNN`` count), encoded once whatever the number of subscribers.
 """
 
 from __future__ import annotations
@@ -274,12 +277,13 @@ class WsHub:
         """Generate the tapes of ``codes`` up to ``now_ms`` for at most CATCH_UP_BUDGET_S; True when ready.
 
         After a clock jump far into the day a flush would otherwise generate hours of prints at once and
-        hold the event loop (pings, other connections) for seconds."""
+        hold the event loop (pings, other connections) for seconds. When ready, the rest of the budget
+        generates each stock's next bar ahead, so a new minute never waits for its prints."""
         deadline = time.monotonic() + CATCH_UP_BUDGET_S
-        for code in codes:
-            tape = self.core.market.tape(code)
-            while tape is not None and not tape.ready_for(now_ms):
-                if self._catching_up is None:
+        tapes = [t for t in (self.core.market.tape(code) for code in codes) if t is not None]
+        for tape in tapes:
+            while not tape.ready_for(now_ms):
+                if self._catching_up is None and tape.bar_index(now_ms) - tape.prepared >= 1:
                     self._catching_up = time.monotonic()
                     logger.info("generating the replayed tape up to %s before sending", quotes.hhmmss(now_ms))
                 tape.prepare(tape.prepared)
@@ -288,6 +292,10 @@ class WsHub:
         if self._catching_up is not None:
             logger.info("replayed tape ready after %.1fs; sending resumes", time.monotonic() - self._catching_up)
             self._catching_up = None
+        for tape in tapes:
+            if time.monotonic() > deadline:
+                break
+            tape.prepare(tape.bar_index(now_ms) + 1)
         return True
 
     def flush(self) -> None:
