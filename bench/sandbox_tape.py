@@ -147,19 +147,23 @@ class ConnStats:
     bytes: int = 0
     lags_ms: list[float] = field(default_factory=list)
     unknown: int = 0
+    closed: str = ""
 
 
 class SimClock:
-    """The sandbox's sim clock as seen from here: anchored on the admin answer of the clock jump."""
+    """The sandbox's sim clock as seen by a client process: the main process writes the anchor (sim ms at
+    the clock jump, and the monotonic time it happened, midway through the admin request) into shared
+    memory; CLOCK_MONOTONIC is the same in every process."""
 
-    def __init__(self, now_iso: str, speed: float) -> None:
-        now = dt.datetime.fromisoformat(now_iso)
-        self.anchor_ms = (now.hour * 3600 + now.minute * 60 + now.second) * 1000 + now.microsecond // 1000
-        self.anchor_mono = time.monotonic()
+    def __init__(self, shared, speed: float) -> None:
+        self.shared = shared  # multiprocessing.Array("d", [anchor sim ms, anchor monotonic]); 0 = not yet
         self.speed = speed
 
-    def now_ms(self) -> float:
-        return self.anchor_ms + (time.monotonic() - self.anchor_mono) * 1000 * self.speed
+    def now_ms(self) -> float | None:
+        anchor_ms, anchor_mono = self.shared[0], self.shared[1]
+        if not anchor_mono:
+            return None
+        return anchor_ms + (time.monotonic() - anchor_mono) * 1000 * self.speed
 
 
 def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int], creds: list[str], logdir: Path):
@@ -197,7 +201,7 @@ def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int],
 
 
 async def kis_client(
-    url: str, key: str, codes: list[str], stats: ConnStats, index: dict, clock: list, stop: asyncio.Event
+    url: str, key: str, codes: list[str], stats: ConnStats, index: dict, clock: SimClock, stop
 ) -> None:
     import websockets
 
@@ -219,7 +223,7 @@ async def kis_client(
                 raw = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
-            now = clock[0].now_ms() if clock else None
+            now = clock.now_ms()
             if raw[0] == "{":
                 if '"PINGPONG"' in raw:
                     await ws.send(raw)
@@ -236,16 +240,15 @@ async def kis_client(
             stats.prints += n
             fields = payload.split("^")
             for i in range(n):
-                rec = fields[i * 46 : (i + 1) * 46]
-                t_ms = index.get(rec[0], {}).get(int(rec[13]))
+                t_ms = index.get(fields[i * 46], {}).get(int(fields[i * 46 + 13]))
                 if t_ms is None:
                     stats.unknown += 1
                 else:
-                    stats.lags_ms.append((now - t_ms) / clock[0].speed)
+                    stats.lags_ms.append((now - t_ms) / clock.speed)
 
 
 async def kiwoom_client(
-    url: str, token: str, codes: list[str], stats: ConnStats, index: dict, clock: list, stop: asyncio.Event
+    url: str, token: str, codes: list[str], stats: ConnStats, index: dict, clock: SimClock, stop
 ) -> None:
     import websockets
 
@@ -259,7 +262,7 @@ async def kiwoom_client(
                 raw = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
-            now = clock[0].now_ms() if clock else None
+            now = clock.now_ms()
             msg = json.loads(raw)
             if msg.get("trnm") == "PING":
                 await ws.send(raw)
@@ -277,26 +280,49 @@ async def kiwoom_client(
                 if t_ms is None:
                     stats.unknown += 1
                 else:
-                    stats.lags_ms.append((now - t_ms) / clock[0].speed)
+                    stats.lags_ms.append((now - t_ms) / clock.speed)
 
 
-def print_index(market, codes: list[str], start_ms: int, end_ms: int) -> tuple[dict, int]:
-    """{code: {cumulative volume: print time}} for the prints in [start, end], and how many there are."""
+def client_process(kind: str, jobs: list[tuple], index: dict, shared, speed: float, ready, stop, out) -> None:
+    """One process of plain WebSocket clients (all KIS sessions, or the Kiwoom session)."""
+
+    async def run() -> list[ConnStats]:
+        clock = SimClock(shared, speed)
+        stats = [ConnStats(name) for name, *_ in jobs]
+        client = kis_client if kind == "kis" else kiwoom_client
+        tasks = [
+            asyncio.create_task(client(url, key, codes, st, index, clock, stop))
+            for (_name, url, key, codes), st in zip(jobs, stats, strict=True)
+        ]
+        await asyncio.sleep(2.0)  # subscriptions in place
+        ready.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for st, result in zip(stats, results, strict=True):
+            if isinstance(result, BaseException):
+                st.closed = f"{type(result).__name__}: {result}"[:120]
+        return stats
+
+    started = time.process_time()
+    stats = asyncio.run(run())
+    out.put((kind, stats, time.process_time() - started))
+
+
+def print_index(market, codes: list[str], start_ms: int, end_ms: int) -> dict:
+    """{code: {cumulative volume: print time}} for the prints in [start, end]."""
     index: dict[str, dict[int, int]] = {}
-    total = 0
     for code in codes:
         tape = market.tapes[code]
-        state = tape.state_at(start_ms - 1)
-        volume, rows = state.volume, {}
+        volume, rows = tape.state_at(start_ms - 1).volume, {}
         for tick in tape.ticks_between(start_ms - 1, end_ms):
             volume += tick.volume
             rows[volume] = tick.t_ms
         index[code] = rows
-        total += len(rows)
-    return index, total
+    return index
 
 
 def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> None:
+    import multiprocessing as mp
+
     import httpx
     import psutil
 
@@ -308,66 +334,84 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
     creds = [(f"PSBENCH{i:029d}", f"bench-secret-{i}".ljust(180, "x")) for i in range(len(groups))]
     ports = {n: free_port() for n in ("real_rest", "paper_rest", "real_ws", "paper_ws", "kiwoom_rest", "kiwoom_ws")}
     at_ms = parse_hhmmss(args.at) * 1000
-    span_ms = int(args.duration * speed * 1000)
-    index, expected = print_index(market, codes, at_ms, at_ms + span_ms + 10_000)
+    index = print_index(market, codes, at_ms, at_ms + int((args.duration + 20) * speed * 1000))
     proc = start_sandbox(args, speed, ports, [f"{k}:{s}:real" for k, s in creds], logdir)
+    ctx = mp.get_context("fork")
+    shared = ctx.Array("d", [0.0, 0.0])
+    stop, out = ctx.Event(), ctx.Queue()
+    children = []
     try:
         rest = f"http://127.0.0.1:{ports['real_rest']}"
-        keys = []
-        for appkey, secret in creds:
+        kis_jobs = []
+        for i, ((appkey, secret), group) in enumerate(zip(creds, groups, strict=True)):
             body = {"grant_type": "client_credentials", "appkey": appkey, "secretkey": secret}
-            keys.append(httpx.post(f"{rest}/oauth2/Approval", json=body, timeout=30).json()["approval_key"])
-        kiwoom_rest = f"http://127.0.0.1:{ports['kiwoom_rest']}"
+            key = httpx.post(f"{rest}/oauth2/Approval", json=body, timeout=30).json()["approval_key"]
+            kis_jobs.append((f"KIS #{i + 1} ({len(group)} stocks)", f"ws://127.0.0.1:{ports['real_ws']}/", key, group))
         body = {"grant_type": "client_credentials", "appkey": KIWOOM_DEMO_REAL_APP_KEY}
         body["secretkey"] = KIWOOM_DEMO_REAL_SECRET_KEY
-        token = httpx.post(f"{kiwoom_rest}/oauth2/token", json=body, timeout=30).json()["token"]
-        stats = [ConnStats(f"KIS #{i + 1} ({len(g)} stocks)") for i, g in enumerate(groups)]
-        stats.append(ConnStats(f"Kiwoom ({len(codes)} stocks)"))
+        token = httpx.post(f"http://127.0.0.1:{ports['kiwoom_rest']}/oauth2/token", json=body, timeout=30).json()
+        kiwoom_url = f"ws://127.0.0.1:{ports['kiwoom_ws']}/api/dostk/websocket"
+        kiwoom_jobs = [(f"Kiwoom ({len(codes)} stocks)", kiwoom_url, token["token"], codes)]
+        for kind, jobs in (("kis", kis_jobs), ("kiwoom", kiwoom_jobs)):
+            ready = ctx.Event()
+            child = ctx.Process(target=client_process, args=(kind, jobs, index, shared, speed, ready, stop, out))
+            child.start()
+            children.append(child)
+            if not ready.wait(60):
+                raise SystemExit(f"{kind} clients did not subscribe within 60 s")
         sandbox = psutil.Process(proc.pid)
-
-        async def main() -> tuple[float, float]:
-            stop = asyncio.Event()
-            clock: list[SimClock] = []
-            tasks = [
-                asyncio.create_task(kis_client(f"ws://127.0.0.1:{ports['real_ws']}/", k, g, s, index, clock, stop))
-                for k, g, s in zip(keys, groups, stats, strict=False)
-            ]
-            kiwoom_url = f"ws://127.0.0.1:{ports['kiwoom_ws']}/api/dostk/websocket"
-            tasks.append(asyncio.create_task(kiwoom_client(kiwoom_url, token, codes, stats[-1], index, clock, stop)))
-            await asyncio.sleep(2.0)  # subscriptions in place
-            async with httpx.AsyncClient(base_url=rest, headers={"X-Sandbox-Admin": ADMIN}, timeout=30) as admin:
-                answer = (await admin.post("/sandbox/clock", json={"time": args.at})).json()
-            clock.append(SimClock(answer["now"], speed))
-            cpu0 = sum(sandbox.cpu_times()[:2])
-            wall0 = time.monotonic()
-            await asyncio.sleep(args.duration)
-            cpu = sum(sandbox.cpu_times()[:2]) - cpu0
-            wall = time.monotonic() - wall0
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            return cpu, wall
-
-        cpu, wall = asyncio.run(main())
+        httpx.post(f"{rest}/sandbox/clock", json={"time": args.at}, headers={"X-Sandbox-Admin": ADMIN})
+        # Where the sim clock is: of a few readings, the one with the shortest round trip (as NTP does).
+        readings = []
+        with httpx.Client(base_url=rest, timeout=10) as client:
+            for _ in range(7):
+                sent = time.monotonic()
+                now = dt.datetime.fromisoformat(client.get("/sandbox/clock").json()["now"])
+                got = time.monotonic()
+                sim_ms = (now.hour * 3600 + now.minute * 60 + now.second) * 1000 + now.microsecond / 1000
+                readings.append((got - sent, sim_ms, (sent + got) / 2))
+                time.sleep(0.02)
+        rtt, shared[0], shared[1] = min(readings)
+        sent, got = 0.0, rtt
+        cpu0 = sum(sandbox.cpu_times()[:2])
+        time.sleep(args.duration)
+        cpu = sum(sandbox.cpu_times()[:2]) - cpu0
+        wall = time.monotonic() - shared[1]
+        stop.set()
+        results = {}
+        for _ in children:
+            kind, stats, client_cpu = out.get(timeout=60)
+            results[kind] = (stats, client_cpu)
+        for child in children:
+            child.join(10)
     finally:
+        stop.set()
+        for child in children:
+            if child.is_alive():
+                child.kill()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    end_ms = at_ms + wall * speed * 1000
-    window_prints = sum(1 for rows in index.values() for t in rows.values() if at_ms <= t <= end_ms)
+    start_ms = shared[0]  # the sim time at the anchor, a little after the jump to ``at``
+    end_ms = start_ms + wall * speed * 1000
+    window_prints = sum(1 for rows in index.values() for t in rows.values() if start_ms <= t <= end_ms)
     print(
-        f"\n== send path at {speed:g}x ({args.density} density), {len(codes)} stocks from {args.at} for {wall:.0f} s: "
-        f"sandbox CPU {cpu / wall * 100:.0f}% of one core; the tape holds {window_prints / wall:.0f} prints/s "
-        f"over these stocks in the window"
+        f"\n== send path at {speed:g}x ({args.density} density), {len(codes)} stocks from {args.at} for {wall:.0f} s "
+        f"(clock read to +-{(got - sent) * 500:.0f} ms): sandbox CPU {cpu / wall * 100:.0f}% of one core; the tape "
+        f"holds {window_prints / wall:.0f} prints/s over these stocks; client processes' CPU "
+        + ", ".join(f"{kind} {c / wall * 100:.0f}%" for kind, (_s, c) in results.items())
     )
-    for protocol, rows in (("KIS", stats[:-1]), ("Kiwoom", stats[-1:])):
+    for kind, protocol in (("kis", "KIS"), ("kiwoom", "Kiwoom")):
+        rows = results[kind][0]
         for s in rows:
             print(
                 f"  {s.name:<22} {s.frames / wall:7.0f} frames/s {s.prints / wall:7.0f} prints/s "
                 f"{s.books / wall:7.0f} books/s {s.bytes / wall / 1e6:5.2f} MB/s; lag p50 {pct(s.lags_ms, 0.5):.0f} "
                 f"p99 {pct(s.lags_ms, 0.99):.0f} max {max(s.lags_ms, default=float('nan')):.0f} ms"
                 + (f"; {s.unknown} prints not in the tape index" if s.unknown else "")
+                + (f"; CLOSED: {s.closed}" if s.closed else "")
             )
         frames = sum(s.frames for s in rows)
         prints = sum(s.prints for s in rows)

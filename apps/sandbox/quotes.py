@@ -8,6 +8,7 @@ Every value is a string. Sign codes (``prdy_vrss_sign``): 1 upper limit, 2 up, 3
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from apps.sandbox.clock import CLOSE_S, OPEN_S
@@ -45,7 +46,12 @@ def ratio(num: float, den: float) -> str:
 
 
 def hhmmss(t_ms: int) -> str:
-    s = t_ms // 1000
+    return _hhmmss(t_ms // 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hhmmss(s: int) -> str:
+    """HHMMSS of a second of the day (cached: every replayed record carries one)."""
     return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
 
 
@@ -418,8 +424,8 @@ def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) ->
         "N",  # TRHT_YN
         str(ask_qty[0]),  # ASKP_RSQN1
         str(bid_qty[0]),  # BIDP_RSQN1
-        str(sum(ask_qty)),  # TOTAL_ASKP_RSQN
-        str(sum(bid_qty)),  # TOTAL_BIDP_RSQN
+        str(book.total_ask),  # TOTAL_ASKP_RSQN
+        str(book.total_bid),  # TOTAL_BIDP_RSQN
         pct(volume, tape.instrument.listed_shares),  # VOL_TNRT
         str(prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL
         pct(volume, prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL_RATE
@@ -448,7 +454,7 @@ def asp0_record(
     bids = cache.get(book.bids)
     if bids is None:
         bids = cache[book.bids] = [str(p) for p in book.bids]
-    total_ask, total_bid = sum(book.ask_qty), sum(book.bid_qty)
+    total_ask, total_bid = book.total_ask, book.total_bid
     return [
         tape.code,  # MKSC_SHRN_ISCD
         hhmmss(t_ms),  # BSOP_HOUR
@@ -468,8 +474,8 @@ def asp0_record(
         "5",  # ANTC_CNTG_VRSS_SIGN
         "-100.00",  # ANTC_CNTG_PRDY_CTRT
         str(st.volume),  # ACML_VOL
-        str(total_ask - sum(prev_book.ask_qty)) if prev_book else "0",  # TOTAL_ASKP_RSQN_ICDC
-        str(total_bid - sum(prev_book.bid_qty)) if prev_book else "0",  # TOTAL_BIDP_RSQN_ICDC
+        str(total_ask - prev_book.total_ask) if prev_book else "0",  # TOTAL_ASKP_RSQN_ICDC
+        str(total_bid - prev_book.total_bid) if prev_book else "0",  # TOTAL_BIDP_RSQN_ICDC
         "0",  # OVTM_TOTAL_ASKP_ICDC
         "0",  # OVTM_TOTAL_BIDP_ICDC
         "0",  # STCK_DEAL_CLS_CODE

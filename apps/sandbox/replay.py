@@ -288,12 +288,21 @@ class MinuteBar:
 
 @dataclass(frozen=True, slots=True)
 class OrderBook:
-    """10 levels per side; level 1 is the best price; 0/0 beyond the daily limits."""
+    """10 levels per side; level 1 is the best price; 0/0 beyond the daily limits. ``total_ask`` and
+    ``total_bid`` are the sums of the quantities (kept, since every record of the book needs them)."""
 
     asks: tuple[int, ...]
     bids: tuple[int, ...]
     ask_qty: tuple[int, ...]
     bid_qty: tuple[int, ...]
+    total_ask: int
+    total_bid: int
+
+    @classmethod
+    def of(
+        cls, asks: tuple[int, ...], bids: tuple[int, ...], ask_qty: tuple[int, ...], bid_qty: tuple[int, ...]
+    ) -> OrderBook:
+        return cls(asks, bids, ask_qty, bid_qty, sum(ask_qty), sum(bid_qty))
 
 
 def _allocate(total: int, weights: list[float], minimum: int) -> list[int]:
@@ -647,7 +656,7 @@ class DayTape:
             asks, bids = self._ask_ladder(ask1), self._bid_ladder(bid1)
             aq = tuple(self._fresh(rng) if p else 0 for p in asks)
             bq = tuple(self._fresh(rng) if p else 0 for p in bids)
-            self._preopen = (ask1, bid1, OrderBook(asks, bids, aq, bq))
+            self._preopen = (ask1, bid1, OrderBook.of(asks, bids, aq, bq))
         return self._preopen
 
     def _fresh(self, rng: random.Random) -> int:
@@ -738,7 +747,7 @@ class DayTape:
         def emit(t_ms: int, tick_index: int) -> None:
             ev_t.append(t_ms)
             ev_tick.append(tick_index)
-            ev_book.append(OrderBook(asks, bids, tuple(aq), tuple(bq)))
+            ev_book.append(OrderBook.of(asks, bids, tuple(aq), tuple(bq)))
 
         continuous = bar.end_s > bar.start_s
         prev_t = bar.start_s * 1000

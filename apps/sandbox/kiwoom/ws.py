@@ -170,21 +170,21 @@ def book_row(
         bids = cache[book.bids] = [formats.price(p, pc) for p in book.bids]
     aq, bq = book.ask_qty, book.bid_qty
     signed = formats.signed
-    if prev is not None:
-        da = [signed(a - b) for a, b in zip(aq, prev.ask_qty, strict=True)]
-        db = [signed(a - b) for a, b in zip(bq, prev.bid_qty, strict=True)]
+    if prev is not None:  # a quote update changes one level: most differences are 0
+        da = [signed(a - b) if a != b else "0" for a, b in zip(aq, prev.ask_qty, strict=True)]
+        db = [signed(a - b) if a != b else "0" for a, b in zip(bq, prev.bid_qty, strict=True)]
     else:
         da = db = ["0"] * 10
     row = [hhmmss(t_ms)]
     for i in range(10):
         row += (asks[i], bids[i], str(aq[i]), str(bq[i]), da[i], db[i])
-    total_ask, total_bid = sum(aq), sum(bq)
+    total_ask, total_bid = book.total_ask, book.total_bid
     total = total_ask + total_bid
     row += (
         str(total_ask),
-        signed(total_ask - sum(prev.ask_qty)) if prev else "0",
+        signed(total_ask - prev.total_ask) if prev else "0",
         str(total_bid),
-        signed(total_bid - sum(prev.bid_qty)) if prev else "0",
+        signed(total_bid - prev.total_bid) if prev else "0",
         "0",
         "0",
         signed(total_bid - total_ask),
