@@ -160,10 +160,25 @@ class SimClock:
         self.speed = speed
 
     def now_ms(self) -> float | None:
-        anchor_ms, anchor_mono = self.shared[0], self.shared[1]
+        """The sim clock now, or None before the measurement starts (``shared[2]``, after the warm-up)."""
+        anchor_ms, anchor_mono, start_mono = self.shared[0], self.shared[1], self.shared[2]
+        now = time.monotonic()
         if not anchor_mono:
             return None
-        return anchor_ms + (time.monotonic() - anchor_mono) * 1000 * self.speed
+        sim = anchor_ms + (now - anchor_mono) * 1000 * self.speed
+        return sim if start_mono and now >= start_mono else None
+
+    def lag(self, stats: ConnStats, now: float, t_ms: int) -> None:
+        lag_ms = (now - t_ms) / self.speed
+        stats.lags_ms.append(lag_ms)
+
+    def warm(self, t_ms: int) -> None:
+        """During the warm-up: note when a print arrives less than 200 ms (real) behind the clock."""
+        anchor_ms, anchor_mono = self.shared[0], self.shared[1]
+        if anchor_mono:
+            sim = anchor_ms + (time.monotonic() - anchor_mono) * 1000 * self.speed
+            if (sim - t_ms) / self.speed < 200:
+                self.shared[3] = 1.0
 
 
 def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int], creds: list[str], logdir: Path):
@@ -200,6 +215,12 @@ def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int],
     raise SystemExit("sandbox did not come up in 60 s")
 
 
+def _cntg_ms(payload: str) -> int:
+    """Print time (ms of day, to the second) of the first record of an H0STCNT0 payload."""
+    hhmmss = payload.split("^", 2)[1]
+    return (int(hhmmss[:2]) * 3600 + int(hhmmss[2:4]) * 60 + int(hhmmss[4:])) * 1000 + 999
+
+
 async def kis_client(
     url: str, key: str, codes: list[str], stats: ConnStats, index: dict, clock: SimClock, stop
 ) -> None:
@@ -228,9 +249,11 @@ async def kis_client(
                 if '"PINGPONG"' in raw:
                     await ws.send(raw)
                 continue
-            if now is None:
-                continue
             _enc, tr_id, count, payload = raw.split("|", 3)
+            if now is None:
+                if tr_id == "H0STCNT0":
+                    clock.warm(int(_cntg_ms(payload)))
+                continue
             stats.frames += 1
             stats.bytes += len(raw)
             n = int(count)
@@ -244,7 +267,7 @@ async def kis_client(
                 if t_ms is None:
                     stats.unknown += 1
                 else:
-                    stats.lags_ms.append((now - t_ms) / clock.speed)
+                    clock.lag(stats, now, t_ms)
 
 
 async def kiwoom_client(
@@ -280,7 +303,7 @@ async def kiwoom_client(
                 if t_ms is None:
                     stats.unknown += 1
                 else:
-                    stats.lags_ms.append((now - t_ms) / clock.speed)
+                    clock.lag(stats, now, t_ms)
 
 
 def client_process(kind: str, jobs: list[tuple], index: dict, shared, speed: float, ready, stop, out) -> None:
@@ -334,10 +357,10 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
     creds = [(f"PSBENCH{i:029d}", f"bench-secret-{i}".ljust(180, "x")) for i in range(len(groups))]
     ports = {n: free_port() for n in ("real_rest", "paper_rest", "real_ws", "paper_ws", "kiwoom_rest", "kiwoom_ws")}
     at_ms = parse_hhmmss(args.at) * 1000
-    index = print_index(market, codes, at_ms, at_ms + int((args.duration + 20) * speed * 1000))
+    index = print_index(market, codes, at_ms, at_ms + int((args.duration + 60) * speed * 1000))
     proc = start_sandbox(args, speed, ports, [f"{k}:{s}:real" for k, s in creds], logdir)
     ctx = mp.get_context("fork")
-    shared = ctx.Array("d", [0.0, 0.0])
+    shared = ctx.Array("d", [0.0, 0.0, 0.0, 0.0])  # anchor sim ms, anchor monotonic, measuring from, warm
     stop, out = ctx.Event(), ctx.Queue()
     children = []
     try:
@@ -373,10 +396,20 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
                 time.sleep(0.02)
         rtt, shared[0], shared[1] = min(readings)
         sent, got = 0.0, rtt
+        # Warm-up: after a jump far into the day the sandbox first generates the tape (held, then sent at once);
+        # measure from when prints arrive on time, plus a second.
+        warm_deadline = time.monotonic() + 300
+        while not shared[3] and time.monotonic() < warm_deadline:
+            time.sleep(0.1)
+        warmup = time.monotonic() - shared[1]
+        time.sleep(1.0)
+        shared[2] = time.monotonic()
         cpu0 = sum(sandbox.cpu_times()[:2])
+        rss0 = sandbox.memory_info().rss
         time.sleep(args.duration)
         cpu = sum(sandbox.cpu_times()[:2]) - cpu0
-        wall = time.monotonic() - shared[1]
+        rss1 = sandbox.memory_info().rss
+        wall = time.monotonic() - shared[2]
         stop.set()
         results = {}
         for _ in children:
@@ -394,13 +427,15 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    start_ms = shared[0]  # the sim time at the anchor, a little after the jump to ``at``
+    start_ms = shared[0] + (shared[2] - shared[1]) * 1000 * speed  # the sim time when measuring started
     end_ms = start_ms + wall * speed * 1000
     window_prints = sum(1 for rows in index.values() for t in rows.values() if start_ms <= t <= end_ms)
     print(
-        f"\n== send path at {speed:g}x ({args.density} density), {len(codes)} stocks from {args.at} for {wall:.0f} s "
-        f"(clock read to +-{(got - sent) * 500:.0f} ms): sandbox CPU {cpu / wall * 100:.0f}% of one core; the tape "
-        f"holds {window_prints / wall:.0f} prints/s over these stocks; client processes' CPU "
+        f"\n== send path at {speed:g}x ({args.density} density), {len(codes)} stocks from {args.at} "
+        f"(+{warmup:.1f} s warm-up) for {wall:.0f} s "
+        f"(clock read to +-{(got - sent) * 500:.0f} ms): sandbox CPU {cpu / wall * 100:.0f}% of one core, "
+        f"RSS {rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MB; the tape holds {window_prints / wall:.0f} prints/s "
+        "over these stocks; client processes' CPU "
         + ", ".join(f"{kind} {c / wall * 100:.0f}%" for kind, (_s, c) in results.items())
     )
     for kind, protocol in (("kis", "KIS"), ("kiwoom", "Kiwoom")):

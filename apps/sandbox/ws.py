@@ -46,6 +46,9 @@ TR_KEY_RE = re.compile(r"^[0-9A-Z]{6,7}$")
 MAX_RECORDS_PER_FRAME = 30
 #: Seconds of tape generation per flush while the tapes catch up with a clock jump.
 CATCH_UP_BUDGET_S = 0.02
+#: A catch-up that held the sends longer than this resumes from the current time instead of sending the whole
+#: wait at once (at 20x a 15 s wait is five sim minutes of prints: a burst that would overflow every queue).
+CATCH_UP_MAX_HOLD_S = 2.0
 SEND_TIMEOUT_S = 10.0
 _ids = itertools.count(1)
 
@@ -91,6 +94,7 @@ class WsHub:
         self.frames_sent = 0
         self.records_sent = 0
         self._catching_up: float | None = None
+        self._skip_to_now = False
 
     def make_app(self, mode: str) -> web.Application:
         app = web.Application()
@@ -290,13 +294,27 @@ class WsHub:
                 if time.monotonic() > deadline:
                     return False
         if self._catching_up is not None:
-            logger.info("replayed tape ready after %.1fs; sending resumes", time.monotonic() - self._catching_up)
+            held = time.monotonic() - self._catching_up
             self._catching_up = None
+            if held > CATCH_UP_MAX_HOLD_S:
+                self._skip_to_now = True
+            logger.info(
+                "replayed tape ready after %.1fs; sending resumes%s",
+                held,
+                " from now (the prints of the wait are not sent)" if self._skip_to_now else "",
+            )
         for tape in tapes:
             if time.monotonic() > deadline:
                 break
             tape.prepare(tape.bar_index(now_ms) + 1)
         return True
+
+    def take_skip(self, after_ms: int, now_ms: int) -> int:
+        """Where this flush starts: ``after_ms``, or just before ``now_ms`` after a long catch-up."""
+        if self._skip_to_now:
+            self._skip_to_now = False
+            return max(after_ms, now_ms - 1)
+        return after_ms
 
     def flush(self) -> None:
         """Send the prints and book updates in (cursor, now] to every subscribed, non-stalled connection.
@@ -315,6 +333,7 @@ class WsHub:
         if not self.catch_up(wanted, now_ms):
             self.cursor_ms = after_ms  # send the whole window once the tapes are ready
             return
+        after_ms = self.take_skip(after_ms, now_ms)
         for code, (trade_conns, book_conns) in wanted.items():
             tape = self.core.market.tape(code)
             if tape is None:

@@ -38,7 +38,7 @@ from apps.sandbox.replay import (
 )
 from apps.sandbox.server import SandboxCore, SandboxThread
 from apps.sandbox.ticks import TickTable
-from apps.sandbox.ws import WsConnection
+from apps.sandbox.ws import WsConnection, WsHub
 
 from .conftest import ADMIN, base_config, fresh_credential, requires_data, rest_url, shared_market
 from .test_ws import sub
@@ -325,14 +325,9 @@ def test_flush_catches_up_a_slice_at_a_time_after_a_clock_jump(monkeypatch: pyte
     answering) and then send the whole window since the jump."""
     from apps.sandbox import ws as ws_module
 
-    cfg = base_config(data_dir=None, replay_date=DAY, universe_size=2)
-    core = SandboxCore(cfg, build_market(cfg))
-    hub = core.hub
-    conn = WsConnection(None, None, "real", asyncio.Queue(100_000))  # type: ignore[arg-type]
-    conn.subs = {("H0STCNT0", "005930"), ("H0STASP0", "000660")}
-    hub.connections.add(conn)
-    core.jump_to(13 * 3600)
+    core, hub, conn = jumped_hub()
     monkeypatch.setattr(ws_module, "CATCH_UP_BUDGET_S", 0.0)  # one bar per flush
+    monkeypatch.setattr(ws_module, "CATCH_UP_MAX_HOLD_S", 3600.0)
     flushes = 0
     while conn.queue.empty():
         hub.flush()
@@ -344,6 +339,37 @@ def test_flush_catches_up_a_slice_at_a_time_after_a_clock_jump(monkeypatch: pyte
     records = [r for f in frames for r in parse_frame(f).records]
     assert {r["MKSC_SHRN_ISCD"] for r in records} == {"005930", "000660"}
     assert min(r.get("STCK_CNTG_HOUR") or r["BSOP_HOUR"] for r in records) >= "130000"
+
+
+def test_a_long_catch_up_resumes_from_the_current_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up that held the sends for long does not send the whole wait at once: it resumes from now."""
+    from apps.sandbox import ws as ws_module
+
+    core, hub, conn = jumped_hub()
+    monkeypatch.setattr(ws_module, "CATCH_UP_BUDGET_S", 0.0)
+    monkeypatch.setattr(ws_module, "CATCH_UP_MAX_HOLD_S", 0.0)
+    while hub.cursor_ms == 13 * 3600 * 1000 - 1:
+        hub.flush()
+    resumed_ms = hub.cursor_ms
+    assert resumed_ms > 13 * 3600 * 1000  # the clock moved on while the tapes were generated
+    while conn.queue.qsize() < 5:
+        time.sleep(0.05)
+        hub.flush()
+    frames = [conn.queue.get_nowait() for _ in range(conn.queue.qsize())]
+    times = [r.get("STCK_CNTG_HOUR") or r["BSOP_HOUR"] for f in frames for r in parse_frame(f).records]
+    assert min(times) >= quotes.hhmmss(resumed_ms)
+
+
+def jumped_hub() -> tuple[SandboxCore, WsHub, WsConnection]:
+    """A KIS hub with one connection on two synthetic stocks, its clock moved to 13:00."""
+    cfg = base_config(data_dir=None, replay_date=DAY, universe_size=2)
+    core = SandboxCore(cfg, build_market(cfg))
+    hub = core.hub
+    conn = WsConnection(None, None, "real", asyncio.Queue(100_000))  # type: ignore[arg-type]
+    conn.subs = {("H0STCNT0", "005930"), ("H0STASP0", "000660")}
+    hub.connections.add(conn)
+    core.jump_to(13 * 3600)
+    return core, hub, conn
 
 
 @pytest.mark.asyncio

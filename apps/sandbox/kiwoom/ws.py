@@ -577,6 +577,7 @@ class KiwoomHub(WsHub):
         if not self.catch_up(wanted, now_ms):
             self.cursor_ms = after_ms  # send the whole window once the tapes are ready
             return
+        after_ms = self.take_skip(after_ms, now_ms)
         trades: dict[str, list[str]] = {}
         books: dict[str, list[str]] = {}
         for code, types in wanted.items():
