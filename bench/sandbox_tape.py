@@ -195,7 +195,8 @@ def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int],
         SANDBOX_KIWOOM_REST_PORT=str(ports["kiwoom_rest"]),
         SANDBOX_KIWOOM_WS_PORT=str(ports["kiwoom_ws"]),
         HOGA_UNIVERSE_SIZE="50",
-        LOG_LEVEL="WARNING",
+        SANDBOX_WS_HEARTBEAT="10",
+        LOG_LEVEL="INFO",
     )
     cmd = [sys.executable]
     if args.profile:
@@ -458,6 +459,9 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
             f"p99 {pct(lags, 0.99):.0f} max {max(lags, default=float('nan')):.0f} ms; "
             f"prints received/in the tape {prints}/{window_prints}"
         )
+    beats = [line for line in (logdir / f"sandbox-{speed:g}x.log").read_text().splitlines() if "heartbeat" in line]
+    for line in beats[-6:]:
+        print("  sandbox:", line[line.find("msg=") + 5 :][:220] if "msg=" in line else line[-220:])
     if args.profile:
         import pstats
 

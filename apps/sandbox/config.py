@@ -122,6 +122,8 @@ class SandboxConfig:
     ws_flush_interval_s: float = 0.05
     #: Bounded per-connection send queue; a client that lets it overflow is dropped.
     ws_queue_size: int = 2000
+    #: Seconds between two heartbeat log lines of each WebSocket listener's send loop.
+    ws_heartbeat_s: float = 60.0
     #: Prints per bar: real-market density by default, ``LIGHT_TAPE`` in the tests.
     tape_density: TapeDensity = REAL_TAPE
     tick_table_effective: dt.date = TICK_TABLE_2023_EFFECTIVE
@@ -210,6 +212,7 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "ws_max_registrations": int(settings.SANDBOX_WS_MAX_REGISTRATIONS),
         "pingpong_interval": float(settings.SANDBOX_PINGPONG_INTERVAL),
         "pingpong_timeout": float(settings.SANDBOX_PINGPONG_TIMEOUT),
+        "ws_heartbeat_s": float(getattr(settings, "SANDBOX_WS_HEARTBEAT", 60.0)),
         "token_error_status": int(settings.SANDBOX_TOKEN_ERROR_STATUS),
         "token_rate_status": int(settings.SANDBOX_TOKEN_RATE_STATUS),
         "app_credentials": parse_credentials(list(settings.SANDBOX_APP_CREDENTIALS)),

@@ -190,11 +190,16 @@ class Grid:
         return self.table.grid_between(low, high, self.on, self.market)
 
 
-class Tick(NamedTuple):
-    """One trade print: sim milliseconds of day, price, volume, side (BUY "1" / SELL "5").
+#: A print as a tape keeps it: (t_ms, price, volume, side). Tapes keep prints and books as plain tuples of
+#: plain values, which the garbage collector stops tracking: with named tuples or dataclasses the
+#: hundreds of thousands of cached prints and books made each full collection a 100-200 ms pause of the
+#: send loop. The readers hand out ``Tick`` and ``OrderBook`` (named tuples with the same fields).
+RawPrint = tuple[int, int, int, str]
+RawBook = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]
 
-    Prints and books are immutable named tuples: about half the cost to create of frozen
-    dataclasses, and a real-density day makes millions of them."""
+
+class Tick(NamedTuple):
+    """One trade print: sim milliseconds of day, price, volume, side (BUY "1" / SELL "5")."""
 
     t_ms: int
     price: int
@@ -248,30 +253,26 @@ class RunningState:
             self.first_volume,
         )
 
-    def apply(self, tick: Tick) -> None:
+    def apply(self, tick: Tick | RawPrint) -> None:
         """Fold one print into the state (prints must come in time order)."""
+        t_ms, price, volume, side = tick
         if self.count == 0:
-            self.open = self.high = self.low = tick.price
-            self.open_ms = self.high_ms = self.low_ms = tick.t_ms
-            self.first_volume = tick.volume
-        if tick.price > self.high:
-            self.high, self.high_ms = tick.price, tick.t_ms
-        if tick.price < self.low:
-            self.low, self.low_ms = tick.price, tick.t_ms
+            self.open = self.high = self.low = price
+            self.open_ms = self.high_ms = self.low_ms = t_ms
+            self.first_volume = volume
+        if price > self.high:
+            self.high, self.high_ms = price, t_ms
+        if price < self.low:
+            self.low, self.low_ms = price, t_ms
         self.count += 1
-        self.last, self.last_ms, self.last_side, self.last_volume = (
-            tick.price,
-            tick.t_ms,
-            tick.side,
-            tick.volume,
-        )
-        self.volume += tick.volume
-        self.value += tick.price * tick.volume
-        if tick.side == BUY:
-            self.buy_volume += tick.volume
+        self.last, self.last_ms, self.last_side, self.last_volume = price, t_ms, side, volume
+        self.volume += volume
+        self.value += price * volume
+        if side == BUY:
+            self.buy_volume += volume
             self.buy_count += 1
         else:
-            self.sell_volume += tick.volume
+            self.sell_volume += volume
             self.sell_count += 1
 
 
@@ -298,12 +299,6 @@ class OrderBook(NamedTuple):
     bid_qty: tuple[int, ...]
     total_ask: int
     total_bid: int
-
-    @classmethod
-    def of(
-        cls, asks: tuple[int, ...], bids: tuple[int, ...], ask_qty: tuple[int, ...], bid_qty: tuple[int, ...]
-    ) -> OrderBook:
-        return cls(asks, bids, ask_qty, bid_qty, sum(ask_qty), sum(bid_qty))
 
 
 def _allocate(total: int, weights: list[float], minimum: int) -> list[int]:
@@ -406,6 +401,18 @@ def generate_bar_ticks(
 
     ``prev_price`` is the price of the print before this bar (the previous close at the day's start): the
     first print's side follows from it."""
+    return [Tick(*p) for p in bar_prints(bar, rng, grid, density, prev_price=prev_price)]
+
+
+def bar_prints(
+    bar: IntradayBar,
+    rng: random.Random,
+    grid: Grid,
+    density: TapeDensity = REAL_TAPE,
+    *,
+    prev_price: int | None = None,
+) -> list[RawPrint]:
+    """``generate_bar_ticks`` as the plain tuples a tape keeps."""
     volume = bar.volume
     if volume <= 0:
         return []
@@ -450,7 +457,7 @@ def generate_bar_ticks(
         offsets.sort()
         offsets[0] = 0 if opening else min(offsets[0], rng.randrange(0, min(2000, duration_ms)))
     start_ms = bar.start_s * 1000
-    ticks: list[Tick] = []
+    ticks: list[RawPrint] = []
     side = BUY if rng.random() < 0.5 else SELL
     prev = prev_price
     for price, vol, off in zip(prices, vols, offsets, strict=True):
@@ -459,7 +466,7 @@ def generate_bar_ticks(
                 side = SELL if side == BUY else BUY
         else:
             side = BUY if price > prev else SELL
-        ticks.append(Tick(start_ms + off, price, vol, side))
+        ticks.append((start_ms + off, price, vol, side))
         prev = price
     return ticks
 
@@ -539,14 +546,14 @@ class BarTape:
     with the book after it. ``checkpoints[c]`` is the running state after the first c·CHECKPOINT_EVERY
     prints (``checkpoints[0]`` the state before the bar)."""
 
-    ticks: list[Tick]
+    ticks: list[RawPrint]
     tick_t: list[int]
     checkpoints: list[RunningState]
     ev_t: list[int]
     ev_tick: list[int]
-    ev_book: list[OrderBook]
+    ev_book: list[RawBook]
     end_state: RunningState
-    end_touch: tuple[int, int, OrderBook]
+    end_touch: tuple[int, int, RawBook]
     minutes: list[list[int]]  # [minute_s, open, high, low, close, volume, value] per minute with prints
 
 
@@ -597,7 +604,7 @@ class DayTape:
         self.depth = max(1.0, BOOK_DEPTH_SHARE * sum(b.volume for b in bars))
         self._starts_ms = [b.start_s * 1000 for b in bars]
         self._end_states: list[RunningState] = []
-        self._end_touch: list[tuple[int, int, OrderBook]] = []
+        self._end_touch: list[tuple[int, int, RawBook]] = []
         self._minutes: list[list[list[int]]] = []
         self._last_tick_ms: list[int] = []
         self._counts: list[tuple[int, int]] = []
@@ -606,7 +613,7 @@ class DayTape:
         self._bids: dict[int, tuple[int, ...]] = {}
         self._above: dict[int, int] = {}
         self._below: dict[int, int] = {}
-        self._preopen: tuple[int, int, OrderBook] | None = None
+        self._preopen: tuple[int, int, RawBook] | None = None
         self._resume: OrderedDict[int, tuple[RunningState, OrderBook]] = OrderedDict()
 
     # --- book ladders -------------------------------------------------------------------------------
@@ -648,7 +655,7 @@ class DayTape:
             above = self._above[price] = self.grid.above(price)
         return above, price
 
-    def _preopen_touch(self) -> tuple[int, int, OrderBook]:
+    def _preopen_touch(self) -> tuple[int, int, RawBook]:
         """The book before the first print: bid at the previous close, one tick of spread."""
         if self._preopen is None:
             rng = random.Random(f"{self.seed}:{self.date.isoformat()}:{self.code}:preopen")
@@ -657,7 +664,7 @@ class DayTape:
             asks, bids = self._ask_ladder(ask1), self._bid_ladder(bid1)
             aq = tuple(self._fresh(rng) if p else 0 for p in asks)
             bq = tuple(self._fresh(rng) if p else 0 for p in bids)
-            self._preopen = (ask1, bid1, OrderBook.of(asks, bids, aq, bq))
+            self._preopen = (ask1, bid1, (asks, bids, aq, bq, sum(aq), sum(bq)))
         return self._preopen
 
     def _fresh(self, rng: random.Random) -> int:
@@ -669,7 +676,7 @@ class DayTape:
         bar = self.bars[index]
         before = self._end_states[index - 1] if index > 0 else RunningState()
         key = f"{self.seed}:{self.date.isoformat()}:{self.code}:{index}"
-        ticks = generate_bar_ticks(
+        ticks = bar_prints(
             bar,
             random.Random(key),
             self.grid,
@@ -683,39 +690,40 @@ class DayTape:
             state.apply(t)
             if n % CHECKPOINT_EVERY == 0:
                 checkpoints.append(state.copy())
-            minute = t.t_ms // 60000 * 60
+            t_ms, price, volume, _side = t
+            minute = t_ms // 60000 * 60
             if minutes and minutes[-1][0] == minute:
                 agg = minutes[-1]
-                if t.price > agg[2]:
-                    agg[2] = t.price
-                if t.price < agg[3]:
-                    agg[3] = t.price
-                agg[4] = t.price
-                agg[5] += t.volume
-                agg[6] += t.price * t.volume
+                if price > agg[2]:
+                    agg[2] = price
+                if price < agg[3]:
+                    agg[3] = price
+                agg[4] = price
+                agg[5] += volume
+                agg[6] += price * volume
             else:
-                minutes.append([minute, t.price, t.price, t.price, t.price, t.volume, t.price * t.volume])
+                minutes.append([minute, price, price, price, price, volume, price * volume])
         start_touch = self._end_touch[index - 1] if index > 0 else self._preopen_touch()
         ev_t, ev_tick, ev_book, end_touch = self._book_events(
             bar, ticks, random.Random(key + ":book"), start_touch, before.last if before.count else None
         )
-        return BarTape(ticks, [t.t_ms for t in ticks], checkpoints, ev_t, ev_tick, ev_book, state, end_touch, minutes)
+        return BarTape(ticks, [t[0] for t in ticks], checkpoints, ev_t, ev_tick, ev_book, state, end_touch, minutes)
 
     def _book_events(
         self,
         bar: IntradayBar,
-        ticks: list[Tick],
+        ticks: list[RawPrint],
         rng: random.Random,
-        start: tuple[int, int, OrderBook],
+        start: tuple[int, int, RawBook],
         last: int | None,
-    ) -> tuple[list[int], list[int], list[OrderBook], tuple[int, int, OrderBook]]:
+    ) -> tuple[list[int], list[int], list[RawBook], tuple[int, int, RawBook]]:
         """The book after every print and every quote update of one bar (module docstring)."""
         ask1, bid1, book = start
-        asks, bids = book.asks, book.bids
-        aq, bq = list(book.ask_qty), list(book.bid_qty)
+        asks, bids = book[0], book[1]
+        aq, bq = list(book[2]), list(book[3])
         ev_t: list[int] = []
         ev_tick: list[int] = []
-        ev_book: list[OrderBook] = []
+        ev_book: list[RawBook] = []
         rand = rng.random
         fresh = self._fresh
 
@@ -748,16 +756,17 @@ class DayTape:
         def emit(t_ms: int, tick_index: int) -> None:
             ev_t.append(t_ms)
             ev_tick.append(tick_index)
-            ev_book.append(OrderBook.of(asks, bids, tuple(aq), tuple(bq)))
+            ask_qty, bid_qty = tuple(aq), tuple(bq)
+            ev_book.append((asks, bids, ask_qty, bid_qty, sum(ask_qty), sum(bid_qty)))
 
         continuous = bar.end_s > bar.start_s
         prev_t = bar.start_s * 1000
-        for j, tick in enumerate(ticks):
-            target = self._touch_for(tick.price, tick.side, last)
-            opening = j == 0 and tick.t_ms == OPEN_S * 1000
+        for j, (tick_ms, price, volume, side) in enumerate(ticks):
+            target = self._touch_for(price, side, last)
+            opening = j == 0 and tick_ms == OPEN_S * 1000
             if continuous and not opening:
                 count = 2 if rand() < QUOTE_EXTRA else 1
-                span = tick.t_ms - prev_t + 1
+                span = tick_ms - prev_t + 1
                 times = sorted(prev_t + int(rand() * span) for _ in range(count))
                 for k, t_ms in enumerate(times):
                     if k == count - 1 and target != (ask1, bid1):
@@ -766,14 +775,14 @@ class DayTape:
                         change()
                     emit(t_ms, -1)
             move(*target)
-            qty = aq if tick.side == BUY else bq
+            qty = aq if side == BUY else bq
             if qty[0]:
-                qty[0] -= tick.volume
+                qty[0] -= volume
                 if qty[0] <= 0:
                     qty[0] = 1 + int(fresh(rng) * rng.uniform(0.1, 0.5))  # a new order rests at the price
-            emit(tick.t_ms, j)
-            last = tick.price
-            prev_t = tick.t_ms
+            emit(tick_ms, j)
+            last = price
+            prev_t = tick_ms
         if continuous and ticks:
             change()
             emit(rng.randint(prev_t, bar.end_s * 1000 - 1), -1)
@@ -820,11 +829,11 @@ class DayTape:
     # --- reading ------------------------------------------------------------------------------------
     def bar_ticks(self, index: int) -> list[Tick]:
         """The prints of bar ``index``."""
-        return self.bar_tape(index).ticks
+        return [Tick(*p) for p in self.bar_tape(index).ticks]
 
     def all_ticks(self) -> list[Tick]:
         """Every print of the day."""
-        return [t for i in range(len(self.bars)) for t in self.bar_tape(i).ticks]
+        return [Tick(*p) for i in range(len(self.bars)) for p in self.bar_tape(i).ticks]
 
     def counts(self) -> tuple[int, int]:
         """(prints, quote updates without a print) of the whole day."""
@@ -860,12 +869,12 @@ class DayTape:
         """The book in force at ``t_ms`` (after every event with time <= ``t_ms``)."""
         i = self._bar_at(t_ms)
         if i < 0:
-            return self._preopen_touch()[2]
+            return OrderBook(*self._preopen_touch()[2])
         tape = self.bar_tape(i)
         k = bisect.bisect_right(tape.ev_t, t_ms)
         if k:
-            return tape.ev_book[k - 1]
-        return self._end_touch[i - 1][2] if i > 0 else self._preopen_touch()[2]
+            return OrderBook(*tape.ev_book[k - 1])
+        return OrderBook(*(self._end_touch[i - 1][2] if i > 0 else self._preopen_touch()[2]))
 
     def events(self, after_ms: int, until_ms: int) -> Iterator[TapeEvent]:
         """Prints and quote updates with after_ms < time <= until_ms, in order (see ``TapeEvent``)."""
@@ -884,10 +893,10 @@ class DayTape:
             end = bisect.bisect_right(ev_t, until_ms)
             for k in range(first, end):
                 j = ev_tick[k]
-                tick = ticks[j] if j >= 0 else None
+                tick = Tick(*ticks[j]) if j >= 0 else None
                 if tick is not None:
                     state.apply(tick)
-                book = ev_book[k]
+                book = OrderBook(*ev_book[k])
                 yield TapeEvent(ev_t[k], tick, state, book, prev_book)
                 prev_book = book
             i += 1
@@ -906,7 +915,7 @@ class DayTape:
             tape = self.bar_tape(i)
             lo = bisect.bisect_right(tape.tick_t, after_ms)
             hi = bisect.bisect_right(tape.tick_t, until_ms)
-            out.extend(tape.ticks[lo:hi])
+            out.extend(Tick(*p) for p in tape.ticks[lo:hi])
             i += 1
         return out
 
@@ -923,17 +932,17 @@ class DayTape:
                 rows = self._minutes[i]
             else:
                 rows = []
-                for t in self.bar_tape(i).ticks:
-                    if t.t_ms > until_ms:
+                for t_ms, price, volume, _side in self.bar_tape(i).ticks:
+                    if t_ms > until_ms:
                         break
-                    minute = t.t_ms // 60000 * 60
+                    minute = t_ms // 60000 * 60
                     if rows and rows[-1][0] == minute:
                         row = rows[-1]
-                        row[2], row[3], row[4] = max(row[2], t.price), min(row[3], t.price), t.price
-                        row[5] += t.volume
-                        row[6] += t.price * t.volume
+                        row[2], row[3], row[4] = max(row[2], price), min(row[3], price), price
+                        row[5] += volume
+                        row[6] += price * volume
                     else:
-                        rows.append([minute, t.price, t.price, t.price, t.price, t.volume, t.price * t.volume])
+                        rows.append([minute, price, price, price, price, volume, price * volume])
             for row in rows:
                 if merged and merged[-1][0] == row[0]:
                     cur = merged[-1]

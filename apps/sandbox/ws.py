@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import logging
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -51,6 +53,33 @@ CATCH_UP_BUDGET_S = 0.02
 CATCH_UP_MAX_HOLD_S = 2.0
 SEND_TIMEOUT_S = 10.0
 _ids = itertools.count(1)
+
+
+class GcPauses:
+    """Garbage-collector pauses of this process (a pause holds every send), for the heartbeat lines."""
+
+    def __init__(self) -> None:
+        self.recent: deque[tuple[float, float]] = deque(maxlen=2000)  # (end, seconds) of pauses over 1 ms
+        self._started = 0.0
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            gc.callbacks.append(self._callback)
+            self._installed = True
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+        elif self._started and now - self._started > 0.001:
+            self.recent.append((time.monotonic(), now - self._started))
+
+    def longest_since(self, since: float) -> float:
+        return max((seconds for end, seconds in self.recent if end >= since), default=0.0)
+
+
+GC_PAUSES = GcPauses()
 
 
 @dataclass(eq=False)
@@ -93,6 +122,7 @@ class WsHub:
         self.cursor_ms = core.clock.now_ms()
         self.frames_sent = 0
         self.records_sent = 0
+        self.deepest_queue = 0
         self._catching_up: float | None = None
         self._skip_to_now = False
 
@@ -170,6 +200,8 @@ class WsHub:
             return
         try:
             conn.queue.put_nowait(text)
+            if conn.queue.qsize() > self.deepest_queue:
+                self.deepest_queue = conn.queue.qsize()
         except asyncio.QueueFull:
             asyncio.get_running_loop().create_task(self.drop(conn, "send queue overflow (slow client)"))
 
@@ -267,13 +299,44 @@ class WsHub:
         self.cursor_ms = (self.core.clock.now_ms() if since_ms is None else since_ms) - 1
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set."""
+        """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set, with a heartbeat
+        log line every ``ws_heartbeat_s``: what was sent, the longest flush, the longest gap between two flushes
+        (a held event loop) and the deepest send queue (a slow client)."""
         interval = self.core.config.ws_flush_interval_s
+        GC_PAUSES.install()
+        beat = time.monotonic()
+        beat_records, beat_frames = self.records_sent, self.frames_sent
+        longest_flush = longest_gap = 0.0
+        last_start = time.monotonic()
         while not stop.is_set():
+            started = time.monotonic()
+            longest_gap = max(longest_gap, started - last_start)
+            last_start = started
             try:
                 self.flush()
             except Exception:
                 logger.exception("replay flush failed; continuing")
+            done = time.monotonic()
+            longest_flush = max(longest_flush, done - started)
+            if done - beat >= self.core.config.ws_heartbeat_s:
+                span = done - beat
+                logger.info(
+                    "%s heartbeat: %s connections, %.0f records/s in %.0f frames/s, longest flush %.0f ms, "
+                    "longest gap between flushes %.0f ms, longest GC pause %.0f ms, deepest send queue %s frames "
+                    "(drops at %s)",
+                    type(self).__name__,
+                    len(self.connections),
+                    (self.records_sent - beat_records) / span,
+                    (self.frames_sent - beat_frames) / span,
+                    longest_flush * 1000,
+                    longest_gap * 1000,
+                    GC_PAUSES.longest_since(beat) * 1000,
+                    self.deepest_queue,
+                    self.core.config.ws_queue_size,
+                )
+                beat, beat_records, beat_frames = done, self.records_sent, self.frames_sent
+                longest_flush = longest_gap = 0.0
+                self.deepest_queue = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 

@@ -292,6 +292,7 @@ SANDBOX_TAPE_DENSITY = env("SANDBOX_TAPE_DENSITY", default="real")
 SANDBOX_WS_MAX_REGISTRATIONS = env.int("SANDBOX_WS_MAX_REGISTRATIONS", default=41)
 SANDBOX_PINGPONG_INTERVAL = env.float("SANDBOX_PINGPONG_INTERVAL", default=10.0)
 SANDBOX_PINGPONG_TIMEOUT = env.float("SANDBOX_PINGPONG_TIMEOUT", default=110.0)
+SANDBOX_WS_HEARTBEAT = env.float("SANDBOX_WS_HEARTBEAT", default=60.0)  # s between send-loop heartbeat lines
 SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500)  # UNCONFIRMED in KIS docs
 SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
 # Extra "appkey:appsecret:real|paper" credentials the sandbox accepts besides its demo keys.
