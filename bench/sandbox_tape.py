@@ -35,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -216,6 +218,15 @@ def start_sandbox(args: argparse.Namespace, speed: float, ports: dict[str, int],
     raise SystemExit("sandbox did not come up in 60 s")
 
 
+async def _received(ws: Any, stop: Any) -> AsyncIterator[str]:
+    """The messages of ``ws`` until ``stop`` is set (checked at least twice a second)."""
+    while not stop.is_set():
+        try:
+            yield await asyncio.wait_for(ws.recv(), 0.5)
+        except TimeoutError:
+            continue
+
+
 def _cntg_ms(payload: str) -> int:
     """Print time (ms of day, to the second) of the first record of an H0STCNT0 payload."""
     hhmmss = payload.split("^", 2)[1]
@@ -240,11 +251,7 @@ async def kis_client(
                     if raw.startswith("{") and '"PINGPONG"' not in raw:
                         assert json.loads(raw)["body"]["rt_cd"] == "0", raw
                         break
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except TimeoutError:
-                continue
+        async for raw in _received(ws, stop):
             now = clock.now_ms()
             if raw[0] == "{":
                 if '"PINGPONG"' in raw:
@@ -281,11 +288,7 @@ async def kiwoom_client(
         assert json.loads(await ws.recv())["return_code"] == 0
         reg = {"trnm": "REG", "grp_no": "1", "refresh": "1", "data": [{"item": codes, "type": ["0B", "0D"]}]}
         await ws.send(json.dumps(reg))
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except TimeoutError:
-                continue
+        async for raw in _received(ws, stop):
             now = clock.now_ms()
             msg = json.loads(raw)
             if msg.get("trnm") == "PING":
