@@ -21,7 +21,7 @@ million KRW a print: 650 shares at 23,150, 74 at 190,100, 14 at 949,000). Print 
 one), and ``ROUND_LOT_SHARE`` of the prints of 10 shares or more are rounded to a round lot (its leading
 digit: 100, 200, 3,000). A bar's prints are drawn from that distribution until they cover its volume
 and the last one is trimmed, so the NUMBER of prints follows from the volume: volume / mean size, e.g.
-about 850 a minute for 005930 on 2026-02-20 (24.2 M shares at 190,100) and 7-120 for most of the other
+about 800 a minute for 005930 on 2026-02-20 (24.2 M shares at 190,100) and 7-120 for most of the other
 top-50 names. ``TapeDensity`` scales the count (``scale``: 3 = three times as many, smaller prints) or
 caps it (the light tape of the tests: about 20 a minute per stock at most). Each bar has at least one
 print per anchor and per minute and at most one per share.
@@ -42,7 +42,7 @@ auction: one print at 09:00:00.000 carrying 40-70 % of the bar's first-minute vo
 ``spread_daily_bar`` first derives 380 continuous minute bars (09:00–15:19) plus a 15:30 closing-auction
 print: minute closes follow a bridge from the open to the close on the grid inside [low, high], the
 minute whose prices come nearest the day's high (low) gets the day's high (low), and volumes follow
-``INTRADAY_PROFILE``, the U-shape fitted to the recorded Yahoo 5-minute bars (10 names × 42 days: the
+``intraday_profile``, the U-shape fitted to the recorded Yahoo 5-minute bars (10 names × 42 days: the
 first ten minutes trade about 4× and the last ten 2.4× the midday rate), plus 1-2.5 % of the day in the
 first minute for the opening auction (the recorded CREON 1-minute day has 3.3 % of its volume in the
 first minute) and 3-8 % in the closing auction (each minute >= 4 shares, exact sum). Re-aggregating those
