@@ -42,6 +42,55 @@ def parse_credentials(items: list[str] | tuple[str, ...]) -> tuple[AppCredential
 
 
 @dataclass(frozen=True, slots=True)
+class TapeDensity:
+    """How many trade prints the replay makes out of a bar's volume (see ``apps/sandbox/replay.py``).
+
+    ``scale`` multiplies the calibrated real-market print count (it divides the mean print size): 1.0 is
+    real-market density. ``max_per_minute`` (0 = none) caps a bar's expected prints per minute by raising
+    its mean print size; the light tape caps at 20 a minute per stock, the sandbox's former fixed rate.
+    """
+
+    scale: float = 1.0
+    max_per_minute: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not MIN_DENSITY_SCALE <= self.scale <= MAX_DENSITY_SCALE:
+            raise ValueError(f"tape density must be between {MIN_DENSITY_SCALE:g} and {MAX_DENSITY_SCALE:g}")
+        if self.max_per_minute < 0:
+            raise ValueError("tape density cap must be >= 0")
+
+    @classmethod
+    def parse(cls, text: str | float) -> TapeDensity:
+        """``real`` (the default), ``light``, or a positive multiplier of the real density (``3``, ``0.5``)."""
+        raw = str(text).strip().lower()
+        if raw in ("", "real"):
+            return REAL_TAPE
+        if raw == "light":
+            return LIGHT_TAPE
+        try:
+            scale = float(raw)
+        except ValueError:
+            raise ValueError(f"SANDBOX_TAPE_DENSITY must be real, light or a number, got {text!r}") from None
+        return cls(scale=scale)
+
+    def label(self) -> str:
+        if self == REAL_TAPE:
+            return "real"
+        if self == LIGHT_TAPE:
+            return "light"
+        return f"{self.scale:g}x real" + (f", <= {self.max_per_minute:g}/min" if self.max_per_minute else "")
+
+
+#: Multipliers outside this range are refused: above 10 the mean print of a high-priced stock falls below
+#: one share; below 0.01 the tape is no longer a tape.
+MIN_DENSITY_SCALE = 0.01
+MAX_DENSITY_SCALE = 10.0
+REAL_TAPE = TapeDensity()
+#: The tests' tape: at most about 20 prints a minute per stock (bars with less volume print less).
+LIGHT_TAPE = TapeDensity(scale=1.0, max_per_minute=20.0)
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Everything the sandbox needs; immutable for the life of a server."""
 
@@ -74,8 +123,10 @@ class SandboxConfig:
     ws_flush_interval_s: float = 0.05
     #: Bounded per-connection send queue; a client that lets it overflow is dropped.
     ws_queue_size: int = 2000
-    #: Average generated trade prints per minute of a replayed bar.
-    ticks_per_minute: float = 20.0
+    #: Seconds between two heartbeat log lines of each WebSocket listener's send loop.
+    ws_heartbeat_s: float = 60.0
+    #: Prints per bar: real-market density by default, ``LIGHT_TAPE`` in the tests.
+    tape_density: TapeDensity = REAL_TAPE
     tick_table_effective: dt.date = TICK_TABLE_2023_EFFECTIVE
     # --- Kiwoom (kiwoom-api.md Part A): one REST and one WS listener serve real and mock keys. ---
     #: 0 = any free port: code that builds a config directly without naming the Kiwoom ports (tests of
@@ -185,9 +236,11 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "speed": float(settings.SANDBOX_SPEED),
         "replay_date": dt.date.fromisoformat(replay) if replay else None,
         "seed": int(settings.SANDBOX_SEED),
+        "tape_density": TapeDensity.parse(getattr(settings, "SANDBOX_TAPE_DENSITY", "real")),
         "ws_max_registrations": int(settings.SANDBOX_WS_MAX_REGISTRATIONS),
         "pingpong_interval": float(settings.SANDBOX_PINGPONG_INTERVAL),
         "pingpong_timeout": float(settings.SANDBOX_PINGPONG_TIMEOUT),
+        "ws_heartbeat_s": float(getattr(settings, "SANDBOX_WS_HEARTBEAT", 60.0)),
         "token_error_status": int(settings.SANDBOX_TOKEN_ERROR_STATUS),
         "token_rate_status": int(settings.SANDBOX_TOKEN_RATE_STATUS),
         "app_credentials": parse_credentials(list(settings.SANDBOX_APP_CREDENTIALS)),
@@ -206,4 +259,13 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
     return SandboxConfig(**values)  # type: ignore[arg-type]
 
 
-__all__ = ["AppCredential", "SandboxConfig", "config_from_settings", "parse_closed_days", "parse_credentials"]
+__all__ = [
+    "LIGHT_TAPE",
+    "REAL_TAPE",
+    "AppCredential",
+    "SandboxConfig",
+    "TapeDensity",
+    "config_from_settings",
+    "parse_closed_days",
+    "parse_credentials",
+]

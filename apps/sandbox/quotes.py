@@ -8,10 +8,10 @@ Every value is a string. Sign codes (``prdy_vrss_sign``): 1 upper limit, 2 up, 3
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from apps.sandbox.data import DailyBar
-from apps.sandbox.layouts import H0STASP0_FIELDS, H0STCNT0_FIELDS
 from apps.sandbox.replay import DayTape, MinuteBar, OrderBook, ReplayMarket, RunningState, Tick
 
 
@@ -43,7 +43,12 @@ def ratio(num: float, den: float) -> str:
 
 
 def hhmmss(t_ms: int) -> str:
-    s = t_ms // 1000
+    return _hhmmss(t_ms // 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hhmmss(s: int) -> str:
+    """HHMMSS of a second of the day (cached: every replayed record carries one)."""
     return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
 
 
@@ -88,7 +93,7 @@ def _extreme(rows: list[DailyBar], high: bool) -> tuple[int, str]:
 
 def inquire_price_output(market: ReplayMarket, tape: DayTape, state: RunningState, now_ms: int) -> dict[str, str]:
     """``output`` of FHKST01010100 (about 80 fields, per the official example's field list);
-    ``state`` is the tape's state at ``now_ms``."""
+    ``state`` is the tape's state at ``now_ms``, the quoted ask/bid the book in force then."""
     q = Quote(tape, state)
     inst = tape.instrument
     rows = market.daily_rows(tape.code, now_ms)
@@ -103,7 +108,7 @@ def inquire_price_output(market: ReplayMarket, tape: DayTape, state: RunningStat
     yh, yhd = _extreme(year, True)
     yl, yld = _extreme(year, False)
     price = q.price
-    book = tape.order_book(state)
+    book = tape.order_book_at(now_ms)
     avg = state.value / state.volume if state.volume else 0
     return {
         "iscd_stat_cls_code": "55",
@@ -297,10 +302,10 @@ def chart_rows(rows: list[DailyBar], prev_of_first: DailyBar | None) -> list[dic
     return out[::-1]
 
 
-def chart_output1(tape: DayTape, state: RunningState) -> dict[str, str]:
-    """``output1`` snapshot of FHKST03010100."""
+def chart_output1(tape: DayTape, state: RunningState, now_ms: int) -> dict[str, str]:
+    """``output1`` snapshot of FHKST03010100 (``state`` and the book at ``now_ms``)."""
     q = Quote(tape, state)
-    book = tape.order_book(state)
+    book = tape.order_book_at(now_ms)
     inst = tape.instrument
     return {
         "prdy_vrss": str(q.change),
@@ -369,91 +374,107 @@ def minute_row(day: dt.date, bar: MinuteBar) -> dict[str, str]:
 
 
 def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> list[str]:
-    """One H0STCNT0 record (46 fields, §6.5 order) for ``tick``; ``st`` includes the tick."""
+    """One H0STCNT0 record (46 fields, §6.5 order) for ``tick``; ``st`` includes the tick. Built straight
+    in field order (it runs once per replayed print); the tests check it against ``H0STCNT0_FIELDS``."""
     prev_close = tape.prev_close
-    inst = tape.instrument
+    price = tick.price
     session_ms = (tape.times.close_s - tape.times.open_s) * 1000
     elapsed = min(max(tick.t_ms - tape.times.open_s * 1000, 0), session_ms)
     prdy_same_hour = tape.prev_volume * elapsed // session_ms
-    values = {
-        "MKSC_SHRN_ISCD": tape.code,
-        "STCK_CNTG_HOUR": hhmmss(tick.t_ms),
-        "STCK_PRPR": str(tick.price),
-        "PRDY_VRSS_SIGN": sign_code(tick.price, prev_close, tape.upper_limit, tape.lower_limit),
-        "PRDY_VRSS": str(tick.price - prev_close),
-        "PRDY_CTRT": pct(tick.price - prev_close, prev_close),
-        "WGHN_AVRG_STCK_PRC": f"{st.value / st.volume:.2f}",
-        "STCK_OPRC": str(st.open),
-        "STCK_HGPR": str(st.high),
-        "STCK_LWPR": str(st.low),
-        "ASKP1": str(book.asks[0]),
-        "BIDP1": str(book.bids[0]),
-        "CNTG_VOL": str(tick.volume),
-        "ACML_VOL": str(st.volume),
-        "ACML_TR_PBMN": str(st.value),
-        "SELN_CNTG_CSNU": str(st.sell_count),
-        "SHNU_CNTG_CSNU": str(st.buy_count),
-        "NTBY_CNTG_CSNU": str(st.buy_count - st.sell_count),
-        "CTTR": pct(st.buy_volume, st.sell_volume),
-        "SELN_CNTG_SMTN": str(st.sell_volume),
-        "SHNU_CNTG_SMTN": str(st.buy_volume),
-        "CCLD_DVSN": tick.side,
-        "SHNU_RATE": ratio(st.buy_volume, st.volume),
-        "PRDY_VOL_VRSS_ACML_VOL_RATE": pct(st.volume, tape.prev_volume),
-        "OPRC_HOUR": hhmmss(st.open_ms),
-        "OPRC_VRSS_PRPR_SIGN": rel_sign(tick.price, st.open),
-        "OPRC_VRSS_PRPR": str(tick.price - st.open),
-        "HGPR_HOUR": hhmmss(st.high_ms),
-        "HGPR_VRSS_PRPR_SIGN": rel_sign(tick.price, st.high),
-        "HGPR_VRSS_PRPR": str(tick.price - st.high),
-        "LWPR_HOUR": hhmmss(st.low_ms),
-        "LWPR_VRSS_PRPR_SIGN": rel_sign(tick.price, st.low),
-        "LWPR_VRSS_PRPR": str(tick.price - st.low),
-        "BSOP_DATE": ymd(tape.date),
-        "NEW_MKOP_CLS_CODE": "20",
-        "TRHT_YN": "N",
-        "ASKP_RSQN1": str(book.ask_qty[0]),
-        "BIDP_RSQN1": str(book.bid_qty[0]),
-        "TOTAL_ASKP_RSQN": str(sum(book.ask_qty)),
-        "TOTAL_BIDP_RSQN": str(sum(book.bid_qty)),
-        "VOL_TNRT": pct(st.volume, inst.listed_shares),
-        "PRDY_SMNS_HOUR_ACML_VOL": str(prdy_same_hour),
-        "PRDY_SMNS_HOUR_ACML_VOL_RATE": pct(st.volume, prdy_same_hour),
-        "HOUR_CLS_CODE": "0",
-        "MRKT_TRTM_CLS_CODE": "",
-        "VI_STND_PRC": str(st.open),
-    }
-    return [values[name] for name in H0STCNT0_FIELDS]
+    volume, buy_volume, sell_volume = st.volume, st.buy_volume, st.sell_volume
+    ask_qty, bid_qty = book.ask_qty, book.bid_qty
+    return [
+        tape.code,  # MKSC_SHRN_ISCD
+        hhmmss(tick.t_ms),  # STCK_CNTG_HOUR
+        str(price),  # STCK_PRPR
+        sign_code(price, prev_close, tape.upper_limit, tape.lower_limit),  # PRDY_VRSS_SIGN
+        str(price - prev_close),  # PRDY_VRSS
+        pct(price - prev_close, prev_close),  # PRDY_CTRT
+        f"{st.value / volume:.2f}",  # WGHN_AVRG_STCK_PRC
+        str(st.open),  # STCK_OPRC
+        str(st.high),  # STCK_HGPR
+        str(st.low),  # STCK_LWPR
+        str(book.asks[0]),  # ASKP1
+        str(book.bids[0]),  # BIDP1
+        str(tick.volume),  # CNTG_VOL
+        str(volume),  # ACML_VOL
+        str(st.value),  # ACML_TR_PBMN
+        str(st.sell_count),  # SELN_CNTG_CSNU
+        str(st.buy_count),  # SHNU_CNTG_CSNU
+        str(st.buy_count - st.sell_count),  # NTBY_CNTG_CSNU
+        pct(buy_volume, sell_volume),  # CTTR
+        str(sell_volume),  # SELN_CNTG_SMTN
+        str(buy_volume),  # SHNU_CNTG_SMTN
+        tick.side,  # CCLD_DVSN
+        ratio(buy_volume, volume),  # SHNU_RATE
+        pct(volume, tape.prev_volume),  # PRDY_VOL_VRSS_ACML_VOL_RATE
+        hhmmss(st.open_ms),  # OPRC_HOUR
+        rel_sign(price, st.open),  # OPRC_VRSS_PRPR_SIGN
+        str(price - st.open),  # OPRC_VRSS_PRPR
+        hhmmss(st.high_ms),  # HGPR_HOUR
+        rel_sign(price, st.high),  # HGPR_VRSS_PRPR_SIGN
+        str(price - st.high),  # HGPR_VRSS_PRPR
+        hhmmss(st.low_ms),  # LWPR_HOUR
+        rel_sign(price, st.low),  # LWPR_VRSS_PRPR_SIGN
+        str(price - st.low),  # LWPR_VRSS_PRPR
+        ymd(tape.date),  # BSOP_DATE
+        "20",  # NEW_MKOP_CLS_CODE
+        "N",  # TRHT_YN
+        str(ask_qty[0]),  # ASKP_RSQN1
+        str(bid_qty[0]),  # BIDP_RSQN1
+        str(book.total_ask),  # TOTAL_ASKP_RSQN
+        str(book.total_bid),  # TOTAL_BIDP_RSQN
+        pct(volume, tape.instrument.listed_shares),  # VOL_TNRT
+        str(prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL
+        pct(volume, prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL_RATE
+        "0",  # HOUR_CLS_CODE
+        "",  # MRKT_TRTM_CLS_CODE
+        str(st.open),  # VI_STND_PRC
+    ]
 
 
-def asp0_record(tape: DayTape, t_ms: int, st: RunningState, book: OrderBook, prev_book: OrderBook | None) -> list[str]:
-    """One H0STASP0 record (59 fields, §6.6 order). During the continuous session the expected
-    (auction) price is 0, so its change is −previous close, sign 5, −100.00%, as real frames show."""
-    total_ask, total_bid = sum(book.ask_qty), sum(book.bid_qty)
-    values: dict[str, str] = {"MKSC_SHRN_ISCD": tape.code, "BSOP_HOUR": hhmmss(t_ms), "HOUR_CLS_CODE": "0"}
-    for i in range(10):
-        values[f"ASKP{i + 1}"] = str(book.asks[i])
-        values[f"BIDP{i + 1}"] = str(book.bids[i])
-        values[f"ASKP_RSQN{i + 1}"] = str(book.ask_qty[i])
-        values[f"BIDP_RSQN{i + 1}"] = str(book.bid_qty[i])
-    values.update(
-        {
-            "TOTAL_ASKP_RSQN": str(total_ask),
-            "TOTAL_BIDP_RSQN": str(total_bid),
-            "OVTM_TOTAL_ASKP_RSQN": "0",
-            "OVTM_TOTAL_BIDP_RSQN": "0",
-            "ANTC_CNPR": "0",
-            "ANTC_CNQN": "0",
-            "ANTC_VOL": str(st.first_volume),
-            "ANTC_CNTG_VRSS": str(-tape.prev_close),
-            "ANTC_CNTG_VRSS_SIGN": "5",
-            "ANTC_CNTG_PRDY_CTRT": "-100.00",
-            "ACML_VOL": str(st.volume),
-            "TOTAL_ASKP_RSQN_ICDC": str(total_ask - sum(prev_book.ask_qty)) if prev_book else "0",
-            "TOTAL_BIDP_RSQN_ICDC": str(total_bid - sum(prev_book.bid_qty)) if prev_book else "0",
-            "OVTM_TOTAL_ASKP_ICDC": "0",
-            "OVTM_TOTAL_BIDP_ICDC": "0",
-            "STCK_DEAL_CLS_CODE": "0",
-        }
-    )
-    return [values[name] for name in H0STASP0_FIELDS]
+def asp0_record(
+    tape: DayTape,
+    t_ms: int,
+    st: RunningState,
+    book: OrderBook,
+    prev_book: OrderBook | None,
+    ladders: dict[tuple[int, ...], list[str]] | None = None,
+) -> list[str]:
+    """One H0STASP0 record (59 fields, §6.6 order), built straight in field order. During the continuous
+    session the expected (auction) price is 0, so its change is −previous close, sign 5, −100.00%, as
+    real frames show. The increases compare with ``prev_book``, the book before this update. ``ladders``
+    caches the price strings of a ladder (consecutive books mostly share theirs)."""
+    cache = ladders if ladders is not None else {}
+    asks = cache.get(book.asks)
+    if asks is None:
+        asks = cache[book.asks] = [str(p) for p in book.asks]
+    bids = cache.get(book.bids)
+    if bids is None:
+        bids = cache[book.bids] = [str(p) for p in book.bids]
+    total_ask, total_bid = book.total_ask, book.total_bid
+    return [
+        tape.code,  # MKSC_SHRN_ISCD
+        hhmmss(t_ms),  # BSOP_HOUR
+        "0",  # HOUR_CLS_CODE
+        *asks,  # ASKP1..10
+        *bids,  # BIDP1..10
+        *map(str, book.ask_qty),  # ASKP_RSQN1..10
+        *map(str, book.bid_qty),  # BIDP_RSQN1..10
+        str(total_ask),  # TOTAL_ASKP_RSQN
+        str(total_bid),  # TOTAL_BIDP_RSQN
+        "0",  # OVTM_TOTAL_ASKP_RSQN
+        "0",  # OVTM_TOTAL_BIDP_RSQN
+        "0",  # ANTC_CNPR
+        "0",  # ANTC_CNQN
+        str(st.first_volume),  # ANTC_VOL
+        str(-tape.prev_close),  # ANTC_CNTG_VRSS
+        "5",  # ANTC_CNTG_VRSS_SIGN
+        "-100.00",  # ANTC_CNTG_PRDY_CTRT
+        str(st.volume),  # ACML_VOL
+        str(total_ask - prev_book.total_ask) if prev_book else "0",  # TOTAL_ASKP_RSQN_ICDC
+        str(total_bid - prev_book.total_bid) if prev_book else "0",  # TOTAL_BIDP_RSQN_ICDC
+        "0",  # OVTM_TOTAL_ASKP_ICDC
+        "0",  # OVTM_TOTAL_BIDP_ICDC
+        "0",  # STCK_DEAL_CLS_CODE
+    ]

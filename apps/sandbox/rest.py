@@ -280,7 +280,7 @@ class RestApi:
         _choice(params, "FID_ORG_ADJ_PRC", ("0", "1"))
         tape, state, now_ms = self._tape_state(params)
         if tape is None:
-            template = quotes.chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
+            template = quotes.chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState(), 0)
             return {"output1": quotes.zero_output(template), "output2": [{}]}
         rows = quotes.aggregate(self.core.market.daily_rows(tape.code, now_ms), period)
         idx = [i for i, r in enumerate(rows) if start <= r.date <= end]
@@ -291,7 +291,7 @@ class RestApi:
             first = picked[0]
             out2 = quotes.chart_rows(rows[first : picked[-1] + 1], rows[first - 1] if first > 0 else None)
         return {
-            "output1": quotes.chart_output1(tape, state),
+            "output1": quotes.chart_output1(tape, state, now_ms),
             "output2": out2,
             "_tr_cont": "M" if more else "D",
         }

@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from apps.sandbox.auth import Authority
-from apps.sandbox.clock import SandboxClock
+from apps.sandbox.clock import DAY_END_S, SandboxClock
 from apps.sandbox.config import SandboxConfig
 from apps.sandbox.faults import FaultState
 from apps.sandbox.kiwoom.auth import KiwoomAuthority
@@ -66,8 +66,10 @@ class SandboxCore:
 
     def jump_to(self, sim_s: float) -> None:
         self.clock.jump(sim_s)
-        self.hub.reset_cursor()
-        self.kiwoom_hub.reset_cursor()
+        wallclock = self.clock.mode == "wallclock"
+        since_ms = self.clock.now_ms() if wallclock else int(min(max(sim_s, 0.0), DAY_END_S) * 1000)
+        self.hub.reset_cursor(since_ms)
+        self.kiwoom_hub.reset_cursor(since_ms)
         logger.info("clock moved to %s (%s)", self.clock.now_dt().strftime("%H:%M:%S"), self.clock.state())
 
     async def run_fault(self, name: str, body: dict[str, object]) -> dict[str, object]:
@@ -136,8 +138,11 @@ class SandboxServer:
             kiwoom_rest=await self._listen(KiwoomRestApi(core).make_app(), cfg.kiwoom_rest_port),
             kiwoom_ws=await self._listen(core.kiwoom_hub.make_app(), cfg.kiwoom_ws_port),
         )
-        core.hub.reset_cursor()
-        core.kiwoom_hub.reset_cursor()
+        # A replayed session starts at its open (09:00:00.000 on a regular day) when the sandbox starts: send from
+        # there (the opening print).
+        since_ms = core.clock.times.open_s * 1000 if core.clock.mode == "replay" else None
+        core.hub.reset_cursor(since_ms)
+        core.kiwoom_hub.reset_cursor(since_ms)
         self._loop_task = asyncio.create_task(core.hub.run(self._stop), name="sandbox-replay")
         self._kiwoom_task = asyncio.create_task(core.kiwoom_hub.run(self._stop), name="sandbox-kiwoom-replay")
         logger.info(

@@ -12,18 +12,24 @@ Decisions (UNCONFIRMED points of the reference):
   PINGPONG text frame counts as an answer; no answer for ``pingpong_timeout`` -> dropped.
 - Every connection has a bounded send queue; a client that lets it overflow is dropped, so a slow
   client never blocks the replay loop or other clients.
+- Every replayed print is one H0STCNT0 record and every book update (after each print and between prints)
+  one H0STASP0 record; a stock's records of one flush go out in frames of up to ``MAX_RECORDS_PER_FRAME``
+  (the ``NNN`` count), encoded once whatever the number of subscribers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import logging
 import re
 import secrets
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +37,6 @@ from aiohttp import WSMsgType, web
 
 from apps.sandbox import quotes
 from apps.sandbox.layouts import build_frame
-from apps.sandbox.replay import OrderBook
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
@@ -41,8 +46,40 @@ logger = logging.getLogger("apps.sandbox")
 SUPPORTED_TRS = ("H0STCNT0", "H0STASP0")
 TR_KEY_RE = re.compile(r"^[0-9A-Z]{6,7}$")
 MAX_RECORDS_PER_FRAME = 30
+#: Seconds of tape generation per flush while the tapes catch up with a clock jump.
+CATCH_UP_BUDGET_S = 0.02
+#: A catch-up that held the sends longer than this resumes from the current time instead of sending the whole
+#: wait at once (at 20x a 15 s wait is five sim minutes of prints: a burst that would overflow every queue).
+CATCH_UP_MAX_HOLD_S = 2.0
 SEND_TIMEOUT_S = 10.0
 _ids = itertools.count(1)
+
+
+class GcPauses:
+    """Garbage-collector pauses of this process (a pause holds every send), for the heartbeat lines."""
+
+    def __init__(self) -> None:
+        self.recent: deque[tuple[float, float]] = deque(maxlen=2000)  # (end, seconds) of pauses over 1 ms
+        self._started = 0.0
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            gc.callbacks.append(self._callback)
+            self._installed = True
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+        elif self._started and now - self._started > 0.001:
+            self.recent.append((time.monotonic(), now - self._started))
+
+    def longest_since(self, since: float) -> float:
+        return max((seconds for end, seconds in self.recent if end >= since), default=0.0)
+
+
+GC_PAUSES = GcPauses()
 
 
 @dataclass(eq=False)
@@ -83,8 +120,11 @@ class WsHub:
         self.connections: set[WsConnection] = set()
         self.by_approval: dict[str, WsConnection] = {}
         self.cursor_ms = core.clock.now_ms()
-        self._books: dict[str, OrderBook] = {}
         self.frames_sent = 0
+        self.records_sent = 0
+        self.deepest_queue = 0
+        self._catching_up: float | None = None
+        self._skip_to_now = False
 
     def make_app(self, mode: str) -> web.Application:
         app = web.Application()
@@ -160,6 +200,8 @@ class WsHub:
             return
         try:
             conn.queue.put_nowait(text)
+            if conn.queue.qsize() > self.deepest_queue:
+                self.deepest_queue = conn.queue.qsize()
         except asyncio.QueueFull:
             asyncio.get_running_loop().create_task(self.drop(conn, "send queue overflow (slow client)"))
 
@@ -250,61 +292,135 @@ class WsHub:
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR (not found!)"))
 
     # --- replay fan-out ----------------------------------------------------------------------------
-    def reset_cursor(self) -> None:
-        """After a clock jump: continue from the new time without replaying the gap."""
-        self.cursor_ms = self.core.clock.now_ms()
-        self._books.clear()
+    def reset_cursor(self, since_ms: int | None = None) -> None:
+        """After a clock jump (or at start-up): send what happens from ``since_ms`` (default: now) on, without
+        replaying the gap before it. Events at ``since_ms`` itself are sent (the 09:00:00.000 opening print
+        when the session starts)."""
+        self.cursor_ms = (self.core.clock.now_ms() if since_ms is None else since_ms) - 1
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set."""
+        """Flush new prints to subscribers every ``ws_flush_interval_s`` until ``stop`` is set, with a heartbeat
+        log line every ``ws_heartbeat_s``: what was sent, the longest flush, the longest gap between two flushes
+        (a held event loop) and the deepest send queue (a slow client)."""
         interval = self.core.config.ws_flush_interval_s
+        GC_PAUSES.install()
+        beat = time.monotonic()
+        beat_records, beat_frames = self.records_sent, self.frames_sent
+        longest_flush = longest_gap = 0.0
+        last_start = time.monotonic()
         while not stop.is_set():
+            started = time.monotonic()
+            longest_gap = max(longest_gap, started - last_start)
+            last_start = started
             try:
                 self.flush()
             except Exception:
                 logger.exception("replay flush failed; continuing")
+            done = time.monotonic()
+            longest_flush = max(longest_flush, done - started)
+            if done - beat >= self.core.config.ws_heartbeat_s:
+                span = done - beat
+                logger.info(
+                    "%s heartbeat: %s connections, %.0f records/s in %.0f frames/s, longest flush %.0f ms, "
+                    "longest gap between flushes %.0f ms, longest GC pause %.0f ms, deepest send queue %s frames "
+                    "(drops at %s)",
+                    type(self).__name__,
+                    len(self.connections),
+                    (self.records_sent - beat_records) / span,
+                    (self.frames_sent - beat_frames) / span,
+                    longest_flush * 1000,
+                    longest_gap * 1000,
+                    GC_PAUSES.longest_since(beat) * 1000,
+                    self.deepest_queue,
+                    self.core.config.ws_queue_size,
+                )
+                beat, beat_records, beat_frames = done, self.records_sent, self.frames_sent
+                longest_flush = longest_gap = 0.0
+                self.deepest_queue = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
+    def catch_up(self, codes: Iterable[str], now_ms: int) -> bool:
+        """Generate the tapes of ``codes`` up to ``now_ms`` for at most CATCH_UP_BUDGET_S; True when ready.
+
+        After a clock jump far into the day a flush would otherwise generate hours of prints at once and
+        hold the event loop (pings, other connections) for seconds. When ready, the rest of the budget
+        generates each stock's next bar ahead, so a new minute never waits for its prints."""
+        deadline = time.monotonic() + CATCH_UP_BUDGET_S
+        tapes = [t for t in (self.core.market.tape(code) for code in codes) if t is not None]
+        for tape in tapes:
+            while not tape.ready_for(now_ms):
+                if self._catching_up is None and tape.bar_index(now_ms) - tape.prepared >= 1:
+                    self._catching_up = time.monotonic()
+                    logger.info("generating the replayed tape up to %s before sending", quotes.hhmmss(now_ms))
+                tape.prepare(tape.prepared)
+                if time.monotonic() > deadline:
+                    return False
+        if self._catching_up is not None:
+            held = time.monotonic() - self._catching_up
+            self._catching_up = None
+            if held > CATCH_UP_MAX_HOLD_S:
+                self._skip_to_now = True
+            logger.info(
+                "replayed tape ready after %.1fs; sending resumes%s",
+                held,
+                " from now (the prints of the wait are not sent)" if self._skip_to_now else "",
+            )
+        for tape in tapes:
+            if time.monotonic() > deadline:
+                break
+            tape.prepare(tape.bar_index(now_ms) + 1)
+        return True
+
+    def take_skip(self, after_ms: int, now_ms: int) -> int:
+        """Where this flush starts: ``after_ms``, or just before ``now_ms`` after a long catch-up."""
+        if self._skip_to_now:
+            self._skip_to_now = False
+            return max(after_ms, now_ms - 1)
+        return after_ms
+
     def flush(self) -> None:
-        """Send the prints in (cursor, now] to every subscribed, non-stalled connection."""
+        """Send the prints and book updates in (cursor, now] to every subscribed, non-stalled connection.
+
+        Each record is encoded once per flush whatever the number of subscribers; a stock's records go
+        out as ``0|H0STCNT0|NNN|...`` / ``0|H0STASP0|NNN|...`` frames of up to MAX_RECORDS_PER_FRAME."""
         now_ms = self.core.clock.now_ms()
         after_ms, self.cursor_ms = self.cursor_ms, now_ms
         if now_ms <= after_ms or not self.connections or self.core.faults.stalled():
             return
-        wanted: dict[str, list[WsConnection]] = {}
+        wanted: dict[str, tuple[list[WsConnection], list[WsConnection]]] = {}
         for conn in self.connections:
-            for _tr, code in conn.subs:
-                wanted.setdefault(code, [])
-                if conn not in wanted[code]:
-                    wanted[code].append(conn)
-        for code, conns in wanted.items():
+            for tr_id, code in conn.subs:
+                trades, books = wanted.setdefault(code, ([], []))
+                (trades if tr_id == "H0STCNT0" else books).append(conn)
+        if not self.catch_up(wanted, now_ms):
+            self.cursor_ms = after_ms  # send the whole window once the tapes are ready
+            return
+        after_ms = self.take_skip(after_ms, now_ms)
+        for code, (trade_conns, book_conns) in wanted.items():
             tape = self.core.market.tape(code)
             if tape is None:
                 continue
-            ticks = tape.ticks_between(after_ms, now_ms)
-            if not ticks:
-                continue
-            state = tape.state_at(after_ms)
             trade_records: list[list[str]] = []
-            book = self._books.get(code)
-            for tick in ticks:
-                state.apply(tick)
-                book = tape.order_book(state)
-                trade_records.append(quotes.cnt0_record(tape, tick, state, book))
-            assert book is not None
-            book_record = quotes.asp0_record(tape, ticks[-1].t_ms, state, book, self._books.get(code))
-            self._books[code] = book
-            trade_frames = [
-                build_frame("H0STCNT0", trade_records[i : i + MAX_RECORDS_PER_FRAME])
-                for i in range(0, len(trade_records), MAX_RECORDS_PER_FRAME)
-            ]
-            book_frame = build_frame("H0STASP0", [book_record])
-            for conn in conns:
-                if ("H0STCNT0", code) in conn.subs:
-                    for frame in trade_frames:
+            book_records: list[list[str]] = []
+            ladders: dict[tuple[int, ...], list[str]] = {}
+            for ev in tape.events(after_ms, now_ms):
+                if ev.tick is not None and trade_conns:
+                    trade_records.append(quotes.cnt0_record(tape, ev.tick, ev.state, ev.book))
+                if book_conns:
+                    book_records.append(quotes.asp0_record(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders))
+            for tr_id, records, conns in (
+                ("H0STCNT0", trade_records, trade_conns),
+                ("H0STASP0", book_records, book_conns),
+            ):
+                if not records:
+                    continue
+                frames = [
+                    build_frame(tr_id, records[i : i + MAX_RECORDS_PER_FRAME])
+                    for i in range(0, len(records), MAX_RECORDS_PER_FRAME)
+                ]
+                for conn in conns:
+                    for frame in frames:
                         self.enqueue(conn, frame)
-                        self.frames_sent += 1
-                if ("H0STASP0", code) in conn.subs:
-                    self.enqueue(conn, book_frame)
-                    self.frames_sent += 1
+                self.frames_sent += len(frames) * len(conns)
+                self.records_sent += len(records) * len(conns)

@@ -381,9 +381,12 @@ SANDBOX_CLOCK = env("SANDBOX_CLOCK", default="replay")
 SANDBOX_SPEED = env.float("SANDBOX_SPEED", default=1.0)
 SANDBOX_REPLAY_DATE = env("SANDBOX_REPLAY_DATE", default="")  # YYYY-MM-DD; empty = latest recorded
 SANDBOX_SEED = env.int("SANDBOX_SEED", default=20260220)
+# Prints per replayed bar: real (calibrated KRX density), light (<= ~20 a minute per stock), or a multiplier.
+SANDBOX_TAPE_DENSITY = env("SANDBOX_TAPE_DENSITY", default="real")
 SANDBOX_WS_MAX_REGISTRATIONS = env.int("SANDBOX_WS_MAX_REGISTRATIONS", default=41)
 SANDBOX_PINGPONG_INTERVAL = env.float("SANDBOX_PINGPONG_INTERVAL", default=10.0)
 SANDBOX_PINGPONG_TIMEOUT = env.float("SANDBOX_PINGPONG_TIMEOUT", default=110.0)
+SANDBOX_WS_HEARTBEAT = env.float("SANDBOX_WS_HEARTBEAT", default=60.0)  # s between send-loop heartbeat lines
 SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500)  # UNCONFIRMED in KIS docs
 SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
 # Extra "appkey:appsecret:real|paper" credentials the sandbox accepts besides its demo keys.

@@ -30,7 +30,7 @@ RULES = {
 def kiwoom_sandbox(tmp_path_factory):
     from django.conf import settings
 
-    from apps.sandbox.config import SandboxConfig
+    from apps.sandbox.config import LIGHT_TAPE, SandboxConfig
     from apps.sandbox.server import SandboxThread
 
     rules = Path(tmp_path_factory.mktemp("kiwoom")) / "conditions.json"
@@ -42,6 +42,7 @@ def kiwoom_sandbox(tmp_path_factory):
         data_dir=data_dir, universe_size=8, speed=120.0, admin_token="cond-admin",
         real_rest_port=0, paper_rest_port=0, real_ws_port=0, paper_ws_port=0,
         kiwoom_rest_port=0, kiwoom_ws_port=0, kiwoom_rate_limit=50.0, kiwoom_conditions=rules,
+        tape_density=LIGHT_TAPE,
     )  # fmt: skip
     with SandboxThread(config) as running:
         yield running

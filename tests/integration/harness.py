@@ -72,6 +72,7 @@ class ProcessStack:
             # These tests load exactly the history they assert on; the start-up fill a worker runs when `make run`
             # starts the stack is covered by tests/integration/test_stack.py.
             MARKETDATA_BOOTSTRAP="false",
+            SANDBOX_TAPE_DENSITY="light",  # the tests' tape (README: the sandbox broker)
             LOG_LEVEL="INFO",
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )

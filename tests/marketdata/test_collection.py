@@ -35,7 +35,7 @@ CLIENT_RATE = 360.0
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from apps.sandbox.config import AppCredential, SandboxConfig
+    from apps.sandbox.config import LIGHT_TAPE, AppCredential, SandboxConfig
     from apps.sandbox.server import SandboxThread
 
     cred = AppCredential(f"PSCOLLECT{uuid.uuid4().hex}"[:36].ljust(36, "0"), "c" * 180, "paper")
@@ -51,6 +51,7 @@ def sandbox():
         paper_rate_limit=SANDBOX_RATE,
         real_rate_limit=SANDBOX_RATE,
         token_issue_interval_s=1.0,
+        tape_density=LIGHT_TAPE,
     )
     with SandboxThread(replace(cfg)) as running:
         running.credential = cred

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apps.sandbox.config import AppCredential, SandboxConfig
+from apps.sandbox.config import LIGHT_TAPE, AppCredential, SandboxConfig
 from apps.sandbox.replay import ReplayMarket, build_market
 from apps.sandbox.server import SandboxThread
 
@@ -57,13 +57,14 @@ def base_config(**overrides: object) -> SandboxConfig:
         pingpong_timeout=1.0,
         token_issue_interval_s=60.0,
         ws_flush_interval_s=0.05,
+        tape_density=LIGHT_TAPE,
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 
 
 def shared_market(cfg: SandboxConfig) -> ReplayMarket:
     """Markets are pure functions of the config; build each once per test session."""
-    key = (str(cfg.data_dir), str(cfg.replay_date))
+    key = (str(cfg.data_dir), str(cfg.replay_date), str(cfg.tape_density))
     if key not in _markets:
         _markets[key] = build_market(cfg)
     return _markets[key]

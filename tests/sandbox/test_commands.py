@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def test_runsandbox_serves_takes_faults_and_stops_on_sigterm() -> None:
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(6)]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test")}
     env.setdefault("DJANGO_SECRET_KEY", "sandbox-test")
     env["SANDBOX_ADMIN_TOKEN"] = "commands-test-admin"  # no default token: the admin endpoints need one
@@ -41,6 +41,10 @@ def test_runsandbox_serves_takes_faults_and_stops_on_sigterm() -> None:
         str(ports[2]),
         "--paper-ws-port",
         str(ports[3]),
+        "--kiwoom-rest-port",
+        str(ports[4]),
+        "--kiwoom-ws-port",
+        str(ports[5]),
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

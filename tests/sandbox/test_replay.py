@@ -9,6 +9,7 @@ import pytest
 
 from apps.sandbox import data
 from apps.sandbox.clock import CLOSE_S, OPEN_S
+from apps.sandbox.config import LIGHT_TAPE
 from apps.sandbox.data import DailyBar, IntradayBar
 from apps.sandbox.replay import DayTape, Grid, Tick, generate_bar_ticks, spread_daily_bar
 from apps.sandbox.ticks import TickTable
@@ -95,9 +96,9 @@ def test_daily_only_stock_2026_02_20_reaggregates_to_the_daily_bar() -> None:
 def test_generation_is_deterministic_and_seeded() -> None:
     grid = Grid(TickTable(), dt.date(2026, 2, 20), "KOSPI")
     bar = IntradayBar(OPEN_S, OPEN_S + 300, 50100, 50700, 49800, 50000, 123_457)
-    a = generate_bar_ticks(bar, random.Random("s:1"), grid, 20)
-    b = generate_bar_ticks(bar, random.Random("s:1"), grid, 20)
-    c = generate_bar_ticks(bar, random.Random("s:2"), grid, 20)
+    a = generate_bar_ticks(bar, random.Random("s:1"), grid, LIGHT_TAPE)
+    b = generate_bar_ticks(bar, random.Random("s:1"), grid, LIGHT_TAPE)
+    c = generate_bar_ticks(bar, random.Random("s:2"), grid, LIGHT_TAPE)
     assert a == b and a != c
     assert aggregate(a) == (50100, 50700, 49800, 50000, 123_457)
     assert len({t.t_ms // 60000 for t in a}) == 5
@@ -110,10 +111,11 @@ def test_tiny_volume_and_band_crossing_bars() -> None:
         IntradayBar(OPEN_S, OPEN_S + 60, 19980, 20100, 19950, 20050, 9),
         IntradayBar(CLOSE_S, CLOSE_S, 7000, 7000, 7000, 7000, 55),
     ):
-        ticks = generate_bar_ticks(bar, random.Random("x"), grid, 20)
+        ticks = generate_bar_ticks(bar, random.Random("x"), grid, LIGHT_TAPE)
         assert aggregate(ticks) == (bar.open, bar.high, bar.low, bar.close, bar.volume)
         assert all(grid.on_grid(t.price) for t in ticks)
-    closing = generate_bar_ticks(IntradayBar(CLOSE_S, CLOSE_S, 7000, 7000, 7000, 7000, 55), random.Random(1), grid, 20)
+    auction = IntradayBar(CLOSE_S, CLOSE_S, 7000, 7000, 7000, 7000, 55)
+    closing = generate_bar_ticks(auction, random.Random(1), grid, LIGHT_TAPE)
     assert [(t.t_ms, t.volume) for t in closing] == [(CLOSE_S * 1000, 55)]
 
 

@@ -158,8 +158,8 @@ class ConditionEngine:
         for code in self.codes:
             tape = self.market.tapes[code]
             target = bisect.bisect_right([b.start_s * 1000 for b in tape.bars], now_ms) - 1
-            for index in range(target + 1):
-                tape.bar_ticks(index)
+            for index in range(tape.prepared, target + 1):
+                tape.prepare(index)
                 if time.monotonic() > deadline:
                     return index == target and code == self.codes[-1]
         return True

@@ -12,8 +12,9 @@ JSON text frames, every message has ``trnm``. Flow and choices (UNCONFIRMED poin
   the group's earlier registrations (scope UNCONFIRMED), "1" (default) keeps them. Ack
   ``{"trnm":"REG","return_code":0,"return_msg":""}``; errors return_code 1 with a text. At most
   ``kiwoom_ws_max_registrations`` (item, type) pairs per connection ("등록 종목수 초과").
-- ``REAL`` pushes: ``0B`` one entry per replayed print, ``0D`` one entry per flush per stock, several
-  entries per frame; ``item`` echoes the registered key (``005930_AL``). FID 14 is in 백만원 (UNCONFIRMED).
+- ``REAL`` pushes: ``0B`` one entry per replayed print, ``0D`` one entry per book update (after every print
+  and between prints), several entries per frame; ``item`` echoes the registered key (``005930_AL``). FID 14
+  is in 백만원 (UNCONFIRMED).
   The prints and books are the ones the KIS listeners send for the same moment.
 - Condition search: ``CNSRLST`` must come first on the connection; a ``CNSRREQ`` before it gets no reply
   (only PINGs). ``CNSRREQ`` search_type 0 answers pages of ``kiwoom_condition_page_size`` rows with body
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import operator
 import re
 import time
 from dataclasses import dataclass, field
@@ -88,63 +90,115 @@ class KiwoomConnection(WsConnection):
         return out
 
 
+#: FIDs of a ``0B`` entry in the order they are sent (A6).
+TRADE_FIDS: tuple[str, ...] = (
+    "20", "10", "11", "12", "27", "28", "15", "13", "14", "16", "17", "18", "25", "26", "228", "311", "290",
+    "1030", "1031", "1313",
+)  # fmt: skip
+#: FIDs of a ``0D`` entry in the order they are sent: 21, then per level ask/bid price (41+, 51+), ask/bid
+#: quantity (61+, 71+) and their changes (81+, 91+), then the totals.
+BOOK_FIDS: tuple[str, ...] = (
+    "21",
+    *(str(base + i) for i in range(10) for base in (41, 51, 61, 71, 81, 91)),
+    *("121", "122", "125", "126", "23", "24", "128", "129", "138", "139", "13"),
+)
+
+
+def _json_keys(fids: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(('{"' if n == 0 else '","') + fid + '":"' for n, fid in enumerate(fids))
+
+
+_TRADE_KEYS = _json_keys(TRADE_FIDS)
+_BOOK_KEYS = _json_keys(BOOK_FIDS)
+
+
+def values_json(keys: tuple[str, ...], row: list[str]) -> str:
+    """``json.dumps(dict(zip(fids, row)))`` (compact) for rows of plain number strings, without the dict."""
+    return "".join(map(operator.add, keys, row)) + '"}'
+
+
+def trade_row(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> list[str]:
+    """Values of one ``0B`` 주식체결 entry in ``TRADE_FIDS`` order; ``st`` includes ``tick``."""
+    prev = tape.prev_close
+    price = formats.price
+    return [
+        hhmmss(tick.t_ms),
+        price(tick.price, prev),
+        formats.signed(tick.price - prev),
+        formats.rate(tick.price - prev, prev),
+        price(book.asks[0], prev),
+        price(book.bids[0], prev),
+        ("+" if tick.side == BUY else "-") + str(tick.volume),
+        str(st.volume),
+        str(st.value // 1_000_000),
+        price(st.open, prev),
+        price(st.high, prev),
+        price(st.low, prev),
+        sign_code(tick.price, prev, tape.upper_limit, tape.lower_limit),
+        formats.signed(st.volume - tape.prev_volume),
+        f"{st.buy_volume / st.sell_volume * 100:.2f}" if st.sell_volume else "0.00",
+        str(tick.price * tape.instrument.listed_shares // 100_000_000),
+        "2",
+        str(st.sell_volume),
+        str(st.buy_volume),
+        str(tick.price * tick.volume),
+    ]
+
+
 def trade_values(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> dict[str, str]:
     """FIDs of one ``0B`` 주식체결 entry (A6 order); ``st`` includes ``tick``."""
-    prev = tape.prev_close
-    inst = tape.instrument
-    return {
-        "20": hhmmss(tick.t_ms),
-        "10": formats.price(tick.price, prev),
-        "11": formats.signed(tick.price - prev),
-        "12": formats.rate(tick.price - prev, prev),
-        "27": formats.price(book.asks[0], prev),
-        "28": formats.price(book.bids[0], prev),
-        "15": ("+" if tick.side == BUY else "-") + str(tick.volume),
-        "13": str(st.volume),
-        "14": str(st.value // 1_000_000),
-        "16": formats.price(st.open, prev),
-        "17": formats.price(st.high, prev),
-        "18": formats.price(st.low, prev),
-        "25": sign_code(tick.price, prev, tape.upper_limit, tape.lower_limit),
-        "26": formats.signed(st.volume - tape.prev_volume),
-        "228": f"{st.buy_volume / st.sell_volume * 100:.2f}" if st.sell_volume else "0.00",
-        "311": str(tick.price * inst.listed_shares // 100_000_000),
-        "290": "2",
-        "1030": str(st.sell_volume),
-        "1031": str(st.buy_volume),
-        "1313": str(tick.price * tick.volume),
-    }
+    return dict(zip(TRADE_FIDS, trade_row(tape, tick, st, book), strict=True))
+
+
+def book_row(
+    tape: DayTape,
+    t_ms: int,
+    st: RunningState,
+    book: OrderBook,
+    prev: OrderBook | None,
+    ladders: dict[tuple[int, ...], list[str]] | None = None,
+) -> list[str]:
+    """Values of one ``0D`` 주식호가잔량 entry in ``BOOK_FIDS`` order. ``ladders`` caches the signed price
+    strings of a ladder (consecutive books mostly share theirs)."""
+    pc = tape.prev_close
+    cache = ladders if ladders is not None else {}
+    asks = cache.get(book.asks)
+    if asks is None:
+        asks = cache[book.asks] = [formats.price(p, pc) for p in book.asks]
+    bids = cache.get(book.bids)
+    if bids is None:
+        bids = cache[book.bids] = [formats.price(p, pc) for p in book.bids]
+    aq, bq = book.ask_qty, book.bid_qty
+    signed = formats.signed
+    if prev is not None:  # a quote update changes one level: most differences are 0
+        da = [signed(a - b) if a != b else "0" for a, b in zip(aq, prev.ask_qty, strict=True)]
+        db = [signed(a - b) if a != b else "0" for a, b in zip(bq, prev.bid_qty, strict=True)]
+    else:
+        da = db = ["0"] * 10
+    row = [hhmmss(t_ms)]
+    for i in range(10):
+        row += (asks[i], bids[i], str(aq[i]), str(bq[i]), da[i], db[i])
+    total_ask, total_bid = book.total_ask, book.total_bid
+    total = total_ask + total_bid
+    row += (
+        str(total_ask),
+        signed(total_ask - prev.total_ask) if prev else "0",
+        str(total_bid),
+        signed(total_bid - prev.total_bid) if prev else "0",
+        "0",
+        "0",
+        signed(total_bid - total_ask),
+        f"{total_bid / total * 100:.2f}" if total else "0.00",
+        signed(total_ask - total_bid),
+        f"{total_ask / total * 100:.2f}" if total else "0.00",
+        str(st.volume),
+    )
+    return row
 
 
 def book_values(tape: DayTape, t_ms: int, st: RunningState, book: OrderBook, prev: OrderBook | None) -> dict[str, str]:
     """FIDs of one ``0D`` 주식호가잔량 entry (A6): 21, 41-50, 51-60, 61-70, 71-80, 81-100, 121-126, ..."""
-    pc = tape.prev_close
-    values: dict[str, str] = {"21": hhmmss(t_ms)}
-    for i in range(10):
-        values[str(41 + i)] = formats.price(book.asks[i], pc)
-        values[str(51 + i)] = formats.price(book.bids[i], pc)
-        values[str(61 + i)] = str(book.ask_qty[i])
-        values[str(71 + i)] = str(book.bid_qty[i])
-        values[str(81 + i)] = formats.signed(book.ask_qty[i] - prev.ask_qty[i]) if prev else "0"
-        values[str(91 + i)] = formats.signed(book.bid_qty[i] - prev.bid_qty[i]) if prev else "0"
-    total_ask, total_bid = sum(book.ask_qty), sum(book.bid_qty)
-    total = total_ask + total_bid
-    values.update(
-        {
-            "121": str(total_ask),
-            "122": formats.signed(total_ask - sum(prev.ask_qty)) if prev else "0",
-            "125": str(total_bid),
-            "126": formats.signed(total_bid - sum(prev.bid_qty)) if prev else "0",
-            "23": "0",
-            "24": "0",
-            "128": formats.signed(total_bid - total_ask),
-            "129": f"{total_bid / total * 100:.2f}" if total else "0.00",
-            "138": formats.signed(total_ask - total_bid),
-            "139": f"{total_ask / total * 100:.2f}" if total else "0.00",
-            "13": str(st.volume),
-        }
-    )
-    return values
+    return dict(zip(BOOK_FIDS, book_row(tape, t_ms, st, book, prev), strict=True))
 
 
 class KiwoomHub(WsHub):
@@ -454,8 +508,8 @@ class KiwoomHub(WsHub):
         self._reply(conn, "CNSRCLR", 0, "", seq=seq)
 
     # --- replay fan-out ----------------------------------------------------------------------------
-    def reset_cursor(self) -> None:
-        super().reset_cursor()
+    def reset_cursor(self, since_ms: int | None = None) -> None:
+        super().reset_cursor(since_ms)
         self._eval_bucket = None
 
     def flush(self) -> None:
@@ -503,44 +557,58 @@ class KiwoomHub(WsHub):
             self.frames_sent += 1
 
     def _push_market(self, after_ms: int, now_ms: int) -> None:
-        wanted: dict[str, set[str]] = {}
+        """Every print (``0B``) and book update (``0D``) in (after_ms, now_ms] to the registered connections.
+
+        Each entry's ``values`` is JSON-encoded once per flush; a connection's frame is assembled from the
+        encoded entries with its own ``item`` keys (the same text ``json.dumps`` would give)."""
         conns = [c for c in self.connections if isinstance(c, KiwoomConnection) and c.token is not None]
+        wanted: dict[str, set[str]] = {}
+        conn_pairs: list[tuple[KiwoomConnection, list[tuple[str, str, str]]]] = []
         for conn in conns:
-            for item, typ in conn.pairs():
+            pairs: list[tuple[str, str, str]] = []
+            for item, typ in sorted(conn.pairs()):
                 if typ in ("0B", "0D"):
                     match = ITEM_RE.match(item)
                     if match:
                         wanted.setdefault(match.group(1), set()).add(typ)
-        trades: dict[str, list[dict[str, str]]] = {}
-        books: dict[str, dict[str, str]] = {}
-        for code in wanted:
+                        pairs.append((item, typ, match.group(1)))
+            if pairs:
+                conn_pairs.append((conn, pairs))
+        if not self.catch_up(wanted, now_ms):
+            self.cursor_ms = after_ms  # send the whole window once the tapes are ready
+            return
+        after_ms = self.take_skip(after_ms, now_ms)
+        trades: dict[str, list[str]] = {}
+        books: dict[str, list[str]] = {}
+        for code, types in wanted.items():
             tape = self.core.market.tape(code)
             if tape is None:
                 continue
-            ticks = tape.ticks_between(after_ms, now_ms)
-            if not ticks:
-                continue
-            state = tape.state_at(after_ms)
-            rows: list[dict[str, str]] = []
-            book: OrderBook | None = None
-            for tick in ticks:
-                state.apply(tick)
-                book = tape.order_book(state)
-                rows.append(trade_values(tape, tick, state, book))
-            assert book is not None
-            trades[code] = rows
-            books[code] = book_values(tape, ticks[-1].t_ms, state, book, self._books.get(code))
-            self._books[code] = book
-        if not trades:
+            want_trades, want_books = "0B" in types, "0D" in types
+            rows: list[str] = []
+            book_rows: list[str] = []
+            ladders: dict[tuple[int, ...], list[str]] = {}
+            for ev in tape.events(after_ms, now_ms):
+                if ev.tick is not None and want_trades:
+                    rows.append(values_json(_TRADE_KEYS, trade_row(tape, ev.tick, ev.state, ev.book)))
+                if want_books:
+                    row = book_row(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders)
+                    book_rows.append(values_json(_BOOK_KEYS, row))
+            if rows:
+                trades[code] = rows
+            if book_rows:
+                books[code] = book_rows
+        if not trades and not books:
             return
-        for conn in conns:
-            entries: list[dict[str, object]] = []
-            for item, typ in sorted(conn.pairs()):
-                match = ITEM_RE.match(item)
-                code = match.group(1) if match else ""
-                if typ == "0B" and code in trades:
-                    entries.extend({"type": "0B", "name": "주식체결", "item": item, "values": v} for v in trades[code])
-                elif typ == "0D" and code in books:
-                    entries.append({"type": "0D", "name": "주식호가잔량", "item": item, "values": books[code]})
-            if entries:
-                self._send_entries(conn, entries)
+        for conn, pairs in conn_pairs:
+            entries: list[str] = []
+            for item, typ, code in pairs:
+                encoded = trades.get(code) if typ == "0B" else books.get(code)
+                if encoded:
+                    name = "주식체결" if typ == "0B" else "주식호가잔량"
+                    head = f'{{"type":"{typ}","name":"{name}","item":{json.dumps(item)},"values":'
+                    entries.extend(head + values + "}" for values in encoded)
+            for i in range(0, len(entries), MAX_ENTRIES_PER_FRAME):
+                self.enqueue(conn, '{"trnm":"REAL","data":[' + ",".join(entries[i : i + MAX_ENTRIES_PER_FRAME]) + "]}")
+                self.frames_sent += 1
+            self.records_sent += len(entries)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from apps.sandbox.config import AppCredential, SandboxConfig
+from apps.sandbox.config import LIGHT_TAPE, AppCredential, SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN = "broker-test-admin"
@@ -57,6 +57,7 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
         real_rate_limit=SANDBOX_RATE,
         paper_rate_limit=SANDBOX_RATE,
         token_issue_interval_s=TOKEN_INTERVAL,
+        tape_density=LIGHT_TAPE,
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -74,6 +75,10 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await server.start()
+        # Everything built so far (Django, the listeners, the recorded market) lives as long as the process:
+        # leave it out of the garbage collector's full passes, which would otherwise scan it every time and
+        # pause the send loops (gc.freeze is meant for exactly this, after start-up).
+        gc.freeze()
         try:
             while not stop.is_set():
                 # Heartbeat: one status line every 10 minutes of real time, otherwise wait for a signal.
