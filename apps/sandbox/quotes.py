@@ -196,6 +196,48 @@ def inquire_price_output(market: ReplayMarket, tape: DayTape, state: RunningStat
     }
 
 
+def product_info(tape: DayTape) -> dict[str, str]:
+    """``output`` of CTPF1604R 상품기본조회 for a listed stock. English names are not in the recorded data (left
+    empty); the listing date is unknown (empty)."""
+    inst = tape.instrument
+    return {
+        "pdno": f"{tape.code:<12}",
+        "prdt_type_cd": "300",
+        "prdt_name": inst.name,
+        "prdt_name120": inst.name,
+        "prdt_abrv_name": inst.name,
+        "prdt_eng_name": "",
+        "prdt_eng_name120": "",
+        "prdt_eng_abrv_name": "",
+        "std_pdno": isin(tape.code),
+        "shtn_pdno": tape.code,
+        "prdt_sale_stat_cd": "",
+        "prdt_risk_grad_cd": "",
+        "prdt_clsf_cd": "",
+        "prdt_clsf_name": "주권",
+        "sale_strt_dt": "",
+        "sale_end_dt": "",
+        "wrap_asst_type_cd": "",
+        "ivst_prdt_type_cd": "",
+        "ivst_prdt_type_cd_name": "",
+        "frst_erlm_dt": "",
+    }
+
+
+def isin(code: str) -> str:
+    """The KRX ISIN of an ordinary share: KR7 + code + 00 + the ISO 6166 check digit."""
+    body = f"KR7{code}00"
+    digits = "".join(str(int(ch, 36)) for ch in body)
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 0:
+            n *= 2
+            n = n - 9 if n > 9 else n
+        total += n
+    return body + str((10 - total % 10) % 10)
+
+
 def zero_output(template: dict[str, str]) -> dict[str, str]:
     """The same keys with zero values (unknown symbol, per kis-api.md §3.2)."""
     return {k: ("" if k.endswith(("_date", "_name", "isnm", "_yn", "_code")) else "0") for k in template}
@@ -478,3 +520,70 @@ def asp0_record(
         "0",  # OVTM_TOTAL_BIDP_ICDC
         "0",  # STCK_DEAL_CLS_CODE
     ]
+
+
+# --- order book and expected price (FHKST01010200) ------------------------------------------------------
+
+
+def asking_price_outputs(tape: DayTape, state: RunningState, now_ms: int, session: str) -> dict[str, object]:
+    """``output1`` (the book in force at ``now_ms``) and ``output2`` (expected price and the day so far) of
+    FHKST01010200. The expected price comes from ``apps.sandbox.auction`` while an auction builds, else 0."""
+    from apps.sandbox.auction import expected_at
+
+    book = tape.order_book_at(now_ms)
+    prev_book = tape.order_book_at(max(0, now_ms - 1000))
+    out1: dict[str, str] = {"aspr_acpt_hour": hhmmss(now_ms)}
+    for i in range(10):
+        out1[f"askp{i + 1}"] = str(book.asks[i])
+    for i in range(10):
+        out1[f"bidp{i + 1}"] = str(book.bids[i])
+    for i in range(10):
+        out1[f"askp_rsqn{i + 1}"] = str(book.ask_qty[i])
+    for i in range(10):
+        out1[f"bidp_rsqn{i + 1}"] = str(book.bid_qty[i])
+    for i in range(10):
+        out1[f"askp_rsqn_icdc{i + 1}"] = str(book.ask_qty[i] - prev_book.ask_qty[i])
+    for i in range(10):
+        out1[f"bidp_rsqn_icdc{i + 1}"] = str(book.bid_qty[i] - prev_book.bid_qty[i])
+    out1.update(
+        {
+            "total_askp_rsqn": str(book.total_ask),
+            "total_bidp_rsqn": str(book.total_bid),
+            "total_askp_rsqn_icdc": str(book.total_ask - prev_book.total_ask),
+            "total_bidp_rsqn_icdc": str(book.total_bid - prev_book.total_bid),
+            "ovtm_total_askp_icdc": "0",
+            "ovtm_total_bidp_icdc": "0",
+            "ovtm_total_askp_rsqn": "0",
+            "ovtm_total_bidp_rsqn": "0",
+            "ntby_aspr_rsqn": str(book.total_bid - book.total_ask),
+            "new_mkop_cls_code": mkop_code(session),
+        }
+    )
+    q = Quote(tape, state)
+    exp = expected_at(tape, now_ms)
+    antc = exp.price if exp else 0
+    out2 = {
+        "antc_mkop_cls_code": "311" if exp else "112",
+        "stck_prpr": str(q.price),
+        "stck_oprc": str(state.open),
+        "stck_hgpr": str(state.high),
+        "stck_lwpr": str(state.low),
+        "stck_sdpr": str(tape.prev_close),
+        "antc_cnpr": str(antc),
+        "antc_cntg_vrss_sign": sign_code(antc, tape.prev_close, tape.upper_limit, tape.lower_limit) if antc else "3",
+        "antc_cntg_vrss": str(antc - tape.prev_close) if antc else "0",
+        "antc_cntg_prdy_ctrt": pct(antc - tape.prev_close, tape.prev_close) if antc else "0.00",
+        "antc_vol": str(exp.quantity if exp else 0),
+        "stck_shrn_iscd": tape.code,
+        "vi_cls_code": "N",
+    }
+    return {"output1": out1, "output2": out2}
+
+
+#: NEW_MKOP_CLS_CODE / new_mkop_cls_code per session: first character 1 pre-open, 2 regular, 3 after the close
+#: (kis-api.md §6.5); the second character is UNCONFIRMED ("0" throughout here).
+MKOP_CODES = {"pre_open": "10", "continuous": "20", "closing_auction": "20", "closed": "30"}
+
+
+def mkop_code(session: str) -> str:
+    return MKOP_CODES.get(session, "20")

@@ -52,22 +52,40 @@ HOLIDAY_PATH = f"{QUOTE_BASE}/chk-holiday"
 HOLIDAY_TR = {"real": "CTCA0903R", "paper": "VTCA0903R"}  # paper: the T/J/C -> V rule (kis-api.md §3.1)
 HOLIDAY_MORE = ("KIOK0500", "조회가 계속됩니다..다음버튼을 Click 하십시오." + " " * 35)
 PAPER_NOT_OFFERED = ("EGW02006", "모의투자 TR 이 아닙니다.")
+#: "Nothing found" of the query TRs (UNCONFIRMED text and code).
+NO_DATA = ("KIOK0560", "조회할 내용이 없습니다")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ParamError(Exception):
-    """A malformed query parameter -> business error envelope."""
+    """A malformed query parameter (or a refused request) -> business error envelope, HTTP ``status``."""
 
-    def __init__(self, msg_cd: str, msg1: str) -> None:
+    def __init__(self, msg_cd: str, msg1: str, *, rt_cd: str = "1", status: int = 200) -> None:
         super().__init__(msg1)
         self.msg_cd = msg_cd
         self.msg1 = msg1
+        self.rt_cd = rt_cd
+        self.status = status
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """Compact UTF-8 JSON with KIS's lower-case headers."""
-    out = {"content-type": "application/json; charset=utf-8"}
+#: The response's media type as KIS sends it (kis-api.md §3.2: ``Content-Type``, capitalised). The charset's case
+#: is UNCONFIRMED (the portal shows ``utf-8``, one capture ``UTF-8``): ``SANDBOX_KIS_CONTENT_TYPE``.
+KIS_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def json_response(
+    body: object,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = KIS_CONTENT_TYPE,
+) -> web.Response:
+    """Compact UTF-8 JSON with KIS's header names, in KIS's order and case (kis-api.md §3.2): ``Content-Type``
+    capitalised first, then the lower-case TR headers (``tr_id``, ``tr_cont``, ``gt_uid``) of data answers.
+    KIS's own sample client builds a named tuple from every all-lower-case header name, so no lower-case name
+    here may hold a character a Python identifier cannot (``content-type`` would break it); aiohttp writes the
+    names as given and adds ``Content-Length``, ``Date`` and ``Server`` after them."""
+    out = {"Content-Type": content_type}
     out.update(headers or {})
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return web.Response(body=payload, status=status, headers=out)
@@ -78,8 +96,13 @@ def _bad(field: str) -> ParamError:
 
 
 def _date(params: dict[str, str], key: str) -> dt.date:
+    """A ``YYYYMMDD`` parameter; year 0000 (python-kis asks ``00000101`` for "from the first record") is the
+    earliest date."""
+    raw = params.get(key, "")
+    if len(raw) == 8 and raw.isdigit() and raw[:4] == "0000":
+        return dt.date.min
     try:
-        return ymd_date(params.get(key, ""))
+        return ymd_date(raw)
     except ValueError as exc:
         raise _bad(key) from exc
 
@@ -98,6 +121,9 @@ class RestApi:
         self.core = core
         self.mode = mode
 
+    def respond(self, body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return json_response(body, status, headers, self.core.config.kis_content_type)
+
     # --- application -----------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_middleware])
@@ -109,10 +135,15 @@ class RestApi:
             f"{QUOTE_BASE}/inquire-daily-price": ("FHKST01010400", self.inquire_daily_price),
             f"{QUOTE_BASE}/inquire-daily-itemchartprice": ("FHKST03010100", self.daily_chart),
             f"{QUOTE_BASE}/inquire-time-itemchartprice": ("FHKST03010200", self.time_chart),
+            f"{QUOTE_BASE}/inquire-asking-price-exp-ccn": ("FHKST01010200", self.asking_price),
         }
         for path, (tr_id, build) in data_routes.items():
             app.router.add_get(path, self._data_handler(tr_id, build))
-        app.router.add_get(HOLIDAY_PATH, self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False))
+        app.router.add_get(f"{QUOTE_BASE}/search-info", self._data_handler("CTPF1604R", self.search_info, market=False))
+        app.router.add_get(
+            HOLIDAY_PATH,
+            self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False, paper_refusable=True),
+        )
         app.router.add_get("/sandbox/clock", self.clock_get)
         app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
         app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
@@ -150,7 +181,7 @@ class RestApi:
             "msg_cd": err.msg_cd,
             "msg1": err.msg1,
         }
-        return json_response(body, status=err.status)
+        return self.respond(body, status=err.status)
 
     async def token(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -163,7 +194,7 @@ class RestApi:
             return self._oauth_error(err, DESC_TOKEN_RATE if err.msg_cd == "EGW00133" else None)
         if new:
             logger.info("token issued (%s) for appkey %s…", self.mode, tok.appkey[:8])
-        return json_response(
+        return self.respond(
             {
                 "access_token": tok.token,
                 "access_token_token_expired": format_kst(tok.expires_at),
@@ -187,7 +218,7 @@ class RestApi:
             err = AuthError("EGW00121", MSG_INVALID, self.core.config.token_error_status)
             return self._oauth_error(err)
         logger.info("token revoked (%s)", self.mode)
-        return json_response({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+        return self.respond({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
     async def approval(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -197,11 +228,16 @@ class RestApi:
             )
         except AuthError as err:
             return self._oauth_error(err)
-        return json_response({"approval_key": key})
+        return self.respond({"approval_key": key})
 
     # --- data calls --------------------------------------------------------------------------------
     def _data_handler(
-        self, tr_id: str, build: Callable[[dict[str, str]], dict[str, object]], *, market: bool = True
+        self,
+        tr_id: str,
+        build: Callable[[dict[str, str]], dict[str, object]],
+        *,
+        market: bool = True,
+        paper_refusable: bool = False,
     ) -> Handler:
         async def handle(request: web.Request) -> web.Response:
             core = self.core
@@ -213,16 +249,16 @@ class RestApi:
                 )
             except AuthError as err:
                 logger.info("data call refused (%s %s): %s", self.mode, request.path, err.msg_cd)
-                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
+                return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
             if core.faults.take_rate_limit() or not core.authority.take_rate(cred.appkey, self.mode):
-                return json_response({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
+                return self.respond({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
             if h.get("tr_id", "") != tr_id:
-                return json_response(
+                return self.respond(
                     {"rt_cd": "1", "msg_cd": "OPSQ0002", "msg1": "없는 서비스 코드 입니다"}, 200, headers
                 )
-            if not market and self.mode == "paper" and core.config.paper_holiday == "refuse":
+            if paper_refusable and self.mode == "paper" and core.config.paper_holiday == "refuse":
                 msg_cd, msg1 = PAPER_NOT_OFFERED
-                return json_response({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
+                return self.respond({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
             params = {k.upper(): v for k, v in request.query.items()}
             params["_TR_CONT"] = h.get("tr_cont", "")
             try:
@@ -230,7 +266,7 @@ class RestApi:
                     raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
                 payload = build(params)
             except ParamError as err:
-                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
+                return self.respond({"rt_cd": err.rt_cd, "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
             tr_cont = str(payload.pop("_tr_cont", ""))
             headers["tr_cont"] = tr_cont
             msg_cd, msg1 = SUCCESS[self.mode]
@@ -238,7 +274,7 @@ class RestApi:
                 msg_cd, msg1 = HOLIDAY_MORE
             body: dict[str, object] = {"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1}
             body.update(payload)
-            return json_response(body, 200, headers)
+            return self.respond(body, 200, headers)
 
         return handle
 
@@ -308,11 +344,31 @@ class RestApi:
         if tape is None:
             template = quotes.time_chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
             return {"output1": quotes.zero_output(template), "output2": [{}]}
-        cutoff_ms = min(hour_s * 1000 + 999, now_ms)
+        # 000000 is "now": python-kis starts its paging with FID_INPUT_HOUR_1=000000 and reads the latest bars.
+        cutoff_ms = now_ms if hour_s == 0 else min(hour_s * 1000 + 999, now_ms)
         bars = tape.minute_bars(now_ms)
         eligible = [b for b in bars if b.minute_s * 1000 <= cutoff_ms and b.minute_s >= tape.times.open_s]
         rows = [quotes.minute_row(self.core.market.date, b) for b in eligible[-MINUTE_MAX_ROWS:]][::-1]
         return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
+
+    def asking_price(self, params: dict[str, str]) -> dict[str, object]:
+        """FHKST01010200 호가/예상체결: ``output1`` the 10-level book in force now, ``output2`` the expected
+        (call-auction) price, which is published only while an auction runs (0 in continuous trading)."""
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output1": {}, "output2": {}}
+        return quotes.asking_price_outputs(tape, state, now_ms, self.core.clock.state())
+
+    def search_info(self, params: dict[str, str]) -> dict[str, object]:
+        """CTPF1604R 상품기본조회 (``PDNO``, ``PRDT_TYPE_CD`` 300 = 주식). An unknown product answers ``rt_cd`` 7
+        (python-kis treats 7 as "no data" and tries the next product type; msg_cd/msg1 UNCONFIRMED)."""
+        code = params.get("PDNO", "").strip()
+        if params.get("PRDT_TYPE_CD", "") not in ("300", "301", "302"):
+            raise _bad("PRDT_TYPE_CD")
+        tape = self.core.market.tape(code)
+        if tape is None or params.get("PRDT_TYPE_CD") != "300":
+            raise ParamError(*NO_DATA, rt_cd="7")
+        return {"output": quotes.product_info(tape)}
 
     def chk_holiday(self, params: dict[str, str]) -> dict[str, object]:
         """CTCA0903R: the sandbox calendar from ``BASS_DT``, ``holiday_page_rows`` dates per page; a next
@@ -345,7 +401,7 @@ class RestApi:
 
     # --- clock and admin -----------------------------------------------------------------------------
     async def clock_get(self, request: web.Request) -> web.Response:
-        return json_response(self.core.clock_status())
+        return self.respond(self.core.clock_status())
 
     def _admin(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -353,7 +409,7 @@ class RestApi:
             given = request.headers.get("X-Sandbox-Admin", "")
             if not token or not secrets.compare_digest(given, token):
                 logger.warning("admin call refused (%s %s): bad X-Sandbox-Admin", request.method, request.path)
-                return json_response({"error": "forbidden: X-Sandbox-Admin"}, 403)
+                return self.respond({"error": "forbidden: X-Sandbox-Admin"}, 403)
             return await handler(request)
 
         return guarded
@@ -370,25 +426,25 @@ class RestApi:
             elif "speed" not in body:
                 raise ValueError('give {"action":"restart"}, {"time":"HH:MM:SS"} or {"speed":x}')
         except (TypeError, ValueError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        return json_response(self.core.clock_status())
+            return self.respond({"error": str(exc)}, 400)
+        return self.respond(self.core.clock_status())
 
     async def faults_get(self, request: web.Request) -> web.Response:
-        return json_response(self.core.faults.describe())
+        return self.respond(self.core.faults.describe())
 
     async def faults_post(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         try:
             name = self.core.faults.apply(body)
         except (FaultError, TypeError, ValueError) as exc:
-            return json_response({"error": str(exc)}, 400)
+            return self.respond({"error": str(exc)}, 400)
         detail = await self.core.run_fault(name, body)
         result = self.core.faults.describe()
         result["applied"] = name
         result.update(detail)
-        return json_response(result)
+        return self.respond(result)
 
     async def faults_delete(self, request: web.Request) -> web.Response:
         self.core.faults.clear()
         logger.info("faults cleared")
-        return json_response(self.core.faults.describe())
+        return self.respond(self.core.faults.describe())

@@ -65,8 +65,14 @@ Body = dict[str, object]
 Page = tuple[dict[str, object], str]  # payload, next-key ("" = last page)
 
 
+#: Kiwoom's media type (kiwoom-api.md A3: ``Content-Type: application/json;charset=UTF-8``, no space).
+KIWOOM_CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    out = {"content-type": "application/json;charset=UTF-8"}
+    """Compact JSON with ``Content-Type`` first, then the lower-case TR headers ``api-id``, ``cont-yn``,
+    ``next-key`` (A3)."""
+    out = {"Content-Type": KIWOOM_CONTENT_TYPE}
     out.update(headers or {})
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return web.Response(body=payload, status=status, headers=out)
