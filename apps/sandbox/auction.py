@@ -74,5 +74,5 @@ def expected_at(tape: DayTape, t_ms: int) -> Expected | None:
     wobble = int(round(rng.uniform(-2, 2) * (1 - frac))) * tape.grid.tick(max(1, int(raw)))
     price = tape.grid.floor(max(1, int(raw) + wobble)) if k < steps else end_price
     price = min(max(price, tape.lower_limit), tape.upper_limit) if k < steps else end_price
-    quantity = max(1, int(end_qty * frac ** 1.5)) if end_qty else 0
+    quantity = max(1, int(end_qty * frac**1.5)) if end_qty else 0
     return Expected(start_ms + (k - 1) * STEP_S * 1000, price, quantity, name)

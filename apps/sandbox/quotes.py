@@ -587,3 +587,118 @@ MKOP_CODES = {"pre_open": "10", "continuous": "20", "closing_auction": "20", "cl
 
 def mkop_code(session: str) -> str:
     return MKOP_CODES.get(session, "20")
+
+
+# --- NXT / integrated books, expected prices, market operation (WebSocket) ----------------------------------
+
+
+def nx_asp0_record(
+    tape: DayTape, t_ms: int, krx_state: RunningState, nxt_state: RunningState, book: OrderBook, venue: str
+) -> list[str]:
+    """One H0NXASP0 / H0UNASP0 record (65 fields): the venue's book (``apps.sandbox.venues``, synthetic for NXT)
+    plus the mid-price fields: KMID/NMID_PRC the KRX/NXT mid price (0 when it falls between two ticks: a
+    mid-price order needs a grid price), KMID/NMID_TOTAL_RSQN the quantity at the touch on both sides,
+    KMID/NMID_CLS_CODE 1 when a mid price exists, else 0 (codes UNCONFIRMED)."""
+    from apps.sandbox.venues import nxt_book, venue_book
+
+    shown = venue_book(book, "NXT" if venue == "NXT" else "UN" if venue == "UN" else "KRX")
+    volume = nxt_state.volume if venue == "NXT" else krx_state.volume + nxt_state.volume
+    fields = asp0_record(tape, t_ms, krx_state, shown, None)
+    fields[53] = str(volume)  # ACML_VOL of the venue
+    mids: list[str] = []
+    for side_book in (book, nxt_book(book)):
+        ask, bid = side_book.asks[0], side_book.bids[0]
+        mid2 = ask + bid
+        mid = mid2 // 2 if ask and bid and mid2 % 2 == 0 and tape.grid.on_grid(mid2 // 2) else 0
+        mids += [str(mid), str(side_book.ask_qty[0] + side_book.bid_qty[0]), "1" if mid else "0"]
+    return fields + mids
+
+
+def anc0_records(tape: DayTape, after_ms: int, until_ms: int) -> list[list[str]]:
+    """H0STANC0 records (46 fields, the H0STCNT0 columns) for every expected-price update of the auction model
+    (``apps.sandbox.auction``) in (after_ms, until_ms]. STCK_PRPR is the expected price, CNTG_VOL/ACML_VOL the
+    expected quantity; HOUR_CLS_CODE B before the open, C in the closing auction (kis-api.md §6.5)."""
+    from apps.sandbox.auction import STEP_S, expected_at
+
+    out: list[list[str]] = []
+    step = STEP_S * 1000
+    t = (after_ms // step + 1) * step
+    while t <= until_ms:
+        exp = expected_at(tape, t)
+        if exp is not None and exp.t_ms == t:
+            book = tape.order_book_at(t)
+            st = tape.state_at(t)
+            prev = tape.prev_close
+            record = [
+                tape.code,
+                hhmmss(t),
+                str(exp.price),
+                sign_code(exp.price, prev, tape.upper_limit, tape.lower_limit),
+                str(exp.price - prev),
+                pct(exp.price - prev, prev),
+                f"{exp.price:.2f}",
+                str(st.open),
+                str(st.high),
+                str(st.low),
+                str(book.asks[0]),
+                str(book.bids[0]),
+                str(exp.quantity),
+                str(st.volume + exp.quantity),
+                str(st.value + exp.price * exp.quantity),
+                "0",
+                "0",
+                "0",
+                "0.00",
+                "0",
+                "0",
+                "1",
+                "0.00",
+                pct(st.volume + exp.quantity, tape.prev_volume),
+                hhmmss(st.open_ms) if st.count else "000000",
+                rel_sign(exp.price, st.open) if st.count else "3",
+                str(exp.price - st.open) if st.count else "0",
+                hhmmss(st.high_ms) if st.count else "000000",
+                rel_sign(exp.price, st.high) if st.count else "3",
+                str(exp.price - st.high) if st.count else "0",
+                hhmmss(st.low_ms) if st.count else "000000",
+                rel_sign(exp.price, st.low) if st.count else "3",
+                str(exp.price - st.low) if st.count else "0",
+                ymd(tape.date),
+                "10" if exp.auction == "open" else "20",
+                "N",
+                str(book.ask_qty[0]),
+                str(book.bid_qty[0]),
+                str(book.total_ask),
+                str(book.total_bid),
+                pct(st.volume + exp.quantity, tape.instrument.listed_shares),
+                "0",
+                "0.00",
+                "B" if exp.auction == "open" else "C",
+                "",
+                str(tape.prev_close if exp.auction == "open" else st.last),
+            ]
+            out.append(record)
+        t += step
+    return out
+
+
+#: MKOP_CLS_CODE (장운영 구분 코드) per session phase. Live frames show 3-character codes such as "112"; the
+#: meaning of each value is UNCONFIRMED: the sandbox's choice is this table.
+MKOP_CLS_CODES = {"pre_open": "110", "continuous": "112", "closing_auction": "121", "closed": "129"}
+
+
+def mko0_records(tape: DayTape, after_ms: int, until_ms: int) -> list[list[str]]:
+    """H0STMKO0 records (11 fields) for every session change in (after_ms, until_ms]: the opening auction's order
+    entry (08:30), the open, the closing auction and the close. No VI is modelled (VI_CLS_CODE N)."""
+    times = tape.times
+    changes = [
+        (8 * 3600 + 30 * 60, "pre_open", "112"),
+        (times.open_s, "continuous", "112"),
+        (times.continuous_end_s, "closing_auction", "129"),
+        (times.close_s, "closed", "129"),
+    ]
+    out = []
+    for at_s, phase, expected in changes:
+        if after_ms < at_s * 1000 <= until_ms:
+            out.append([tape.code, "N", "", MKOP_CLS_CODES[phase], expected, "", "", "55", "N", "N", ""])
+    return out

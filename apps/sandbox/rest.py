@@ -34,7 +34,9 @@ from apps.sandbox.calendar import SandboxCalendar
 from apps.sandbox.clock import parse_hhmmss
 from apps.sandbox.data import ymd_date
 from apps.sandbox.faults import FaultError
+from apps.sandbox.orders import OrderRefused
 from apps.sandbox.replay import DayTape, RunningState
+from apps.sandbox.trading import TradingApi
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("apps.sandbox")
 
 QUOTE_BASE = "/uapi/domestic-stock/v1/quotations"
+TRADE_BASE = "/uapi/domestic-stock/v1/trading"
 PAPER_OK_MSG = "모의투자 조회가 완료되었습니다." + " " * 49
 SUCCESS = {"real": ("MCA00000", "정상처리 되었습니다."), "paper": ("20310000", PAPER_OK_MSG)}
 MARKET_CODES = ("J", "NX", "UN")
@@ -144,6 +147,30 @@ class RestApi:
             HOLIDAY_PATH,
             self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False, paper_refusable=True),
         )
+        trading = TradingApi(self.core, self.mode)
+        v = "V" if self.mode == "paper" else "T"
+        app.router.add_post(
+            f"{TRADE_BASE}/order-cash",
+            self._data_handler(
+                (f"{v}TTC0012U", f"{v}TTC0011U", f"{v}TTC0802U", f"{v}TTC0801U"), trading.order_cash, market=False
+            ),
+        )
+        app.router.add_get(
+            f"{TRADE_BASE}/inquire-balance", self._data_handler(f"{v}TTC8434R", trading.balance, market=False)
+        )
+        app.router.add_get(
+            f"{TRADE_BASE}/inquire-daily-ccld",
+            self._data_handler(
+                (
+                    f"{v}TTC0081R",
+                    f"{v}TTC8001R",
+                    f"{'V' if v == 'V' else 'C'}TSC9115R",
+                    f"{'V' if v == 'V' else 'C'}TSC9215R",
+                ),
+                trading.daily_ccld,
+                market=False,
+            ),
+        )
         app.router.add_get("/sandbox/clock", self.clock_get)
         app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
         app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
@@ -233,12 +260,14 @@ class RestApi:
     # --- data calls --------------------------------------------------------------------------------
     def _data_handler(
         self,
-        tr_id: str,
+        tr_id: str | tuple[str, ...],
         build: Callable[[dict[str, str]], dict[str, object]],
         *,
         market: bool = True,
         paper_refusable: bool = False,
     ) -> Handler:
+        accepted = (tr_id,) if isinstance(tr_id, str) else tr_id
+
         async def handle(request: web.Request) -> web.Response:
             core = self.core
             h = request.headers
@@ -252,26 +281,37 @@ class RestApi:
                 return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
             if core.faults.take_rate_limit() or not core.authority.take_rate(cred.appkey, self.mode):
                 return self.respond({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
-            if h.get("tr_id", "") != tr_id:
+            if h.get("tr_id", "") not in accepted:
                 return self.respond(
                     {"rt_cd": "1", "msg_cd": "OPSQ0002", "msg1": "없는 서비스 코드 입니다"}, 200, headers
                 )
             if paper_refusable and self.mode == "paper" and core.config.paper_holiday == "refuse":
                 msg_cd, msg1 = PAPER_NOT_OFFERED
                 return self.respond({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
-            params = {k.upper(): v for k, v in request.query.items()}
+            if request.method == "POST":
+                raw = await self._json_body(request)
+                params = {str(k).upper(): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+            else:
+                params = {k.upper(): v for k, v in request.query.items()}
             params["_TR_CONT"] = h.get("tr_cont", "")
+            params["_TR_ID"] = h.get("tr_id", "")
+            params["_APPKEY"] = cred.appkey
             try:
                 if market and params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
                     raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
                 payload = build(params)
             except ParamError as err:
                 return self.respond({"rt_cd": err.rt_cd, "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
+            except OrderRefused as err:
+                logger.info("%s %s refused (%s): %s", self.mode, request.path, err.msg_cd, err.msg1)
+                return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
             tr_cont = str(payload.pop("_tr_cont", ""))
             headers["tr_cont"] = tr_cont
             msg_cd, msg1 = SUCCESS[self.mode]
             if payload.pop("_more", False):
                 msg_cd, msg1 = HOLIDAY_MORE
+            if "_msg" in payload:
+                msg_cd, msg1 = payload.pop("_msg")  # type: ignore[misc]
             body: dict[str, object] = {"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1}
             body.update(payload)
             return self.respond(body, 200, headers)
