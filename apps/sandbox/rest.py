@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from apps.sandbox import quotes
+from apps.sandbox import fundamentals, quotes
 from apps.sandbox.auth import DESC_TOKEN_RATE, MSG_INVALID, MSG_RATE, AuthError, format_kst
 from apps.sandbox.calendar import SandboxCalendar
 from apps.sandbox.clock import parse_hhmmss
 from apps.sandbox.data import ymd_date
 from apps.sandbox.faults import FaultError
+from apps.sandbox.fundamentals import SYNTHETIC_HEADER
 from apps.sandbox.orders import OrderRefused
 from apps.sandbox.replay import DayTape, RunningState
 from apps.sandbox.trading import TradingApi
@@ -45,6 +46,18 @@ logger = logging.getLogger("apps.sandbox")
 
 QUOTE_BASE = "/uapi/domestic-stock/v1/quotations"
 TRADE_BASE = "/uapi/domestic-stock/v1/trading"
+FINANCE_BASE = "/uapi/domestic-stock/v1/finance"
+#: 재무제표 TRs (path, tr_id, statement kind): all synthetic (``apps.sandbox.fundamentals``).
+STATEMENTS = {
+    "balance-sheet": ("FHKST66430100", "balance"),
+    "income-statement": ("FHKST66430200", "income"),
+    "financial-ratio": ("FHKST66430300", "ratio"),
+    "profit-ratio": ("FHKST66430400", "profit"),
+    "stability-ratio": ("FHKST66430600", "stability"),
+    "growth-ratio": ("FHKST66430800", "growth"),
+}
+INVESTOR_ROWS = 30
+VENUE_OF = {"J": "KRX", "NX": "NXT", "UN": "UN"}
 PAPER_OK_MSG = "모의투자 조회가 완료되었습니다." + " " * 49
 SUCCESS = {"real": ("MCA00000", "정상처리 되었습니다."), "paper": ("20310000", PAPER_OK_MSG)}
 MARKET_CODES = ("J", "NX", "UN")
@@ -139,7 +152,11 @@ class RestApi:
             f"{QUOTE_BASE}/inquire-daily-itemchartprice": ("FHKST03010100", self.daily_chart),
             f"{QUOTE_BASE}/inquire-time-itemchartprice": ("FHKST03010200", self.time_chart),
             f"{QUOTE_BASE}/inquire-asking-price-exp-ccn": ("FHKST01010200", self.asking_price),
+            f"{QUOTE_BASE}/inquire-investor": ("FHKST01010900", self.inquire_investor),
+            f"{QUOTE_BASE}/investor-trade-by-stock-daily": ("FHPTJ04160001", self.investor_daily),
         }
+        for name, (tr_id, kind) in STATEMENTS.items():
+            data_routes[f"{FINANCE_BASE}/{name}"] = (tr_id, self._statement(kind))
         for path, (tr_id, build) in data_routes.items():
             app.router.add_get(path, self._data_handler(tr_id, build))
         app.router.add_get(f"{QUOTE_BASE}/search-info", self._data_handler("CTPF1604R", self.search_info, market=False))
@@ -297,7 +314,9 @@ class RestApi:
             params["_TR_ID"] = h.get("tr_id", "")
             params["_APPKEY"] = cred.appkey
             try:
-                if market and params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
+                venue_code = params.get("FID_COND_MRKT_DIV_CODE", "")
+                if market and (venue_code not in MARKET_CODES or (self.mode == "paper" and venue_code != "J")):
+                    # The paper server has no NXT / integrated quotes (kis-api.md §7; its refusal text UNCONFIRMED).
                     raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
                 payload = build(params)
             except ParamError as err:
@@ -305,6 +324,9 @@ class RestApi:
             except OrderRefused as err:
                 logger.info("%s %s refused (%s): %s", self.mode, request.path, err.msg_cd, err.msg1)
                 return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
+            synthetic = payload.pop("_synthetic", None)
+            if synthetic:
+                headers[SYNTHETIC_HEADER] = str(synthetic)
             tr_cont = str(payload.pop("_tr_cont", ""))
             headers["tr_cont"] = tr_cont
             msg_cd, msg1 = SUCCESS[self.mode]
@@ -331,7 +353,156 @@ class RestApi:
             any_tape = next(iter(self.core.market.tapes.values()))
             template = quotes.inquire_price_output(self.core.market, any_tape, any_tape.state_at(0), 0)
             return {"output": quotes.zero_output(template)}
-        return {"output": quotes.inquire_price_output(self.core.market, tape, state, now_ms)}
+        venue = VENUE_OF.get(params.get("FID_COND_MRKT_DIV_CODE", "J"), "KRX")
+        if venue != "KRX":
+            state = self.core.venues.state(tape, venue, now_ms)
+        out = quotes.inquire_price_output(self.core.market, tape, state, now_ms)
+        fund = fundamentals.trailing(self.company(tape), self.core.market.date)
+        price = int(out["stck_prpr"])
+        out.update(
+            {
+                "eps": f"{fund['eps']:.2f}",
+                "bps": f"{fund['bps']:.2f}",
+                "per": f"{price / fund['eps']:.2f}" if fund["eps"] > 0 else "0.00",
+                "pbr": f"{price / fund['bps']:.2f}" if fund["bps"] > 0 else "0.00",
+            }
+        )
+        label = "fundamentals" if venue == "KRX" else "fundamentals, nxt"
+        return {"output": out, "_synthetic": label}
+
+    def company(self, tape: DayTape) -> fundamentals.Company:
+        """The synthetic company behind ``tape`` (statements up to the replay day's year)."""
+        shares = tape.instrument.listed_shares
+        return fundamentals.company(
+            tape.code, shares, tape.prev_close * shares, self.core.config.seed, self.core.market.date.year
+        )
+
+    def _statement(self, kind: str) -> Callable[[dict[str, str]], dict[str, object]]:
+        def build(params: dict[str, str]) -> dict[str, object]:
+            div = params.get("FID_DIV_CLS_CODE", "")
+            if div not in ("0", "1"):
+                raise _bad("FID_DIV_CLS_CODE")
+            tape = self.core.market.tape(params.get("FID_INPUT_ISCD", ""))
+            if tape is None:
+                return {"output": []}
+            rows = fundamentals.statement_rows(self.company(tape), self.core.market.date, div == "0", kind)
+            return {"output": rows, "_synthetic": "financial statements"}
+
+        return build
+
+    def _flow_rows(
+        self, tape: DayTape, now_ms: int, until: dt.date | None = None
+    ) -> list[tuple[quotes.DailyBar, object]]:
+        """(daily bar, flows or None) newest first; today's flows exist only after the close."""
+        rows = self.core.market.daily_rows(tape.code, now_ms)
+        if until is not None:
+            rows = [r for r in rows if r.date <= until]
+        closed = self.core.clock.state() == "closed"
+        out: list[tuple[quotes.DailyBar, object]] = []
+        for row in rows[::-1][: INVESTOR_ROWS + 1]:
+            today = row.date == self.core.market.date
+            flows = None if today and not closed else fundamentals.day_flows(tape.code, row, self.core.config.seed)
+            out.append((row, flows))
+        return out
+
+    def inquire_investor(self, params: dict[str, str]) -> dict[str, object]:
+        """FHKST01010900 주식현재가 투자자: 30 daily rows newest first; 개인/외국인/기관 buys, sells and nets
+        (synthetic, ``apps.sandbox.fundamentals``); today's investor fields stay empty until the close."""
+        tape, _state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output": []}
+        pairs = self._flow_rows(tape, now_ms)
+        out = []
+        for i, (row, flows) in enumerate(pairs[:INVESTOR_ROWS]):
+            prev = pairs[i + 1][0].close if i + 1 < len(pairs) else row.close
+            rec = {
+                "stck_bsop_date": quotes.ymd(row.date),
+                "stck_clpr": str(row.close),
+                "prdy_vrss": str(row.close - prev),
+                "prdy_vrss_sign": quotes.sign_code(row.close, prev),
+            }
+            for who in ("prsn", "frgn", "orgn"):
+                if flows is None:
+                    values = dict.fromkeys(
+                        ("ntby_qty", "ntby_tr_pbmn", "shnu_vol", "shnu_tr_pbmn", "seln_vol", "seln_tr_pbmn"), ""
+                    )
+                else:
+                    b, s_, vwap = flows.buys[who], flows.sells[who], flows.vwap  # type: ignore[attr-defined]
+                    values = {
+                        "ntby_qty": str(b - s_),
+                        "ntby_tr_pbmn": fundamentals.million(b - s_, vwap),
+                        "shnu_vol": str(b),
+                        "shnu_tr_pbmn": fundamentals.million(b, vwap),
+                        "seln_vol": str(s_),
+                        "seln_tr_pbmn": fundamentals.million(s_, vwap),
+                    }
+                rec.update({f"{who}_{k}": v for k, v in values.items()})
+            out.append(rec)
+        return {"output": out, "_synthetic": "investor flows"}
+
+    def investor_daily(self, params: dict[str, str]) -> dict[str, object]:
+        """FHPTJ04160001 종목별 투자자매매동향(일별): ``output1`` today's snapshot, ``output2`` about 30 sessions
+        back from ``FID_INPUT_DATE_1`` with nets by investor type, institutions split by subtype (synthetic)."""
+        until = _date(params, "FID_INPUT_DATE_1")
+        _choice(params, "FID_ORG_ADJ_PRC", ("", "0", "1"))
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output1": {}, "output2": []}
+        q = quotes.Quote(tape, state)
+        out1 = {
+            "stck_prpr": str(q.price),
+            "prdy_vrss": str(q.change),
+            "prdy_vrss_sign": q.sign,
+            "prdy_ctrt": q.rate,
+            "acml_vol": str(state.volume),
+            "prdy_vol": str(tape.prev_volume),
+            "rprs_mrkt_kor_name": tape.instrument.market,
+        }
+        pairs = self._flow_rows(tape, now_ms, until)
+        out2 = []
+        for i, (row, flows) in enumerate(pairs[:INVESTOR_ROWS]):
+            prev = pairs[i + 1][0].close if i + 1 < len(pairs) else row.close
+            rec = {
+                "stck_bsop_date": quotes.ymd(row.date),
+                "stck_clpr": str(row.close),
+                "stck_oprc": str(row.open),
+                "stck_hgpr": str(row.high),
+                "stck_lwpr": str(row.low),
+                "prdy_vrss": str(row.close - prev),
+                "prdy_vrss_sign": quotes.sign_code(row.close, prev),
+                "prdy_ctrt": quotes.pct(row.close - prev, prev),
+                "acml_vol": str(row.volume),
+                "acml_tr_pbmn": str(quotes.amount(row)),
+            }
+            if flows is None:
+                out2.append(rec)
+                continue
+            vwap = flows.vwap  # type: ignore[attr-defined]
+            nets = {who: flows.net(who) for who in ("prsn", "frgn", "orgn", "etc_corp")}  # type: ignore[attr-defined]
+            rec.update(
+                {
+                    "frgn_ntby_qty": str(nets["frgn"]),
+                    "frgn_reg_ntby_qty": str(nets["frgn"]),
+                    "frgn_nreg_ntby_qty": "0",
+                    "prsn_ntby_qty": str(nets["prsn"]),
+                    "orgn_ntby_qty": str(nets["orgn"]),
+                    "etc_corp_ntby_vol": str(nets["etc_corp"]),
+                    "frgn_ntby_tr_pbmn": fundamentals.million(nets["frgn"], vwap),
+                    "prsn_ntby_tr_pbmn": fundamentals.million(nets["prsn"], vwap),
+                    "orgn_ntby_tr_pbmn": fundamentals.million(nets["orgn"], vwap),
+                    "etc_corp_ntby_tr_pbmn": fundamentals.million(nets["etc_corp"], vwap),
+                }
+            )
+            subs = list(flows.orgn_split.items())  # type: ignore[attr-defined]
+            left = nets["orgn"]
+            for k, (name, share) in enumerate(subs):
+                qty = left if k == len(subs) - 1 else int(nets["orgn"] * share)
+                left -= qty if k < len(subs) - 1 else 0
+                suffix = "vol" if name in ("pe_fund", "etc_orgt") else "qty"
+                rec[f"{name}_ntby_{suffix}"] = str(qty)
+                rec[f"{name}_ntby_tr_pbmn"] = fundamentals.million(qty, vwap)
+            out2.append(rec)
+        return {"output1": out1, "output2": out2, "_synthetic": "investor flows"}
 
     def inquire_daily_price(self, params: dict[str, str]) -> dict[str, object]:
         period = _choice(params, "FID_PERIOD_DIV_CODE", ("D", "W", "M"))

@@ -238,6 +238,7 @@ def test_daily_chart_100_row_paging(sandbox: SandboxThread) -> None:
             "FID_PERIOD_DIV_CODE": "D",
             "FID_ORG_ADJ_PRC": "1",
         }
+        time.sleep(0.06)  # 20 requests/s: the history now pages back through every recorded day (50+ pages)
         body = c.get(f"{Q}/inquire-daily-itemchartprice", params=params, headers=h).json()
         rows = body["output2"]
         if not rows:
