@@ -161,6 +161,10 @@ class SandboxConfig:
     #: Dates per holiday-query page (24 in a captured real response) and how far ahead the sandbox answers.
     holiday_page_rows: int = 24
     holiday_horizon_days: int = 366
+    #: ``Content-Type`` of every KIS answer (kis-api.md §3.2; the charset's case is UNCONFIRMED).
+    kis_content_type: str = "application/json; charset=utf-8"
+    #: KRW every sandbox trading account (KIS order TRs) starts with.
+    order_deposit: int = 100_000_000
 
     def __post_init__(self) -> None:
         if self.clock_mode not in CLOCK_MODES:
@@ -254,6 +258,8 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "kiwoom_ping_timeout": float(settings.SANDBOX_KIWOOM_PING_TIMEOUT),
         "closed_days": parse_closed_days(list(settings.SANDBOX_CLOSED_DAYS)),
         "paper_holiday": str(settings.SANDBOX_PAPER_HOLIDAY),
+        "order_deposit": int(getattr(settings, "SANDBOX_ORDER_DEPOSIT", 100_000_000)),
+        "kis_content_type": str(getattr(settings, "SANDBOX_KIS_CONTENT_TYPE", "application/json; charset=utf-8")),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return SandboxConfig(**values)  # type: ignore[arg-type]

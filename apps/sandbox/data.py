@@ -166,7 +166,8 @@ def load_creon_daily(data_dir: Path) -> dict[str, list[DailyBar]]:
             )
             for r in _rows(path)
         ]
-        series.sort(key=lambda b: b.date)
+        # One bar a date (the recorded 005930 file repeats 2009-09-15): the last row of a date wins.
+        series = sorted({b.date: b for b in series}.values(), key=lambda b: b.date)
         out[path.stem[1:]] = series
     return out
 

@@ -196,6 +196,48 @@ def inquire_price_output(market: ReplayMarket, tape: DayTape, state: RunningStat
     }
 
 
+def product_info(tape: DayTape) -> dict[str, str]:
+    """``output`` of CTPF1604R 상품기본조회 for a listed stock. English names are not in the recorded data (left
+    empty); the listing date is unknown (empty)."""
+    inst = tape.instrument
+    return {
+        "pdno": f"{tape.code:<12}",
+        "prdt_type_cd": "300",
+        "prdt_name": inst.name,
+        "prdt_name120": inst.name,
+        "prdt_abrv_name": inst.name,
+        "prdt_eng_name": "",
+        "prdt_eng_name120": "",
+        "prdt_eng_abrv_name": "",
+        "std_pdno": isin(tape.code),
+        "shtn_pdno": tape.code,
+        "prdt_sale_stat_cd": "",
+        "prdt_risk_grad_cd": "",
+        "prdt_clsf_cd": "",
+        "prdt_clsf_name": "주권",
+        "sale_strt_dt": "",
+        "sale_end_dt": "",
+        "wrap_asst_type_cd": "",
+        "ivst_prdt_type_cd": "",
+        "ivst_prdt_type_cd_name": "",
+        "frst_erlm_dt": "",
+    }
+
+
+def isin(code: str) -> str:
+    """The KRX ISIN of an ordinary share: KR7 + code + 00 + the ISO 6166 check digit."""
+    body = f"KR7{code}00"
+    digits = "".join(str(int(ch, 36)) for ch in body)
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 0:
+            n *= 2
+            n = n - 9 if n > 9 else n
+        total += n
+    return body + str((10 - total % 10) % 10)
+
+
 def zero_output(template: dict[str, str]) -> dict[str, str]:
     """The same keys with zero values (unknown symbol, per kis-api.md §3.2)."""
     return {k: ("" if k.endswith(("_date", "_name", "isnm", "_yn", "_code")) else "0") for k in template}
@@ -478,3 +520,185 @@ def asp0_record(
         "0",  # OVTM_TOTAL_BIDP_ICDC
         "0",  # STCK_DEAL_CLS_CODE
     ]
+
+
+# --- order book and expected price (FHKST01010200) ------------------------------------------------------
+
+
+def asking_price_outputs(tape: DayTape, state: RunningState, now_ms: int, session: str) -> dict[str, object]:
+    """``output1`` (the book in force at ``now_ms``) and ``output2`` (expected price and the day so far) of
+    FHKST01010200. The expected price comes from ``apps.sandbox.auction`` while an auction builds, else 0."""
+    from apps.sandbox.auction import expected_at
+
+    book = tape.order_book_at(now_ms)
+    prev_book = tape.order_book_at(max(0, now_ms - 1000))
+    out1: dict[str, str] = {"aspr_acpt_hour": hhmmss(now_ms)}
+    for i in range(10):
+        out1[f"askp{i + 1}"] = str(book.asks[i])
+    for i in range(10):
+        out1[f"bidp{i + 1}"] = str(book.bids[i])
+    for i in range(10):
+        out1[f"askp_rsqn{i + 1}"] = str(book.ask_qty[i])
+    for i in range(10):
+        out1[f"bidp_rsqn{i + 1}"] = str(book.bid_qty[i])
+    for i in range(10):
+        out1[f"askp_rsqn_icdc{i + 1}"] = str(book.ask_qty[i] - prev_book.ask_qty[i])
+    for i in range(10):
+        out1[f"bidp_rsqn_icdc{i + 1}"] = str(book.bid_qty[i] - prev_book.bid_qty[i])
+    out1.update(
+        {
+            "total_askp_rsqn": str(book.total_ask),
+            "total_bidp_rsqn": str(book.total_bid),
+            "total_askp_rsqn_icdc": str(book.total_ask - prev_book.total_ask),
+            "total_bidp_rsqn_icdc": str(book.total_bid - prev_book.total_bid),
+            "ovtm_total_askp_icdc": "0",
+            "ovtm_total_bidp_icdc": "0",
+            "ovtm_total_askp_rsqn": "0",
+            "ovtm_total_bidp_rsqn": "0",
+            "ntby_aspr_rsqn": str(book.total_bid - book.total_ask),
+            "new_mkop_cls_code": mkop_code(session),
+        }
+    )
+    q = Quote(tape, state)
+    exp = expected_at(tape, now_ms)
+    antc = exp.price if exp else 0
+    out2 = {
+        "antc_mkop_cls_code": "311" if exp else "112",
+        "stck_prpr": str(q.price),
+        "stck_oprc": str(state.open),
+        "stck_hgpr": str(state.high),
+        "stck_lwpr": str(state.low),
+        "stck_sdpr": str(tape.prev_close),
+        "antc_cnpr": str(antc),
+        "antc_cntg_vrss_sign": sign_code(antc, tape.prev_close, tape.upper_limit, tape.lower_limit) if antc else "3",
+        "antc_cntg_vrss": str(antc - tape.prev_close) if antc else "0",
+        "antc_cntg_prdy_ctrt": pct(antc - tape.prev_close, tape.prev_close) if antc else "0.00",
+        "antc_vol": str(exp.quantity if exp else 0),
+        "stck_shrn_iscd": tape.code,
+        "vi_cls_code": "N",
+    }
+    return {"output1": out1, "output2": out2}
+
+
+#: NEW_MKOP_CLS_CODE / new_mkop_cls_code per session: first character 1 pre-open, 2 regular, 3 after the close
+#: (kis-api.md §6.5); the second character is UNCONFIRMED ("0" throughout here).
+MKOP_CODES = {"pre_open": "10", "continuous": "20", "closing_auction": "20", "closed": "30"}
+
+
+def mkop_code(session: str) -> str:
+    return MKOP_CODES.get(session, "20")
+
+
+# --- NXT / integrated books, expected prices, market operation (WebSocket) ----------------------------------
+
+
+def nx_asp0_record(
+    tape: DayTape, t_ms: int, krx_state: RunningState, nxt_state: RunningState, book: OrderBook, venue: str
+) -> list[str]:
+    """One H0NXASP0 / H0UNASP0 record (65 fields): the venue's book (``apps.sandbox.venues``, synthetic for NXT)
+    plus the mid-price fields: KMID/NMID_PRC the KRX/NXT mid price (0 when it falls between two ticks: a
+    mid-price order needs a grid price), KMID/NMID_TOTAL_RSQN the quantity at the touch on both sides,
+    KMID/NMID_CLS_CODE 1 when a mid price exists, else 0 (codes UNCONFIRMED)."""
+    from apps.sandbox.venues import nxt_book, venue_book
+
+    shown = venue_book(book, "NXT" if venue == "NXT" else "UN" if venue == "UN" else "KRX")
+    volume = nxt_state.volume if venue == "NXT" else krx_state.volume + nxt_state.volume
+    fields = asp0_record(tape, t_ms, krx_state, shown, None)
+    fields[53] = str(volume)  # ACML_VOL of the venue
+    mids: list[str] = []
+    for side_book in (book, nxt_book(book)):
+        ask, bid = side_book.asks[0], side_book.bids[0]
+        mid2 = ask + bid
+        mid = mid2 // 2 if ask and bid and mid2 % 2 == 0 and tape.grid.on_grid(mid2 // 2) else 0
+        mids += [str(mid), str(side_book.ask_qty[0] + side_book.bid_qty[0]), "1" if mid else "0"]
+    return fields + mids
+
+
+def anc0_records(tape: DayTape, after_ms: int, until_ms: int) -> list[list[str]]:
+    """H0STANC0 records (46 fields, the H0STCNT0 columns) for every expected-price update of the auction model
+    (``apps.sandbox.auction``) in (after_ms, until_ms]. STCK_PRPR is the expected price, CNTG_VOL/ACML_VOL the
+    expected quantity; HOUR_CLS_CODE B before the open, C in the closing auction (kis-api.md §6.5)."""
+    from apps.sandbox.auction import STEP_S, expected_at
+
+    out: list[list[str]] = []
+    step = STEP_S * 1000
+    t = (after_ms // step + 1) * step
+    while t <= until_ms:
+        exp = expected_at(tape, t)
+        if exp is not None and exp.t_ms == t:
+            book = tape.order_book_at(t)
+            st = tape.state_at(t)
+            prev = tape.prev_close
+            record = [
+                tape.code,
+                hhmmss(t),
+                str(exp.price),
+                sign_code(exp.price, prev, tape.upper_limit, tape.lower_limit),
+                str(exp.price - prev),
+                pct(exp.price - prev, prev),
+                f"{exp.price:.2f}",
+                str(st.open),
+                str(st.high),
+                str(st.low),
+                str(book.asks[0]),
+                str(book.bids[0]),
+                str(exp.quantity),
+                str(st.volume + exp.quantity),
+                str(st.value + exp.price * exp.quantity),
+                "0",
+                "0",
+                "0",
+                "0.00",
+                "0",
+                "0",
+                "1",
+                "0.00",
+                pct(st.volume + exp.quantity, tape.prev_volume),
+                hhmmss(st.open_ms) if st.count else "000000",
+                rel_sign(exp.price, st.open) if st.count else "3",
+                str(exp.price - st.open) if st.count else "0",
+                hhmmss(st.high_ms) if st.count else "000000",
+                rel_sign(exp.price, st.high) if st.count else "3",
+                str(exp.price - st.high) if st.count else "0",
+                hhmmss(st.low_ms) if st.count else "000000",
+                rel_sign(exp.price, st.low) if st.count else "3",
+                str(exp.price - st.low) if st.count else "0",
+                ymd(tape.date),
+                "10" if exp.auction == "open" else "20",
+                "N",
+                str(book.ask_qty[0]),
+                str(book.bid_qty[0]),
+                str(book.total_ask),
+                str(book.total_bid),
+                pct(st.volume + exp.quantity, tape.instrument.listed_shares),
+                "0",
+                "0.00",
+                "B" if exp.auction == "open" else "C",
+                "",
+                str(tape.prev_close if exp.auction == "open" else st.last),
+            ]
+            out.append(record)
+        t += step
+    return out
+
+
+#: MKOP_CLS_CODE (장운영 구분 코드) per session phase. Live frames show 3-character codes such as "112"; the
+#: meaning of each value is UNCONFIRMED: the sandbox's choice is this table.
+MKOP_CLS_CODES = {"pre_open": "110", "continuous": "112", "closing_auction": "121", "closed": "129"}
+
+
+def mko0_records(tape: DayTape, after_ms: int, until_ms: int) -> list[list[str]]:
+    """H0STMKO0 records (11 fields) for every session change in (after_ms, until_ms]: the opening auction's order
+    entry (08:30), the open, the closing auction and the close. No VI is modelled (VI_CLS_CODE N)."""
+    times = tape.times
+    changes = [
+        (8 * 3600 + 30 * 60, "pre_open", "112"),
+        (times.open_s, "continuous", "112"),
+        (times.continuous_end_s, "closing_auction", "129"),
+        (times.close_s, "closed", "129"),
+    ]
+    out = []
+    for at_s, phase, expected in changes:
+        if after_ms < at_s * 1000 <= until_ms:
+            out.append([tape.code, "N", "", MKOP_CLS_CODES[phase], expected, "", "", "55", "N", "N", ""])
+    return out

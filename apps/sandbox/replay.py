@@ -1129,8 +1129,14 @@ def _build_recorded_market(config: SandboxConfig, data_dir: Path) -> ReplayMarke
     for inst in listing or []:
         instruments[inst.code] = inst
     history_extra: dict[str, list[DailyBar]] = {}
-    if day < min(krx.ranked_codes):
-        creon = recorded.load_creon_daily(data_dir)
+    creon = recorded.load_creon_daily(data_dir)
+    if day >= min(krx.ranked_codes):
+        # The history reaches back through every recorded day: the CREON daily bars (1999-2022, adjusted prices)
+        # before each code's first KRX bar, then the KRX windows.
+        for code in order:
+            first_krx = next((b.date for b in krx.bars.get(code, [])), day)
+            history_extra[code] = [b for b in creon.get(code, []) if b.date < first_krx]
+    else:
         for code in order:
             history_extra[code] = [b for b in creon.get(code, []) if b.date < day]
             known = {b.date for b in history_extra[code]}

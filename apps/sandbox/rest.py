@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from apps.sandbox import quotes
+from apps.sandbox import fundamentals, quotes
 from apps.sandbox.auth import DESC_TOKEN_RATE, MSG_INVALID, MSG_RATE, AuthError, format_kst
 from apps.sandbox.calendar import SandboxCalendar
 from apps.sandbox.clock import parse_hhmmss
 from apps.sandbox.data import ymd_date
 from apps.sandbox.faults import FaultError
+from apps.sandbox.fundamentals import SYNTHETIC_HEADER
+from apps.sandbox.orders import OrderRefused
 from apps.sandbox.replay import DayTape, RunningState
+from apps.sandbox.trading import TradingApi
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
@@ -42,6 +45,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger("apps.sandbox")
 
 QUOTE_BASE = "/uapi/domestic-stock/v1/quotations"
+TRADE_BASE = "/uapi/domestic-stock/v1/trading"
+FINANCE_BASE = "/uapi/domestic-stock/v1/finance"
+#: 재무제표 TRs (path, tr_id, statement kind): all synthetic (``apps.sandbox.fundamentals``).
+STATEMENTS = {
+    "balance-sheet": ("FHKST66430100", "balance"),
+    "income-statement": ("FHKST66430200", "income"),
+    "financial-ratio": ("FHKST66430300", "ratio"),
+    "profit-ratio": ("FHKST66430400", "profit"),
+    "stability-ratio": ("FHKST66430600", "stability"),
+    "growth-ratio": ("FHKST66430800", "growth"),
+}
+INVESTOR_ROWS = 30
+VENUE_OF = {"J": "KRX", "NX": "NXT", "UN": "UN"}
 PAPER_OK_MSG = "모의투자 조회가 완료되었습니다." + " " * 49
 SUCCESS = {"real": ("MCA00000", "정상처리 되었습니다."), "paper": ("20310000", PAPER_OK_MSG)}
 MARKET_CODES = ("J", "NX", "UN")
@@ -52,22 +68,40 @@ HOLIDAY_PATH = f"{QUOTE_BASE}/chk-holiday"
 HOLIDAY_TR = {"real": "CTCA0903R", "paper": "VTCA0903R"}  # paper: the T/J/C -> V rule (kis-api.md §3.1)
 HOLIDAY_MORE = ("KIOK0500", "조회가 계속됩니다..다음버튼을 Click 하십시오." + " " * 35)
 PAPER_NOT_OFFERED = ("EGW02006", "모의투자 TR 이 아닙니다.")
+#: "Nothing found" of the query TRs (UNCONFIRMED text and code).
+NO_DATA = ("KIOK0560", "조회할 내용이 없습니다")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ParamError(Exception):
-    """A malformed query parameter -> business error envelope."""
+    """A malformed query parameter (or a refused request) -> business error envelope, HTTP ``status``."""
 
-    def __init__(self, msg_cd: str, msg1: str) -> None:
+    def __init__(self, msg_cd: str, msg1: str, *, rt_cd: str = "1", status: int = 200) -> None:
         super().__init__(msg1)
         self.msg_cd = msg_cd
         self.msg1 = msg1
+        self.rt_cd = rt_cd
+        self.status = status
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """Compact UTF-8 JSON with KIS's lower-case headers."""
-    out = {"content-type": "application/json; charset=utf-8"}
+#: The response's media type as KIS sends it (kis-api.md §3.2: ``Content-Type``, capitalised). The charset's case
+#: is UNCONFIRMED (the portal shows ``utf-8``, one capture ``UTF-8``): ``SANDBOX_KIS_CONTENT_TYPE``.
+KIS_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def json_response(
+    body: object,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = KIS_CONTENT_TYPE,
+) -> web.Response:
+    """Compact UTF-8 JSON with KIS's header names, in KIS's order and case (kis-api.md §3.2): ``Content-Type``
+    capitalised first, then the lower-case TR headers (``tr_id``, ``tr_cont``, ``gt_uid``) of data answers.
+    KIS's own sample client builds a named tuple from every all-lower-case header name, so no lower-case name
+    here may hold a character a Python identifier cannot (``content-type`` would break it); aiohttp writes the
+    names as given and adds ``Content-Length``, ``Date`` and ``Server`` after them."""
+    out = {"Content-Type": content_type}
     out.update(headers or {})
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return web.Response(body=payload, status=status, headers=out)
@@ -78,8 +112,13 @@ def _bad(field: str) -> ParamError:
 
 
 def _date(params: dict[str, str], key: str) -> dt.date:
+    """A ``YYYYMMDD`` parameter; year 0000 (python-kis asks ``00000101`` for "from the first record") is the
+    earliest date."""
+    raw = params.get(key, "")
+    if len(raw) == 8 and raw.isdigit() and raw[:4] == "0000":
+        return dt.date.min
     try:
-        return ymd_date(params.get(key, ""))
+        return ymd_date(raw)
     except ValueError as exc:
         raise _bad(key) from exc
 
@@ -98,6 +137,9 @@ class RestApi:
         self.core = core
         self.mode = mode
 
+    def respond(self, body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return json_response(body, status, headers, self.core.config.kis_content_type)
+
     # --- application -----------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_middleware])
@@ -109,10 +151,43 @@ class RestApi:
             f"{QUOTE_BASE}/inquire-daily-price": ("FHKST01010400", self.inquire_daily_price),
             f"{QUOTE_BASE}/inquire-daily-itemchartprice": ("FHKST03010100", self.daily_chart),
             f"{QUOTE_BASE}/inquire-time-itemchartprice": ("FHKST03010200", self.time_chart),
+            f"{QUOTE_BASE}/inquire-asking-price-exp-ccn": ("FHKST01010200", self.asking_price),
+            f"{QUOTE_BASE}/inquire-investor": ("FHKST01010900", self.inquire_investor),
+            f"{QUOTE_BASE}/investor-trade-by-stock-daily": ("FHPTJ04160001", self.investor_daily),
         }
+        for name, (tr_id, kind) in STATEMENTS.items():
+            data_routes[f"{FINANCE_BASE}/{name}"] = (tr_id, self._statement(kind))
         for path, (tr_id, build) in data_routes.items():
             app.router.add_get(path, self._data_handler(tr_id, build))
-        app.router.add_get(HOLIDAY_PATH, self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False))
+        app.router.add_get(f"{QUOTE_BASE}/search-info", self._data_handler("CTPF1604R", self.search_info, market=False))
+        app.router.add_get(
+            HOLIDAY_PATH,
+            self._data_handler(HOLIDAY_TR[self.mode], self.chk_holiday, market=False, paper_refusable=True),
+        )
+        trading = TradingApi(self.core, self.mode)
+        v = "V" if self.mode == "paper" else "T"
+        app.router.add_post(
+            f"{TRADE_BASE}/order-cash",
+            self._data_handler(
+                (f"{v}TTC0012U", f"{v}TTC0011U", f"{v}TTC0802U", f"{v}TTC0801U"), trading.order_cash, market=False
+            ),
+        )
+        app.router.add_get(
+            f"{TRADE_BASE}/inquire-balance", self._data_handler(f"{v}TTC8434R", trading.balance, market=False)
+        )
+        app.router.add_get(
+            f"{TRADE_BASE}/inquire-daily-ccld",
+            self._data_handler(
+                (
+                    f"{v}TTC0081R",
+                    f"{v}TTC8001R",
+                    f"{'V' if v == 'V' else 'C'}TSC9115R",
+                    f"{'V' if v == 'V' else 'C'}TSC9215R",
+                ),
+                trading.daily_ccld,
+                market=False,
+            ),
+        )
         app.router.add_get("/sandbox/clock", self.clock_get)
         app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
         app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
@@ -150,7 +225,7 @@ class RestApi:
             "msg_cd": err.msg_cd,
             "msg1": err.msg1,
         }
-        return json_response(body, status=err.status)
+        return self.respond(body, status=err.status)
 
     async def token(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -163,7 +238,7 @@ class RestApi:
             return self._oauth_error(err, DESC_TOKEN_RATE if err.msg_cd == "EGW00133" else None)
         if new:
             logger.info("token issued (%s) for appkey %s…", self.mode, tok.appkey[:8])
-        return json_response(
+        return self.respond(
             {
                 "access_token": tok.token,
                 "access_token_token_expired": format_kst(tok.expires_at),
@@ -187,7 +262,7 @@ class RestApi:
             err = AuthError("EGW00121", MSG_INVALID, self.core.config.token_error_status)
             return self._oauth_error(err)
         logger.info("token revoked (%s)", self.mode)
-        return json_response({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+        return self.respond({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
     async def approval(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -197,12 +272,19 @@ class RestApi:
             )
         except AuthError as err:
             return self._oauth_error(err)
-        return json_response({"approval_key": key})
+        return self.respond({"approval_key": key})
 
     # --- data calls --------------------------------------------------------------------------------
     def _data_handler(
-        self, tr_id: str, build: Callable[[dict[str, str]], dict[str, object]], *, market: bool = True
+        self,
+        tr_id: str | tuple[str, ...],
+        build: Callable[[dict[str, str]], dict[str, object]],
+        *,
+        market: bool = True,
+        paper_refusable: bool = False,
     ) -> Handler:
+        accepted = (tr_id,) if isinstance(tr_id, str) else tr_id
+
         async def handle(request: web.Request) -> web.Response:
             core = self.core
             h = request.headers
@@ -213,32 +295,48 @@ class RestApi:
                 )
             except AuthError as err:
                 logger.info("data call refused (%s %s): %s", self.mode, request.path, err.msg_cd)
-                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
+                return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
             if core.faults.take_rate_limit() or not core.authority.take_rate(cred.appkey, self.mode):
-                return json_response({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
-            if h.get("tr_id", "") != tr_id:
-                return json_response(
+                return self.respond({"rt_cd": "1", "msg_cd": "EGW00201", "msg1": MSG_RATE}, 500, headers)
+            if h.get("tr_id", "") not in accepted:
+                return self.respond(
                     {"rt_cd": "1", "msg_cd": "OPSQ0002", "msg1": "없는 서비스 코드 입니다"}, 200, headers
                 )
-            if not market and self.mode == "paper" and core.config.paper_holiday == "refuse":
+            if paper_refusable and self.mode == "paper" and core.config.paper_holiday == "refuse":
                 msg_cd, msg1 = PAPER_NOT_OFFERED
-                return json_response({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
-            params = {k.upper(): v for k, v in request.query.items()}
+                return self.respond({"rt_cd": "1", "msg_cd": msg_cd, "msg1": msg1}, 500, headers)
+            if request.method == "POST":
+                raw = await self._json_body(request)
+                params = {str(k).upper(): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+            else:
+                params = {k.upper(): v for k, v in request.query.items()}
             params["_TR_CONT"] = h.get("tr_cont", "")
+            params["_TR_ID"] = h.get("tr_id", "")
+            params["_APPKEY"] = cred.appkey
             try:
-                if market and params.get("FID_COND_MRKT_DIV_CODE", "") not in MARKET_CODES:
+                venue_code = params.get("FID_COND_MRKT_DIV_CODE", "")
+                if market and (venue_code not in MARKET_CODES or (self.mode == "paper" and venue_code != "J")):
+                    # The paper server has no NXT / integrated quotes (kis-api.md §7; its refusal text UNCONFIRMED).
                     raise ParamError("OPSQ2001", "ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE")
                 payload = build(params)
             except ParamError as err:
-                return json_response({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
+                return self.respond({"rt_cd": err.rt_cd, "msg_cd": err.msg_cd, "msg1": err.msg1}, err.status, headers)
+            except OrderRefused as err:
+                logger.info("%s %s refused (%s): %s", self.mode, request.path, err.msg_cd, err.msg1)
+                return self.respond({"rt_cd": "1", "msg_cd": err.msg_cd, "msg1": err.msg1}, 200, headers)
+            synthetic = payload.pop("_synthetic", None)
+            if synthetic:
+                headers[SYNTHETIC_HEADER] = str(synthetic)
             tr_cont = str(payload.pop("_tr_cont", ""))
             headers["tr_cont"] = tr_cont
             msg_cd, msg1 = SUCCESS[self.mode]
             if payload.pop("_more", False):
                 msg_cd, msg1 = HOLIDAY_MORE
+            if "_msg" in payload:
+                msg_cd, msg1 = payload.pop("_msg")  # type: ignore[misc]
             body: dict[str, object] = {"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1}
             body.update(payload)
-            return json_response(body, 200, headers)
+            return self.respond(body, 200, headers)
 
         return handle
 
@@ -255,7 +353,156 @@ class RestApi:
             any_tape = next(iter(self.core.market.tapes.values()))
             template = quotes.inquire_price_output(self.core.market, any_tape, any_tape.state_at(0), 0)
             return {"output": quotes.zero_output(template)}
-        return {"output": quotes.inquire_price_output(self.core.market, tape, state, now_ms)}
+        venue = VENUE_OF.get(params.get("FID_COND_MRKT_DIV_CODE", "J"), "KRX")
+        if venue != "KRX":
+            state = self.core.venues.state(tape, venue, now_ms)
+        out = quotes.inquire_price_output(self.core.market, tape, state, now_ms)
+        fund = fundamentals.trailing(self.company(tape), self.core.market.date)
+        price = int(out["stck_prpr"])
+        out.update(
+            {
+                "eps": f"{fund['eps']:.2f}",
+                "bps": f"{fund['bps']:.2f}",
+                "per": f"{price / fund['eps']:.2f}" if fund["eps"] > 0 else "0.00",
+                "pbr": f"{price / fund['bps']:.2f}" if fund["bps"] > 0 else "0.00",
+            }
+        )
+        label = "fundamentals" if venue == "KRX" else "fundamentals, nxt"
+        return {"output": out, "_synthetic": label}
+
+    def company(self, tape: DayTape) -> fundamentals.Company:
+        """The synthetic company behind ``tape`` (statements up to the replay day's year)."""
+        shares = tape.instrument.listed_shares
+        return fundamentals.company(
+            tape.code, shares, tape.prev_close * shares, self.core.config.seed, self.core.market.date.year
+        )
+
+    def _statement(self, kind: str) -> Callable[[dict[str, str]], dict[str, object]]:
+        def build(params: dict[str, str]) -> dict[str, object]:
+            div = params.get("FID_DIV_CLS_CODE", "")
+            if div not in ("0", "1"):
+                raise _bad("FID_DIV_CLS_CODE")
+            tape = self.core.market.tape(params.get("FID_INPUT_ISCD", ""))
+            if tape is None:
+                return {"output": []}
+            rows = fundamentals.statement_rows(self.company(tape), self.core.market.date, div == "0", kind)
+            return {"output": rows, "_synthetic": "financial statements"}
+
+        return build
+
+    def _flow_rows(
+        self, tape: DayTape, now_ms: int, until: dt.date | None = None
+    ) -> list[tuple[quotes.DailyBar, object]]:
+        """(daily bar, flows or None) newest first; today's flows exist only after the close."""
+        rows = self.core.market.daily_rows(tape.code, now_ms)
+        if until is not None:
+            rows = [r for r in rows if r.date <= until]
+        closed = self.core.clock.state() == "closed"
+        out: list[tuple[quotes.DailyBar, object]] = []
+        for row in rows[::-1][: INVESTOR_ROWS + 1]:
+            today = row.date == self.core.market.date
+            flows = None if today and not closed else fundamentals.day_flows(tape.code, row, self.core.config.seed)
+            out.append((row, flows))
+        return out
+
+    def inquire_investor(self, params: dict[str, str]) -> dict[str, object]:
+        """FHKST01010900 주식현재가 투자자: 30 daily rows newest first; 개인/외국인/기관 buys, sells and nets
+        (synthetic, ``apps.sandbox.fundamentals``); today's investor fields stay empty until the close."""
+        tape, _state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output": []}
+        pairs = self._flow_rows(tape, now_ms)
+        out = []
+        for i, (row, flows) in enumerate(pairs[:INVESTOR_ROWS]):
+            prev = pairs[i + 1][0].close if i + 1 < len(pairs) else row.close
+            rec = {
+                "stck_bsop_date": quotes.ymd(row.date),
+                "stck_clpr": str(row.close),
+                "prdy_vrss": str(row.close - prev),
+                "prdy_vrss_sign": quotes.sign_code(row.close, prev),
+            }
+            for who in ("prsn", "frgn", "orgn"):
+                if flows is None:
+                    values = dict.fromkeys(
+                        ("ntby_qty", "ntby_tr_pbmn", "shnu_vol", "shnu_tr_pbmn", "seln_vol", "seln_tr_pbmn"), ""
+                    )
+                else:
+                    b, s_, vwap = flows.buys[who], flows.sells[who], flows.vwap  # type: ignore[attr-defined]
+                    values = {
+                        "ntby_qty": str(b - s_),
+                        "ntby_tr_pbmn": fundamentals.million(b - s_, vwap),
+                        "shnu_vol": str(b),
+                        "shnu_tr_pbmn": fundamentals.million(b, vwap),
+                        "seln_vol": str(s_),
+                        "seln_tr_pbmn": fundamentals.million(s_, vwap),
+                    }
+                rec.update({f"{who}_{k}": v for k, v in values.items()})
+            out.append(rec)
+        return {"output": out, "_synthetic": "investor flows"}
+
+    def investor_daily(self, params: dict[str, str]) -> dict[str, object]:
+        """FHPTJ04160001 종목별 투자자매매동향(일별): ``output1`` today's snapshot, ``output2`` about 30 sessions
+        back from ``FID_INPUT_DATE_1`` with nets by investor type, institutions split by subtype (synthetic)."""
+        until = _date(params, "FID_INPUT_DATE_1")
+        _choice(params, "FID_ORG_ADJ_PRC", ("", "0", "1"))
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output1": {}, "output2": []}
+        q = quotes.Quote(tape, state)
+        out1 = {
+            "stck_prpr": str(q.price),
+            "prdy_vrss": str(q.change),
+            "prdy_vrss_sign": q.sign,
+            "prdy_ctrt": q.rate,
+            "acml_vol": str(state.volume),
+            "prdy_vol": str(tape.prev_volume),
+            "rprs_mrkt_kor_name": tape.instrument.market,
+        }
+        pairs = self._flow_rows(tape, now_ms, until)
+        out2 = []
+        for i, (row, flows) in enumerate(pairs[:INVESTOR_ROWS]):
+            prev = pairs[i + 1][0].close if i + 1 < len(pairs) else row.close
+            rec = {
+                "stck_bsop_date": quotes.ymd(row.date),
+                "stck_clpr": str(row.close),
+                "stck_oprc": str(row.open),
+                "stck_hgpr": str(row.high),
+                "stck_lwpr": str(row.low),
+                "prdy_vrss": str(row.close - prev),
+                "prdy_vrss_sign": quotes.sign_code(row.close, prev),
+                "prdy_ctrt": quotes.pct(row.close - prev, prev),
+                "acml_vol": str(row.volume),
+                "acml_tr_pbmn": str(quotes.amount(row)),
+            }
+            if flows is None:
+                out2.append(rec)
+                continue
+            vwap = flows.vwap  # type: ignore[attr-defined]
+            nets = {who: flows.net(who) for who in ("prsn", "frgn", "orgn", "etc_corp")}  # type: ignore[attr-defined]
+            rec.update(
+                {
+                    "frgn_ntby_qty": str(nets["frgn"]),
+                    "frgn_reg_ntby_qty": str(nets["frgn"]),
+                    "frgn_nreg_ntby_qty": "0",
+                    "prsn_ntby_qty": str(nets["prsn"]),
+                    "orgn_ntby_qty": str(nets["orgn"]),
+                    "etc_corp_ntby_vol": str(nets["etc_corp"]),
+                    "frgn_ntby_tr_pbmn": fundamentals.million(nets["frgn"], vwap),
+                    "prsn_ntby_tr_pbmn": fundamentals.million(nets["prsn"], vwap),
+                    "orgn_ntby_tr_pbmn": fundamentals.million(nets["orgn"], vwap),
+                    "etc_corp_ntby_tr_pbmn": fundamentals.million(nets["etc_corp"], vwap),
+                }
+            )
+            subs = list(flows.orgn_split.items())  # type: ignore[attr-defined]
+            left = nets["orgn"]
+            for k, (name, share) in enumerate(subs):
+                qty = left if k == len(subs) - 1 else int(nets["orgn"] * share)
+                left -= qty if k < len(subs) - 1 else 0
+                suffix = "vol" if name in ("pe_fund", "etc_orgt") else "qty"
+                rec[f"{name}_ntby_{suffix}"] = str(qty)
+                rec[f"{name}_ntby_tr_pbmn"] = fundamentals.million(qty, vwap)
+            out2.append(rec)
+        return {"output1": out1, "output2": out2, "_synthetic": "investor flows"}
 
     def inquire_daily_price(self, params: dict[str, str]) -> dict[str, object]:
         period = _choice(params, "FID_PERIOD_DIV_CODE", ("D", "W", "M"))
@@ -308,11 +555,31 @@ class RestApi:
         if tape is None:
             template = quotes.time_chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
             return {"output1": quotes.zero_output(template), "output2": [{}]}
-        cutoff_ms = min(hour_s * 1000 + 999, now_ms)
+        # 000000 is "now": python-kis starts its paging with FID_INPUT_HOUR_1=000000 and reads the latest bars.
+        cutoff_ms = now_ms if hour_s == 0 else min(hour_s * 1000 + 999, now_ms)
         bars = tape.minute_bars(now_ms)
         eligible = [b for b in bars if b.minute_s * 1000 <= cutoff_ms and b.minute_s >= tape.times.open_s]
         rows = [quotes.minute_row(self.core.market.date, b) for b in eligible[-MINUTE_MAX_ROWS:]][::-1]
         return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
+
+    def asking_price(self, params: dict[str, str]) -> dict[str, object]:
+        """FHKST01010200 호가/예상체결: ``output1`` the 10-level book in force now, ``output2`` the expected
+        (call-auction) price, which is published only while an auction runs (0 in continuous trading)."""
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            return {"output1": {}, "output2": {}}
+        return quotes.asking_price_outputs(tape, state, now_ms, self.core.clock.state())
+
+    def search_info(self, params: dict[str, str]) -> dict[str, object]:
+        """CTPF1604R 상품기본조회 (``PDNO``, ``PRDT_TYPE_CD`` 300 = 주식). An unknown product answers ``rt_cd`` 7
+        (python-kis treats 7 as "no data" and tries the next product type; msg_cd/msg1 UNCONFIRMED)."""
+        code = params.get("PDNO", "").strip()
+        if params.get("PRDT_TYPE_CD", "") not in ("300", "301", "302"):
+            raise _bad("PRDT_TYPE_CD")
+        tape = self.core.market.tape(code)
+        if tape is None or params.get("PRDT_TYPE_CD") != "300":
+            raise ParamError(*NO_DATA, rt_cd="7")
+        return {"output": quotes.product_info(tape)}
 
     def chk_holiday(self, params: dict[str, str]) -> dict[str, object]:
         """CTCA0903R: the sandbox calendar from ``BASS_DT``, ``holiday_page_rows`` dates per page; a next
@@ -345,7 +612,7 @@ class RestApi:
 
     # --- clock and admin -----------------------------------------------------------------------------
     async def clock_get(self, request: web.Request) -> web.Response:
-        return json_response(self.core.clock_status())
+        return self.respond(self.core.clock_status())
 
     def _admin(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -353,7 +620,7 @@ class RestApi:
             given = request.headers.get("X-Sandbox-Admin", "")
             if not token or not secrets.compare_digest(given, token):
                 logger.warning("admin call refused (%s %s): bad X-Sandbox-Admin", request.method, request.path)
-                return json_response({"error": "forbidden: X-Sandbox-Admin"}, 403)
+                return self.respond({"error": "forbidden: X-Sandbox-Admin"}, 403)
             return await handler(request)
 
         return guarded
@@ -370,25 +637,25 @@ class RestApi:
             elif "speed" not in body:
                 raise ValueError('give {"action":"restart"}, {"time":"HH:MM:SS"} or {"speed":x}')
         except (TypeError, ValueError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        return json_response(self.core.clock_status())
+            return self.respond({"error": str(exc)}, 400)
+        return self.respond(self.core.clock_status())
 
     async def faults_get(self, request: web.Request) -> web.Response:
-        return json_response(self.core.faults.describe())
+        return self.respond(self.core.faults.describe())
 
     async def faults_post(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         try:
             name = self.core.faults.apply(body)
         except (FaultError, TypeError, ValueError) as exc:
-            return json_response({"error": str(exc)}, 400)
+            return self.respond({"error": str(exc)}, 400)
         detail = await self.core.run_fault(name, body)
         result = self.core.faults.describe()
         result["applied"] = name
         result.update(detail)
-        return json_response(result)
+        return self.respond(result)
 
     async def faults_delete(self, request: web.Request) -> web.Response:
         self.core.faults.clear()
         logger.info("faults cleared")
-        return json_response(self.core.faults.describe())
+        return self.respond(self.core.faults.describe())

@@ -25,8 +25,10 @@ from apps.sandbox.kiwoom.auth import KiwoomAuthority
 from apps.sandbox.kiwoom.conditions import ConditionEngine, load_conditions
 from apps.sandbox.kiwoom.rest import KiwoomRestApi
 from apps.sandbox.kiwoom.ws import KiwoomHub
+from apps.sandbox.orders import OrderBookKeeper
 from apps.sandbox.replay import ReplayMarket, build_market
 from apps.sandbox.rest import RestApi
+from apps.sandbox.venues import VenueModel
 from apps.sandbox.ws import WsHub
 
 logger = logging.getLogger("apps.sandbox")
@@ -42,8 +44,11 @@ class SandboxCore:
         self.market = market if market is not None else build_market(config)
         self.clock = SandboxClock(config.clock_mode, config.speed, self.market.date, times=self.market.times)
         self.authority = Authority(config)
+        self.orders = OrderBookKeeper(self.market, config.order_deposit)
+        self.venues = VenueModel()
         self.faults = FaultState()
         self.hub = WsHub(self)
+        self.orders.sinks.append(self.hub.on_notice)
         self.kiwoom_auth = KiwoomAuthority(config)
         self.conditions = ConditionEngine(load_conditions(config.kiwoom_conditions_path()), self.market)
         self.kiwoom_hub = KiwoomHub(self)

@@ -36,15 +36,30 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from apps.sandbox import quotes
-from apps.sandbox.layouts import build_frame
+from apps.sandbox.layouts import build_frame, encrypt_payload
+from apps.sandbox.orders import Notice
+from apps.sandbox.replay import DayTape
+from apps.sandbox.venues import combined_book, merge_states, nxt_book, nxt_tick
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
 
 logger = logging.getLogger("apps.sandbox")
 
-SUPPORTED_TRS = ("H0STCNT0", "H0STASP0")
+#: TRs each listener serves. The paper server has no NXT / integrated feeds (the portal's "모의투자 미지원") and
+#: its execution notices are H0STCNI9 (real: H0STCNI0), kis-api.md §6.1, §7.
+SUPPORTED_TRS: dict[str, frozenset[str]] = {
+    "real": frozenset(
+        ("H0STCNT0", "H0STASP0", "H0NXCNT0", "H0UNCNT0", "H0NXASP0", "H0UNASP0", "H0STANC0", "H0STMKO0", "H0STCNI0")
+    ),
+    "paper": frozenset(("H0STCNT0", "H0STASP0", "H0STANC0", "H0STMKO0", "H0STCNI9")),
+}
+TRADE_TRS = {"H0STCNT0": "KRX", "H0NXCNT0": "NXT", "H0UNCNT0": "UN"}
+BOOK_TRS = {"H0STASP0": "KRX", "H0NXASP0": "NXT", "H0UNASP0": "UN"}
+NOTICE_TRS = frozenset(("H0STCNI0", "H0STCNI9"))
 TR_KEY_RE = re.compile(r"^[0-9A-Z]{6,7}$")
+#: Execution notices are keyed by the HTS user ID (kis-api.md §6.7): letters, digits, underscore.
+HTS_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,16}$")
 MAX_RECORDS_PER_FRAME = 30
 #: Seconds of tape generation per flush while the tapes catch up with a clock jump.
 CATCH_UP_BUDGET_S = 0.02
@@ -104,11 +119,13 @@ class WsConnection:
 
 
 def ack(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, conn: WsConnection | None = None) -> str:
-    """A §6.2-shaped JSON ack; ``output`` (iv/key) only when ``conn`` is given (success acks)."""
+    """A §6.2-shaped JSON ack; ``output`` (iv/key) only when ``conn`` is given (success acks). ``encrypt`` is
+    "Y" for the execution notices, whose data frames are encrypted with that key and iv."""
     body: dict[str, object] = {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1}
     if conn is not None:
         body["output"] = {"iv": conn.iv, "key": conn.key}
-    msg = {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"}, "body": body}
+    encrypt = "Y" if tr_id in NOTICE_TRS and conn is not None else "N"
+    msg = {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": encrypt}, "body": body}
     return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -270,10 +287,10 @@ class WsHub:
         if tr_type not in ("1", "2"):
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP9999", "JSON PARSING ERROR : invalid tr_type"))
             return
-        if tr_id not in SUPPORTED_TRS:
+        if tr_id not in SUPPORTED_TRS[conn.mode]:
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP8991", "invalid tr_id"))
             return
-        if not TR_KEY_RE.match(tr_key):
+        if not (HTS_ID_RE if tr_id in NOTICE_TRS else TR_KEY_RE).match(tr_key):
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP8992", "invalid tr_key"))
             return
         pair = (tr_id, tr_key)
@@ -292,6 +309,62 @@ class WsHub:
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR (not found!)"))
 
     # --- replay fan-out ----------------------------------------------------------------------------
+    def on_notice(self, notice: Notice) -> None:
+        """Send an execution notice to the connections of its app key that subscribed to H0STCNI0/H0STCNI9,
+        encrypted with each connection's key and iv; CUST_ID is the HTS ID the connection subscribed with."""
+        tr_id = "H0STCNI9" if notice.mode == "paper" else "H0STCNI0"
+        for conn in list(self.connections):
+            if conn.mode != notice.mode or conn.approval_key is None:
+                continue
+            owner = self.core.authority.approval_owner(conn.approval_key, conn.mode)
+            if owner is None or owner.appkey != notice.appkey:
+                continue
+            for sub_tr, hts_id in conn.subs:
+                if sub_tr == tr_id:
+                    fields = [hts_id, *notice.fields[1:]]
+                    payload = encrypt_payload("^".join(fields), conn.key, conn.iv)
+                    self.enqueue(conn, f"1|{tr_id}|001|{payload}")
+                    self.frames_sent += 1
+                    self.records_sent += 1
+
+    def _flush_venues(self, tape: DayTape, subs: dict[str, list[WsConnection]], after_ms: int, now_ms: int) -> None:
+        """NXT / integrated trades and books, expected prices and market-operation records of one stock."""
+        out: dict[str, list[list[str]]] = {tr: [] for tr in subs}
+        if "H0STMKO0" in out:
+            out["H0STMKO0"] = quotes.mko0_records(tape, after_ms, now_ms)
+        if "H0STANC0" in out:
+            out["H0STANC0"] = quotes.anc0_records(tape, after_ms, now_ms)
+        venue_trs = [tr for tr in subs if tr in TRADE_TRS or tr in BOOK_TRS]
+        if venue_trs:
+            nxt = self.core.venues.state(tape, "NXT", after_ms)
+            for ev in tape.events(after_ms, now_ms):
+                mirrored = nxt_tick(tape, ev.tick) if ev.tick is not None else None
+                if mirrored is not None:
+                    nxt.apply(mirrored)
+                for tr in venue_trs:
+                    venue = TRADE_TRS.get(tr) or BOOK_TRS[tr]
+                    if tr in BOOK_TRS:
+                        out[tr].append(quotes.nx_asp0_record(tape, ev.t_ms, ev.state, nxt, ev.book, venue))
+                    elif venue == "NXT" and mirrored is not None:
+                        out[tr].append(quotes.cnt0_record(tape, mirrored, nxt, nxt_book(ev.book)))
+                    elif venue == "UN" and ev.tick is not None:
+                        merged = merge_states(ev.state, nxt)
+                        out[tr].append(quotes.cnt0_record(tape, ev.tick, merged, combined_book(ev.book)))
+                        if mirrored is not None:
+                            out[tr].append(quotes.cnt0_record(tape, mirrored, merged, combined_book(ev.book)))
+        for tr, records in out.items():
+            if not records:
+                continue
+            frames = [
+                build_frame(tr, records[i : i + MAX_RECORDS_PER_FRAME])
+                for i in range(0, len(records), MAX_RECORDS_PER_FRAME)
+            ]
+            for conn in subs[tr]:
+                for frame in frames:
+                    self.enqueue(conn, frame)
+            self.frames_sent += len(frames) * len(subs[tr])
+            self.records_sent += len(records) * len(subs[tr])
+
     def reset_cursor(self, since_ms: int | None = None) -> None:
         """After a clock jump (or at start-up): send what happens from ``since_ms`` (default: now) on, without
         replaying the gap before it. Events at ``since_ms`` itself are sent (the 09:00:00.000 opening print
@@ -386,13 +459,25 @@ class WsHub:
         out as ``0|H0STCNT0|NNN|...`` / ``0|H0STASP0|NNN|...`` frames of up to MAX_RECORDS_PER_FRAME."""
         now_ms = self.core.clock.now_ms()
         after_ms, self.cursor_ms = self.cursor_ms, now_ms
-        if now_ms <= after_ms or not self.connections or self.core.faults.stalled():
+        if now_ms <= after_ms or self.core.faults.stalled():
+            return
+        self.core.orders.advance(now_ms)  # fills become notices (``on_notice``) before the market data
+        if not self.connections:
             return
         wanted: dict[str, tuple[list[WsConnection], list[WsConnection]]] = {}
+        others: dict[str, dict[str, list[WsConnection]]] = {}
         for conn in self.connections:
             for tr_id, code in conn.subs:
-                trades, books = wanted.setdefault(code, ([], []))
-                (trades if tr_id == "H0STCNT0" else books).append(conn)
+                if tr_id in NOTICE_TRS:
+                    continue
+                if tr_id == "H0STCNT0" or tr_id == "H0STASP0":
+                    trades, books = wanted.setdefault(code, ([], []))
+                    (trades if tr_id == "H0STCNT0" else books).append(conn)
+                else:
+                    others.setdefault(code, {}).setdefault(tr_id, []).append(conn)
+                    wanted.setdefault(code, ([], []))
+        if not wanted:
+            return
         if not self.catch_up(wanted, now_ms):
             self.cursor_ms = after_ms  # send the whole window once the tapes are ready
             return
@@ -400,6 +485,10 @@ class WsHub:
         for code, (trade_conns, book_conns) in wanted.items():
             tape = self.core.market.tape(code)
             if tape is None:
+                continue
+            if code in others:
+                self._flush_venues(tape, others[code], after_ms, now_ms)
+            if not trade_conns and not book_conns:
                 continue
             trade_records: list[list[str]] = []
             book_records: list[list[str]] = []

@@ -407,6 +407,10 @@ SANDBOX_KIWOOM_PING_TIMEOUT = env.float("SANDBOX_KIWOOM_PING_TIMEOUT", default=6
 SANDBOX_CLOSED_DAYS = env.list("SANDBOX_CLOSED_DAYS", default=[])
 # The paper listener's answer to the holiday query: refuse (EGW02006, as reported for KIS) | serve.
 SANDBOX_PAPER_HOLIDAY = env("SANDBOX_PAPER_HOLIDAY", default="refuse")
+# Content-Type of every KIS answer (the charset's case is UNCONFIRMED; KIS's portal shows utf-8).
+SANDBOX_KIS_CONTENT_TYPE = env("SANDBOX_KIS_CONTENT_TYPE", default="application/json; charset=utf-8")
+# KRW every sandbox trading account (KIS order TRs) starts with; accounts live as long as the sandbox process.
+SANDBOX_ORDER_DEPOSIT = env.int("SANDBOX_ORDER_DEPOSIT", default=100_000_000)
 
 # --- Real-time feed -----------------------------------------------------------------------------
 # The broker WebSocket holder (apps/marketdata/feed), run by the Celery worker consuming the `feed` queue

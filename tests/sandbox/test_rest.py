@@ -145,7 +145,7 @@ def test_success_envelopes_and_headers(sandbox: SandboxThread) -> None:
         if mode == "paper":
             assert body["msg1"] != msg1 and body["msg1"].endswith(" ")
         raw = {k.decode(): v.decode() for k, v in r.headers.raw}
-        assert raw["content-type"] == "application/json; charset=utf-8"
+        assert raw["Content-Type"] == "application/json; charset=utf-8" and "content-type" not in raw
         assert raw["tr_id"] == "FHKST01010100" and "tr_cont" in raw and len(raw["gt_uid"]) == 32
 
 
@@ -238,6 +238,7 @@ def test_daily_chart_100_row_paging(sandbox: SandboxThread) -> None:
             "FID_PERIOD_DIV_CODE": "D",
             "FID_ORG_ADJ_PRC": "1",
         }
+        time.sleep(0.06)  # 20 requests/s: the history now pages back through every recorded day (50+ pages)
         body = c.get(f"{Q}/inquire-daily-itemchartprice", params=params, headers=h).json()
         rows = body["output2"]
         if not rows:

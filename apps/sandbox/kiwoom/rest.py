@@ -26,6 +26,7 @@ from aiohttp import web
 
 from apps.sandbox.clock import KST, OPEN_S
 from apps.sandbox.data import DailyBar, ymd_date
+from apps.sandbox.history import past_minute_bars
 from apps.sandbox.kiwoom import formats
 from apps.sandbox.kiwoom.auth import RATE_LIMITED, KiwoomError, declared_mode, input_error
 from apps.sandbox.kiwoom.formats import sign_code
@@ -65,8 +66,14 @@ Body = dict[str, object]
 Page = tuple[dict[str, object], str]  # payload, next-key ("" = last page)
 
 
+#: Kiwoom's media type (kiwoom-api.md A3: ``Content-Type: application/json;charset=UTF-8``, no space).
+KIWOOM_CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    out = {"content-type": "application/json;charset=UTF-8"}
+    """Compact JSON with ``Content-Type`` first, then the lower-case TR headers ``api-id``, ``cont-yn``,
+    ``next-key`` (A3)."""
+    out = {"Content-Type": KIWOOM_CONTENT_TYPE}
     out.update(headers or {})
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return web.Response(body=payload, status=status, headers=out)
@@ -175,6 +182,8 @@ class KiwoomRestApi:
             return json_response(err.body(), status, headers)
         if more_key:
             headers.update({"cont-yn": "Y", "next-key": more_key})
+        if api_id == "ka10001":
+            headers["X-Sandbox-Synthetic"] = "fundamentals"
         out: dict[str, object] = dict(payload)
         out.update({"return_code": 0, "return_msg": OK_MSG})
         return json_response(out, 200, headers)
@@ -214,6 +223,7 @@ class KiwoomRestApi:
         yh, _ = extreme(year, True)
         yl, _ = extreme(year, False)
         p = formats.price
+        fund = self._fundamentals(tape, last)
         payload = {
             "stk_cd": str(body.get("stk_cd")),
             "stk_nm": tape.instrument.name,
@@ -225,18 +235,18 @@ class KiwoomRestApi:
             "oyr_hgst": p(yh, prev),
             "oyr_lwst": p(yl, prev),
             "mac": str(last * shares // 100_000_000),
-            "mac_wght": "",
+            "mac_wght": fund["mac_wght"],
             "for_exh_rt": "0.00",
             "repl_pric": "0",
-            "per": "",
-            "eps": "",
-            "roe": "",
-            "pbr": "",
-            "ev": "",
-            "bps": "",
-            "sale_amt": "0",
-            "bus_pro": "0",
-            "cup_nga": "0",
+            "per": fund["per"],
+            "eps": fund["eps"],
+            "roe": fund["roe"],
+            "pbr": fund["pbr"],
+            "ev": fund["ev"],
+            "bps": fund["bps"],
+            "sale_amt": fund["sale_amt"],
+            "bus_pro": fund["bus_pro"],
+            "cup_nga": fund["cup_nga"],
             "250hgst": p(h250, prev),
             "250lwst": p(l250, prev),
             "high_pric": p(st.high, prev),
@@ -262,6 +272,40 @@ class KiwoomRestApi:
             "dstr_rt": "100.00",
         }
         return payload, ""
+
+    def _fundamentals(self, tape: DayTape, last: int) -> dict[str, str]:
+        """ka10001's fundamentals from the synthetic company model (``apps.sandbox.fundamentals``; the answer says
+        so in its ``X-Sandbox-Synthetic`` header): PER/PBR at ``last``, EPS/BPS/ROE trailing, 매출액/영업이익/
+        당기순이익 of the latest published year in 억원, EV/EBITDA-style ``ev`` as market cap over operating income,
+        and ``mac_wght`` the stock's share of the sandbox universe's market cap (the universe stands in for the
+        market: UNCONFIRMED how Kiwoom weighs it)."""
+        from apps.sandbox import fundamentals
+
+        market = self.core.market
+        shares = tape.instrument.listed_shares
+        co = fundamentals.company(tape.code, shares, tape.prev_close * shares, self.core.config.seed, market.date.year)
+        trail = fundamentals.trailing(co, market.date)
+        years = fundamentals.statement_periods(co, market.date, annual=True)
+        revenue = operating = net = 0.0
+        if years:
+            covered = years[0][1]
+            revenue = sum(q.revenue for q in covered)
+            operating = sum(q.operating_income for q in covered)
+            net = sum(q.net_income for q in covered)
+        universe = sum(t.prev_close * t.instrument.listed_shares for t in market.tapes.values()) or 1
+        mcap = last * shares
+        return {
+            "per": f"{last / trail['eps']:.2f}" if trail["eps"] > 0 else "",
+            "eps": str(int(trail["eps"])),
+            "roe": f"{trail['roe']:.2f}",
+            "pbr": f"{last / trail['bps']:.2f}" if trail["bps"] > 0 else "",
+            "bps": str(int(trail["bps"])),
+            "ev": f"{mcap / (operating * fundamentals.EOK):.2f}" if operating > 0 else "",
+            "sale_amt": str(int(revenue)),
+            "bus_pro": str(int(operating)),
+            "cup_nga": str(int(net)),
+            "mac_wght": f"{mcap / universe * 100:.2f}",
+        }
 
     def daily_chart(self, body: Body, next_key: str) -> Page:
         """ka10081 주식일봉차트조회요청: newest first from ``base_dt``, paged backwards (A4)."""
@@ -317,18 +361,46 @@ class KiwoomRestApi:
                 raise input_error(1517, "요소명=base_dt") from exc
         if next_key and (len(next_key) != 14 or not next_key.isdigit()):
             raise input_error(1517, "next-key")
-        bars = (
-            aggregate_minutes(tape.minute_bars(self.core.clock.now_ms()), int(scope), open_s=tape.times.open_s)
-            if base >= day
-            else []
-        )
-        prefix = ymd(day)
+        # Rows newest first from ``base_dt`` (or the continuation key) back through every recorded day: the replayed
+        # day's bars up to the sandbox clock, then each earlier day's minute bars from the tape model
+        # (``history.past_minute_bars``: the recorded daily bar spread over the session, deterministic).
+        cursor = next_key or ymd(base) + "235959"
+        size = self.core.config.kiwoom_minute_rows
         rows: list[dict[str, str]] = []
+        history = [r for r in self.core.market.daily_rows(tape.code, self.core.clock.now_ms()) if r.date < day]
+        prev_close = {history[i].date: history[i - 1].close for i in range(1, len(history))}
+        days: list[tuple[dt.date, list[MinuteBar], int]] = []
+        if ymd(day) <= cursor[:8]:
+            today_bars = tape.minute_bars(self.core.clock.now_ms())
+            days.append((day, today_bars, tape.prev_close))
+        past = [r for r in history if ymd(r.date) <= cursor[:8]][::-1]
+        more_after = ""
+        for row in past:
+            if len(rows) > size:
+                break
+            days.append(
+                (row.date, past_minute_bars(tape, row, self.core.config.seed), prev_close.get(row.date, row.open))
+            )
+            for date_, bars, pc in days:
+                rows.extend(self._minute_rows(tape, date_, bars, int(scope), pc, cursor))
+            days = []
+        for date_, bars, pc in days:
+            rows.extend(self._minute_rows(tape, date_, bars, int(scope), pc, cursor))
+        page, rest = rows[:size], rows[size:]
+        more_after = rest[0]["cntr_tm"] if rest else ""
+        return {"stk_cd": str(body.get("stk_cd")), "stk_min_pole_chart_qry": page}, more_after
+
+    def _minute_rows(
+        self, tape: DayTape, day: dt.date, bars: list[MinuteBar], scope: int, pc: int, cursor: str
+    ) -> list[dict[str, str]]:
+        """One day's ``scope``-minute rows newest first, at or before ``cursor`` (YYYYMMDDHHMMSS)."""
+        prefix = ymd(day)
+        upper, lower = tape.grid.table.price_limits(pc, day, tape.instrument.market)
+        out: list[dict[str, str]] = []
         cumulative = 0
-        for bar in bars:
+        for bar in aggregate_minutes(bars, scope, open_s=tape.times.open_s):
             cumulative += bar.volume
-            pc = tape.prev_close
-            rows.append(
+            out.append(
                 {
                     "cur_prc": formats.price(bar.close, pc),
                     "trde_qty": str(bar.volume),
@@ -338,15 +410,10 @@ class KiwoomRestApi:
                     "low_pric": formats.price(bar.low, pc),
                     "acc_trde_qty": str(cumulative),
                     "pred_pre": formats.signed(bar.close - pc),
-                    "pred_pre_sig": sign_code(bar.close, pc, tape.upper_limit, tape.lower_limit),
+                    "pred_pre_sig": sign_code(bar.close, pc, upper, lower),
                 }
             )
-        rows.reverse()
-        if next_key:
-            rows = [r for r in rows if r["cntr_tm"] <= next_key]
-        size = self.core.config.kiwoom_minute_rows
-        page, rest = rows[:size], rows[size:]
-        return {"stk_cd": str(body.get("stk_cd")), "stk_min_pole_chart_qry": page}, (rest[0]["cntr_tm"] if rest else "")
+        return [r for r in out[::-1] if r["cntr_tm"] <= cursor]
 
 
 def aggregate_minutes(bars: list[MinuteBar], scope: int, *, open_s: int = OPEN_S) -> list[MinuteBar]:

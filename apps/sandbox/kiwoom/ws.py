@@ -59,6 +59,7 @@ REAL_TYPES = frozenset(
 )
 ITEM_RE = re.compile(r"^([0-9A-Z]{3,6})(_NX|_AL)?$")
 STEX_SUFFIX = {"K": "", "N": "_NX", "A": "_AL"}
+STEX_EXCHANGE = {"K": "1", "N": "2", "A": "3"}
 MAX_ENTRIES_PER_FRAME = 100
 #: Seconds of print generation per step while conditions catch up after a clock jump.
 CATCH_UP_SLICE_S = 0.02
@@ -546,6 +547,9 @@ class KiwoomHub(WsHub):
                 values = {"841": a.seq, "9001": a.code, "843": a.kind, "20": hhmmss(a.t_ms)}
                 if a.side:
                     values["907"] = a.side
+                # 9081 거래소구분 (kiwoom-api.md A6; the value mapping is UNCONFIRMED): the venue the condition
+                # was asked for, 1 KRX, 2 NXT, 3 통합 (stex_tp K / N / A).
+                values["9081"] = STEX_EXCHANGE[stex]
                 item = a.code + STEX_SUFFIX[stex]
                 entries.append({"type": "02", "name": CONDITION_NAME, "item": item, "values": values})
             self._send_entries(conn, entries)

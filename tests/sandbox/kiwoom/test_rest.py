@@ -37,8 +37,11 @@ def call(box: SandboxThread, token: str, api_id: str, path: str, body: dict, **h
     return httpx.post(f"{rest(box)}/api/dostk/{path}", json=body, headers=h, timeout=10)
 
 
-def all_pages(box: SandboxThread, token: str, api_id: str, body: dict, key: str) -> tuple[list[dict], int]:
-    """Every row of a paged TR (request headers cont-yn/next-key) and the number of pages."""
+def all_pages(
+    box: SandboxThread, token: str, api_id: str, body: dict, key: str, day: str | None = None
+) -> tuple[list[dict], int]:
+    """Every row of a paged TR (request headers cont-yn/next-key) and the number of pages; with ``day``
+    (YYYYMMDD), the minute rows of that day only (the chart pages on through the earlier recorded days)."""
     rows: list[dict] = []
     headers: dict[str, str] = {}
     pages = 0
@@ -48,6 +51,8 @@ def all_pages(box: SandboxThread, token: str, api_id: str, body: dict, key: str)
         assert data["return_code"] == 0, data
         rows.extend(data[key])
         pages += 1
+        if day is not None and rows and rows[-1]["cntr_tm"][:8] < day:
+            return [r for r in rows if r["cntr_tm"][:8] == day], pages
         if resp.headers["cont-yn"] != "Y":
             assert resp.headers["next-key"] == ""
             return rows, pages
@@ -172,8 +177,9 @@ def test_minute_chart_matches_the_replayed_day_and_the_kis_chart(box: SandboxThr
     tape = core.market.tapes["005930"]
     bars = tape.minute_bars(core.clock.now_ms())
     body = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1"}
-    ones, pages = all_pages(box, token, "ka10080", body, "stk_min_pole_chart_qry")
-    assert len(ones) == len(bars) > 50 and pages == -(-len(bars) // 50)
+    day = f"{core.market.date:%Y%m%d}"
+    ones, pages = all_pages(box, token, "ka10080", body, "stk_min_pole_chart_qry", day)
+    assert len(ones) == len(bars) > 50 and pages in (-(-len(bars) // 50), -(-len(bars) // 50) + 1)
     prev = tape.prev_close
 
     def signed(p: int) -> str:
@@ -209,10 +215,30 @@ def test_minute_chart_matches_the_replayed_day_and_the_kis_chart(box: SandboxThr
         assert kw_row["cur_prc"].lstrip("+-") == kis_row["stck_prpr"]
         assert kw_row["trde_qty"] == kis_row["cntg_vol"]
     # 5-minute bars re-aggregate the 1-minute ones.
-    rows5, _ = all_pages(box, token, "ka10080", dict(body, tic_scope="5"), "stk_min_pole_chart_qry")
+    rows5, _ = all_pages(box, token, "ka10080", dict(body, tic_scope="5"), "stk_min_pole_chart_qry", day)
     assert sum(int(r["trde_qty"]) for r in rows5) == sum(b.volume for b in bars)
     assert all(int(r["cntr_tm"][10:12]) % 5 == 0 for r in rows5)
     assert rows5[-1]["open_pric"] == signed(bars[0].open)
+
+
+def test_minute_chart_pages_back_into_earlier_recorded_days(box: SandboxThread) -> None:
+    """ka10080 goes on past the replayed day: each earlier day's bars re-aggregate to its recorded daily bar."""
+    token = issue_token(box)
+    core = box.server.core  # type: ignore[union-attr]
+    history = core.market.history["005930"]
+    past = history[-3]
+    body = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1", "base_dt": f"{past.date:%Y%m%d}"}
+    resp = call(box, token, "ka10080", "chart", body)
+    rows = resp.json()["stk_min_pole_chart_qry"]
+    assert resp.headers["cont-yn"] == "Y" and len(rows) == 50
+    day_rows, _ = all_pages(box, token, "ka10080", body, "stk_min_pole_chart_qry", f"{past.date:%Y%m%d}")
+    assert sum(int(r["trde_qty"]) for r in day_rows) == past.volume
+    assert max(int(r["high_pric"].lstrip("+-")) for r in day_rows) == past.high
+    assert min(int(r["low_pric"].lstrip("+-")) for r in day_rows) == past.low
+    assert day_rows[-1]["open_pric"].lstrip("+-") == str(past.open)
+    assert day_rows[0]["cur_prc"].lstrip("+-") == str(past.close)
+    again = call(box, token, "ka10080", "chart", body).json()["stk_min_pole_chart_qry"]
+    assert again == rows  # deterministic
 
 
 def test_basic_info_equals_the_kis_current_price(box: SandboxThread) -> None:
