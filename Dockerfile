@@ -30,7 +30,7 @@ COPY . .
 COPY --from=static /build/static/vendor/ static/vendor/
 # collectstatic needs a secret to import settings; this one is used for nothing else.
 RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --noinput -v 0 && chown -R hoga:hoga /app
+    python manage.py collectstatic --noinput -v 0 && mkdir -p var/prometheus && chown -R hoga:hoga /app
 
 USER hoga
 EXPOSE 8000

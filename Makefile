@@ -18,8 +18,16 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 run: static venv
 	$(VPY) scripts/devstack.py run
 
+# Coverage of apps/ (branch coverage included; see [tool.coverage] in pyproject.toml): a summary is printed at
+# the end; the full suite must keep at least 85 %.
+COVERAGE_ARGS ?= --cov --cov-report=term:skip-covered --cov-fail-under=85
+# The suite runs in TEST_WORKERS pytest-xdist processes (most tests wait on real servers, so more workers than
+# cores pay off); each has its own test database and Redis database (config/settings/test.py), and tests that
+# share a stack run on one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
+XDIST_ARGS ?= $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 test: static venv lint browser
-	$(VPY) scripts/devstack.py test -- $(PYTEST_ARGS)
+	$(VPY) scripts/devstack.py test -- $(if $(PYTEST_ARGS),,$(COVERAGE_ARGS) $(XDIST_ARGS)) $(PYTEST_ARGS)
 
 # Debian's Chromium (and a Hangul font) for the browser tests and screenshots; nothing to do when both exist.
 HOGA_BROWSER ?= /usr/bin/chromium
@@ -41,6 +49,8 @@ static:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -40,10 +40,10 @@ def _worker(config_fields: dict[str, Any], code: str, calls: int, concurrency: i
     _setup_django()
     from django.conf import settings
 
-    from apps.marketdata.brokers.base import BrokerError
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
-    from apps.marketdata.brokers.tokens import MemoryTokenStore
+    from apps.brokers.base import BrokerError
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
+    from apps.brokers.tokens import MemoryTokenStore
 
     config = KisConfig(**config_fields)
 
@@ -108,11 +108,11 @@ def main() -> int:
 
     from django.conf import settings
 
+    from apps.brokers.kis.config import KisConfig
+    from apps.brokers.metrics import read_metrics
+    from apps.core.demo_credentials import demo_credentials
     from apps.core.redis import get_redis
-    from apps.marketdata.brokers.kis.config import KisConfig
-    from apps.marketdata.brokers.metrics import read_metrics
     from apps.sandbox.config import SandboxConfig
-    from apps.sandbox.credentials import demo_credentials
     from apps.sandbox.server import SandboxThread
 
     rate = args.rate or float(getattr(settings, f"KIS_{args.env.upper()}_RATE_LIMIT"))

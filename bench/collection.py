@@ -50,10 +50,10 @@ def main() -> None:
 
 
 def run(args, settings) -> None:
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
+    from apps.core.krx.calendar import KST, KrxCalendar
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
-    from apps.marketdata.calendar import KST, KrxCalendar
     from apps.marketdata.collection import MinuteRow, minute_collect
     from apps.marketdata.market_clock import CONTINUOUS, MarketNow
     from apps.marketdata.models import MinuteBar, Stock

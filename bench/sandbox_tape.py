@@ -353,8 +353,8 @@ def send_run(args: argparse.Namespace, market, speed: float, logdir: Path) -> No
     import httpx
     import psutil
 
+    from apps.core.demo_credentials import KIWOOM_DEMO_REAL_APP_KEY, KIWOOM_DEMO_REAL_SECRET_KEY
     from apps.sandbox.clock import parse_hhmmss
-    from apps.sandbox.credentials import KIWOOM_DEMO_REAL_APP_KEY, KIWOOM_DEMO_REAL_SECRET_KEY
 
     codes = list(market.tapes)[: args.stocks]
     groups = [codes[i : i + KIS_STOCKS_PER_CONNECTION] for i in range(0, len(codes), KIS_STOCKS_PER_CONNECTION)]

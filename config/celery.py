@@ -12,15 +12,26 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # The real-time feed holder runs inside the worker that consumes the `feed` queue (a bootstep, not a task:
-# see apps/marketdata/feed/bootstep.py). Other workers skip it.
-from apps.marketdata.feed.bootstep import FeedBootstep  # noqa: E402
+# see apps/live/feed/bootstep.py). Other workers skip it.
+from apps.live.feed.bootstep import FeedBootstep  # noqa: E402
 
 app.steps["worker"].add(FeedBootstep)
 
-# The paper-trading fill engine runs in every worker consuming the `default` queue (apps/orders/bootstep.py).
-from apps.orders.bootstep import FillEngineBootstep  # noqa: E402
+# The paper-trading fill engine runs in every worker consuming the `default` queue (apps/trading/orders/bootstep.py).
+from apps.trading.orders.bootstep import FillEngineBootstep  # noqa: E402
 
 app.steps["worker"].add(FillEngineBootstep)
+
+# The strategy host runs beside it, one lease holder at a time (apps/strategies/bootstep.py).
+from apps.strategies.bootstep import StrategyHostBootstep  # noqa: E402
+
+app.steps["worker"].add(StrategyHostBootstep)
+
+# The execution-notice listeners of broker-linked accounts run in the same workers, one worker per link
+# (apps/brokerage/bootstep.py).
+from apps.brokerage.bootstep import BrokerNoticeBootstep  # noqa: E402
+
+app.steps["worker"].add(BrokerNoticeBootstep)
 
 
 @setup_logging.connect
@@ -36,9 +47,17 @@ def _use_django_logging(**_kwargs):
 @worker_init.connect
 def _warm_calendar(**_kwargs):
     """Workers consult the KRX calendar in their first task (market clock, collection): load it now."""
-    from apps.marketdata.calendar import calendar_warm_in_background
+    from apps.core.krx.calendar import calendar_warm_in_background
 
     calendar_warm_in_background()
+
+
+@worker_init.connect
+def _memory_trace(**_kwargs):
+    """HOGA_TRACEMALLOC_DIR: allocation growth reports for soak runs (apps/core/memtrace.py)."""
+    from apps.core.memtrace import start_from_environment
+
+    start_from_environment()
 
 
 @worker_ready.connect
@@ -46,7 +65,7 @@ def _start_up_fill(sender=None, **_kwargs):
     """A worker consuming the `default` queue enqueues the start-up fill (apps/marketdata/bootstrap.py) when it
     is ready; workers starting together enqueue it once, and one fill runs at a time (a Redis lock)."""
     from apps.marketdata.tasks import bootstrap_enqueue_once
-    from apps.orders.bootstep import consumes_default_queue
+    from apps.trading.orders.bootstep import consumes_default_queue
 
     if sender is not None and consumes_default_queue(sender):
         try:

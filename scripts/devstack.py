@@ -381,6 +381,7 @@ def cmd_run() -> int:
     build_static()
     base_env = dict(os.environ)
     base_env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    base_env["HOGA_VAR_DIR"] = str(VAR)  # bin/hoga-process keeps each role's metrics under var/prometheus/
     base_env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{base_env.get('PATH', '')}"
     base_env.update(local_secrets())
     services_env, started = ensure_services("run")

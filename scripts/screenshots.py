@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Screenshots of every page for the README: docs/screenshots/<page>.png at 1280x800.
+"""Screenshots of every page for the README, in both languages and at phone size:
+docs/screenshots/<page>.png (Korean, 1280x800), <page>.en.png (English), <page>.phone.png and
+<page>.phone.en.png (390x844, what a phone shows first).
 
     python scripts/screenshots.py [--out docs/screenshots] [--speed 60]
 
@@ -35,6 +37,8 @@ PAGES = {
     "portfolio": "/portfolio/",
     "orders": "/orders/",
     "data-quality": "/data-quality/",
+    "notifications": "/notifications/",
+    "watchlists": "/watchlists/",
 }
 ANONYMOUS_PAGES = {"login": "/accounts/login/", "signup": "/accounts/signup/"}
 REPLAY_SECONDS = 25  # real seconds the replay runs before the pages are shot: ~25 market minutes at speed 60
@@ -71,7 +75,7 @@ def place(api, *, code: str, side: str, limit: int, quantity: int) -> dict:
 
 
 def band(api, code: str, day) -> tuple[int, int, int]:
-    from tests.browser.support import price_limits
+    from tests.integration.harness import price_limits
 
     quote = api.get("/api/marketdata/quotes", params={"codes": code}).json()["quotes"][0]
     upper, lower = price_limits(quote["price"] - quote["change"], day)
@@ -80,7 +84,8 @@ def band(api, code: str, day) -> tuple[int, int, int]:
 
 def trade(stack, api) -> None:
     """Two buys the replay crosses, a sale of part of one, and a buy resting far below the market."""
-    from tests.browser.support import CODE, OTHER_CODE, grid_floor, poll, ticks_up
+    from tests.browser.support import CODE, OTHER_CODE, poll
+    from tests.integration.harness import grid_floor, ticks_up
 
     day = stack.replay_day
     filled = []
@@ -98,6 +103,22 @@ def trade(stack, api) -> None:
     last, _, lower = band(api, CODE, day)
     place(api, code=CODE, side="SELL", limit=max(grid_floor(last - last // 100, day), lower), quantity=5)
     place(api, code=CODE, side="BUY", limit=max(grid_floor(int(last * 0.9), day), lower), quantity=10)
+
+
+PHONE = {"width": 390, "height": 844}
+# (file-name suffix, language, phone-sized)
+VARIANTS = [("", "ko", False), (".en", "en", False), (".phone", "ko", True), (".phone.en", "en", True)]
+
+
+def variant_context(browser, url: str, language: str, phone: bool, **options):
+    """A browser context whose pages speak ``language`` (the switcher's cookie), phone-sized or not."""
+    from tests.browser.support import new_context
+
+    if phone:
+        options.update(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = new_context(browser, url, **options)
+    context.add_cookies([{"name": "hoga_language", "value": language, "url": url}])
+    return context
 
 
 def shoot(page, name: str, path: str, out: Path) -> None:
@@ -166,9 +187,11 @@ def main() -> int:
 
         with sync_playwright() as playwright:
             browser = launch(playwright)
-            anonymous = new_context(browser, stack.url)
-            for name, path in ANONYMOUS_PAGES.items():
-                shoot(anonymous.new_page(), name, path, out)
+            for suffix, language, phone in VARIANTS:
+                anonymous = variant_context(browser, stack.url, language, phone)
+                for name, path in ANONYMOUS_PAGES.items():
+                    shoot(anonymous.new_page(), name + suffix, path, out)
+                anonymous.close()
             context = new_context(browser, stack.url)
             page = context.new_page()
             log_in(page, USERNAME, password)
@@ -179,8 +202,15 @@ def main() -> int:
             pages = dict(PAGES)
             if (ROOT / "templates" / "conditions").is_dir():
                 pages["conditions"] = "/conditions/"
-            for name, path in pages.items():
-                shoot(page, name, path, out)
+            if (ROOT / "templates" / "strategies").is_dir():
+                pages["strategies"] = "/strategies/"
+            state = context.storage_state()
+            for suffix, language, phone in VARIANTS:
+                signed_in = variant_context(browser, stack.url, language, phone, storage_state=state)
+                page = signed_in.new_page()
+                for name, path in pages.items():
+                    shoot(page, name + suffix, path, out)
+                signed_in.close()
             api.close()
             browser.close()
     finally:

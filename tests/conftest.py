@@ -7,6 +7,17 @@ import pytest
 import pytest_asyncio
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Every test starts and ends without the per-process caches (calendar, API tokens, stocks): each test's
+    database is rolled back, which sends no signal that would clear them."""
+    from apps.core.process_cache import clear_process_caches
+
+    clear_process_caches()
+    yield
+    clear_process_caches()
+
+
 @pytest.fixture(scope="session")
 def redis_client():
     from apps.core.redis import get_redis
@@ -47,3 +58,17 @@ async def async_db_cleanup():
     from django.db import connections
 
     await database_sync_to_async(connections.close_all)()
+
+
+#: Folders whose tests share one expensive session- or package-scoped stack (a sandbox box, the browser stack):
+#: under ``pytest -n N --dist loadgroup`` each runs on one worker, so the stack starts once.
+SHARED_STACK_FOLDERS = ("tests/browser/", "tests/brokers/", "tests/live/feed/")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for pytest-xdist's ``loadgroup``: a shared-stack folder is one group, any other module is its
+    own group (module-scoped fixtures start once). Without xdist the marker does nothing."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = next((folder for folder in SHARED_STACK_FOLDERS if path.startswith(folder)), path)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -107,7 +107,7 @@ def _database_settings(**env) -> dict:
 
 def test_web_processes_pool_their_database_connections_and_workers_keep_theirs():
     assert _database_settings(HOGA_PROCESS_ROLE="web") == {
-        "max_age": 0, "pool": {"min_size": 2, "max_size": 20, "timeout": 10.0},
+        "max_age": 0, "pool": {"min_size": 2, "max_size": 10, "timeout": 10.0},
     }  # fmt: skip
     assert _database_settings(HOGA_PROCESS_ROLE="web", DB_POOL_MAX_SIZE="0") == {"max_age": 0, "pool": None}
     assert _database_settings(HOGA_PROCESS_ROLE="worker") == {"max_age": 60, "pool": None}

@@ -9,7 +9,8 @@ from django.contrib import admin, messages
 from apps.core.exceptions import ApplicationError
 
 from .models import BrokerConnection, Condition, ConditionEvent, ConditionMember, ConditionRun
-from .services import TOGGLES, broker_connection_link, condition_update, current_key_id
+from .selectors import current_key_id
+from .services import TOGGLES, broker_connection_link, condition_update
 
 
 class BrokerConnectionForm(forms.ModelForm):

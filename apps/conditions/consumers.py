@@ -14,13 +14,13 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 
 from apps.core.consumers import GroupsConsumer
+from apps.core.groups import condition_group, user_notifications_group
 
-from .notifications import condition_group, user_notifications_group
+from .selectors import condition_list_for_user
 
 
 @database_sync_to_async
 def _condition_ids(user) -> list[int]:
-    from .selectors import condition_list_for_user
 
     return list(condition_list_for_user(user=user).values_list("pk", flat=True))
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .selectors import condition_realtime_seqs
+from .services import condition_alert_record as record
+
 if TYPE_CHECKING:
-    from apps.marketdata.brokers.base import ConditionAlert
+    from apps.brokers.base import ConditionAlert
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +23,6 @@ def enabled_condition_seqs() -> list[str]:
 
     The feed registers one real-time condition search (CNSRREQ search_type "1") per seq.
     """
-    from .selectors import condition_realtime_seqs
 
     return condition_realtime_seqs()
 
@@ -32,7 +34,6 @@ def condition_alert_record(alert: ConditionAlert) -> None:
     is read from the latest-quote hash in Redis. Notifications leave after commit. Errors are logged here,
     never raised into the feed: a lost alert is recovered by the 30-second reconciliation search.
     """
-    from .services import condition_alert_record as record
 
     try:
         record(alert=alert)

@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.models import TimeStampedModel
+from apps.trading.accounts.selectors import verified_email_for_user
 
 
 class Broker(models.TextChoices):
@@ -108,7 +109,6 @@ class Condition(TimeStampedModel):
 
     def recipients(self) -> list[str]:
         """The e-mail address to notify: the owner's verified address, else none."""
-        from apps.accounts.selectors import verified_email_for_user
 
         email = verified_email_for_user(user=self.owner)
         return [email] if email else []

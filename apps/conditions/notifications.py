@@ -23,6 +23,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from apps.core import realtime
+from apps.core.groups import condition_group, user_notifications_group
+from apps.core.krx.calendar import KST
+from apps.core.redis import get_redis
+
 from .models import Condition, ConditionEvent, ConditionMember, EventKind
 
 logger = logging.getLogger(__name__)
@@ -54,14 +59,6 @@ return 0
 """
 
 
-def user_notifications_group(user_id: int) -> str:
-    return f"user.{int(user_id)}.notifications"
-
-
-def condition_group(condition_id: int) -> str:
-    return f"conditions.{int(condition_id)}"
-
-
 # --- snapshots -------------------------------------------------------------------------------------------
 
 
@@ -89,7 +86,6 @@ def member_snapshot(member: ConditionMember) -> dict:
 
 
 def _kst():
-    from apps.marketdata.calendar import KST
 
     return KST
 
@@ -138,11 +134,7 @@ def condition_events_notify(*, event_ids: list[int]) -> dict[str, int]:
 
 
 def page_push(*, condition_id: int, event: ConditionEvent | None = None) -> int:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    if layer is None:
+    if not realtime.layer_configured():
         return 0
     members = [member_snapshot(m) for m in ConditionMember.objects.filter(condition_id=condition_id)]
     payload = {
@@ -151,17 +143,13 @@ def page_push(*, condition_id: int, event: ConditionEvent | None = None) -> int:
         "event": event_snapshot(event) if event is not None else None,
         "members": members,
     }
-    try:
-        async_to_sync(layer.group_send)(condition_group(condition_id), payload)
-    except Exception:  # the channel layer is not a durable queue: the page re-reads on reload
-        logger.warning("condition page push failed", extra={"condition": condition_id})
-        return 0
-    return 1
+    # the channel layer is not a durable queue: on a failure the page re-reads on reload
+    return int(realtime.group_send_now(condition_group(condition_id), payload, what="condition page push"))
 
 
 def deliver(*, condition: Condition, message: Message, event: ConditionEvent | None = None) -> list[str]:
     """Send one message through the condition's channels; return the channels used."""
-    from .tasks import conditions_send_email, conditions_send_slack
+    from .tasks import conditions_send_email, conditions_send_slack  # deferred: the tasks call the senders here
 
     used = []
     extra = {"condition": condition.pk, "event": event_snapshot(event) if event is not None else None}
@@ -196,20 +184,11 @@ def _enqueue(task, **kwargs) -> bool:
 
 
 def _browser_push(user_id: int, notification: dict) -> bool:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        async_to_sync(layer.group_send)(
-            user_notifications_group(user_id), {"type": NOTIFICATION_EVENT, "notification": notification}
-        )
-    except Exception:
-        logger.warning("browser notification push failed", extra={"user": user_id})
-        return False
-    return True
+    return realtime.group_send_now(
+        user_notifications_group(user_id),
+        {"type": NOTIFICATION_EVENT, "notification": notification},
+        what="browser notification push",
+    )
 
 
 # --- dedupe, rate limit, summaries -----------------------------------------------------------------------
@@ -217,7 +196,6 @@ def _browser_push(user_id: int, notification: dict) -> bool:
 
 def _admit(event: ConditionEvent) -> str:
     """``sent`` | ``duplicate`` | ``suppressed`` (queued for the summary)."""
-    from apps.core.redis import get_redis
 
     redis = get_redis()
     condition_id = event.condition_id
@@ -258,7 +236,6 @@ def condition_summaries_flush() -> int:
 
     Each condition's queue is taken atomically (MULTI), so two flushes never summarise one item twice.
     """
-    from apps.core.redis import get_redis
 
     redis = get_redis()
     sent = 0

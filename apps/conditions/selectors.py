@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, Q, QuerySet
 
 from apps.core.exceptions import parse_id
+from apps.marketdata.broker_services import kiwoom_config
 
 from .exceptions import ConditionNotFound
 from .models import Broker, BrokerConnection, Condition, ConditionEvent, ConditionMember
@@ -23,7 +24,6 @@ def condition_list_for_user(*, user) -> QuerySet[Condition]:
 
 def condition_live_queryset() -> QuerySet[Condition]:
     """Enabled, listed Kiwoom conditions of the connection whose key this deployment uses."""
-    from .services import current_key_id
 
     key_id = current_key_id()
     if not key_id:
@@ -90,3 +90,11 @@ def _is_id(value) -> bool:
 
 def broker_connection_for_user(*, user) -> BrokerConnection | None:
     return BrokerConnection.objects.filter(owner_id=getattr(user, "pk", None), broker=Broker.KIWOOM).first()
+
+
+def current_key_id() -> str | None:
+    """Id of the Kiwoom app key this deployment's feed and searches use (None: Kiwoom not configured)."""
+    try:
+        return kiwoom_config().key_id
+    except Exception:  # improperly configured broker: nothing is anyone's
+        return None

@@ -18,7 +18,6 @@ Invariants (checked by the tests):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -30,8 +29,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.brokers.base import BrokerError
+from apps.brokers.kiwoom.conditions import condition_list_sync, condition_search_sync
 from apps.core.exceptions import parse_id
-from apps.marketdata.realtime.keys import QUOTES_HASH, valid_code
+from apps.core.groups import valid_code
+from apps.core.schedules import schedules_sync
+from apps.live import quotes as live_quotes
+from apps.marketdata.broker_services import kiwoom_client_async
+from apps.marketdata.models import Stock
+from apps.trading.accounts.selectors import paper_account_list_for_user
+from apps.trading.orders.placement import order_place
 
 from .exceptions import (
     BrokerConditionsUnavailable,
@@ -61,9 +68,11 @@ from .models import (
     EventSource,
     RunStatus,
 )
+from .notifications import condition_events_notify
+from .selectors import condition_list_for_user, condition_live_queryset, current_key_id
 
 if TYPE_CHECKING:
-    from apps.marketdata.brokers.base import ConditionAlert, ConditionHit, ConditionInfo
+    from apps.brokers.base import ConditionAlert, ConditionHit, ConditionInfo
 
 logger = logging.getLogger(__name__)
 
@@ -106,35 +115,18 @@ def _clean_time(at) -> dt.datetime:
 
 
 def quote_prices(codes: Iterable[str]) -> dict[str, int]:
-    """Latest traded prices from the real-time quote hash in Redis (codes without a quote are left out).
+    """Latest traded prices from the real-time quote store (codes without a quote are left out).
 
     Redis being unreachable is not an error here: the event is recorded without a price.
     """
-    from apps.core.redis import get_redis
-
-    codes = sorted(set(codes))
-    if not codes:
-        return {}
     try:
-        raws = get_redis().hmget(QUOTES_HASH, codes)
+        return live_quotes.quote_prices(codes)
     except Exception:
         logger.warning("latest quotes unavailable; condition events recorded without a price")
         return {}
-    prices = {}
-    for code, raw in zip(codes, raws, strict=True):
-        if raw is None:
-            continue
-        try:
-            price = int(json.loads(raw)["price"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        if price > 0:
-            prices[code] = price
-    return prices
 
 
 def _stocks_by_code(codes: Iterable[str]) -> dict[str, object]:
-    from apps.marketdata.models import Stock
 
     return {s.code: s for s in Stock.objects.filter(code__in=set(codes))}
 
@@ -149,7 +141,6 @@ def _notify_on_commit(event_ids: list[int]) -> None:
         return
 
     def send() -> None:
-        from .notifications import condition_events_notify
 
         try:
             condition_events_notify(event_ids=event_ids)
@@ -211,27 +202,11 @@ class SyncResult:
 
 
 def _fetch_condition_list() -> list[ConditionInfo]:
-    from apps.marketdata.brokers.base import BrokerError
-
     try:
-        from apps.marketdata.brokers.kiwoom.conditions import condition_list_sync
-    except ImportError as exc:
-        raise BrokerConditionsUnavailable("The Kiwoom client is not installed.") from exc
-    try:
-        return list(condition_list_sync())
+        return list(condition_list_sync(clients=kiwoom_client_async))
     except (BrokerError, TimeoutError, OSError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
         raise BrokerConditionsUnavailable(f"Kiwoom's condition list could not be fetched ({code}): {exc}") from exc
-
-
-def current_key_id() -> str | None:
-    """Id of the Kiwoom app key this deployment's feed and searches use (None: Kiwoom not configured)."""
-    try:
-        from apps.marketdata.broker_services import kiwoom_config
-
-        return kiwoom_config().key_id
-    except Exception:  # improperly configured broker: nothing is anyone's
-        return None
 
 
 def broker_connection_link(*, user, key_id: str | None = None, label: str = "") -> BrokerConnection:
@@ -335,8 +310,7 @@ def conditions_sync(
 
 
 def _schedule_ensure() -> None:
-    """The reconciliation job is scheduled once conditions exist (apps/marketdata/schedules.py)."""
-    from apps.marketdata.schedules import schedules_sync
+    """The reconciliation job is scheduled once conditions exist (:func:`.tasks.condition_schedules`)."""
 
     try:
         schedules_sync()
@@ -386,7 +360,6 @@ def condition_update(*, condition_id: int, user=None, operator: bool = False, **
 def _live_conditions(seq: str):
     """Enabled conditions with ``seq`` of the connection whose key this deployment's feed and searches use:
     an alert or search result of that key's account belongs to that account's owner only."""
-    from .selectors import condition_live_queryset
 
     return condition_live_queryset().filter(seq=seq).order_by("id")
 
@@ -427,11 +400,7 @@ def condition_alert_record(*, alert: ConditionAlert, price: int | None = None) -
 
 
 def _search(seq: str) -> list[ConditionHit]:
-    try:
-        from apps.marketdata.brokers.kiwoom.conditions import condition_search_sync
-    except ImportError as exc:
-        raise BrokerConditionsUnavailable("The Kiwoom client is not installed.") from exc
-    return list(condition_search_sync(seq))
+    return list(condition_search_sync(seq, clients=kiwoom_client_async))
 
 
 def condition_reconcile(
@@ -448,7 +417,6 @@ def condition_reconcile(
     real-time alert for them is newer than this snapshot. ``at`` is the time given to poll events (default
     now; the job passes the market clock's time).
     """
-    from apps.marketdata.brokers.base import BrokerError
 
     seq = _clean_seq(seq)
     condition_ids = list(_live_conditions(seq).values_list("pk", flat=True))
@@ -553,10 +521,6 @@ def condition_event_order_place(*, user, event_id: int, quantity: int | None = N
     coded errors (market closed, insufficient cash, unknown stock, ...) pass through unchanged. ``market``
     (default: the market clock, read by ``order_place``) is the ``MarketNow`` the order is placed at.
     """
-    from apps.accounts.selectors import paper_account_list_for_user
-    from apps.orders.services import order_place
-
-    from .selectors import condition_list_for_user
 
     visible = condition_list_for_user(user=user).values("pk")
     event = (

@@ -1,7 +1,7 @@
 """Condition tasks (queue ``default``). Thin: each reads the clock or takes its arguments and calls services.
 
 ``conditions.reconcile`` runs every ``CONDITIONS_RECONCILE_INTERVAL`` seconds (django-celery-beat interval
-schedule, apps/marketdata/schedules.py). It first sends the pending rate-limit summaries, then, while the
+schedule, :func:`condition_schedules`). It first sends the pending rate-limit summaries, then, while the
 market is in session (the market clock: the sandbox's replay clock or KRX hours), searches each enabled
 condition once and reconciles it. A Redis lock keeps runs from overlapping when a search is slow.
 """
@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
-from .notifications import SlackTransientError
+from apps.core.redis import get_redis
+from apps.marketdata.market_clock import MarketClockUnavailable, market_now
+from apps.marketdata.selectors import krx_calendar
+
+from .notifications import SlackTransientError, condition_summaries_flush, email_send, slack_post
+from .selectors import condition_searchable_seqs, conditions_exist
+from .services import condition_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -21,16 +29,25 @@ RECONCILE_LOCK_KEY = "hoga:lock:conditions_reconcile"
 RECONCILE_LOCK_TTL = 120  # seconds; a crashed run's lock expires by itself
 
 
+def condition_schedules(market_broker: str) -> list[dict[str, Any]]:
+    """The reconciliation job, when MARKET_FEED=kiwoom or Kiwoom conditions exist (registered with
+    :func:`apps.core.schedules.register_schedules`)."""
+    if getattr(settings, "MARKET_FEED", "kis") != "kiwoom" and not conditions_exist():
+        return []
+    return [
+        {
+            "name": "reconcile condition searches",
+            "task": "conditions.reconcile",
+            # every CONDITIONS_RECONCILE_INTERVAL (30) s; the task itself checks the market clock
+            "interval": {"every": settings.CONDITIONS_RECONCILE_INTERVAL, "period": "seconds"},
+            "expires": max(1, settings.CONDITIONS_RECONCILE_INTERVAL - 5),
+        }
+    ]
+
+
 @shared_task(bind=True, name="conditions.reconcile", expires=25, ignore_result=True)
 def conditions_reconcile(self, force: bool = False) -> dict | None:
     """Every 30 s in session: one normal search per enabled condition seq, reconciled with its members."""
-    from apps.core.redis import get_redis
-    from apps.marketdata.market_clock import MarketClockUnavailable, market_now
-    from apps.marketdata.selectors import krx_calendar
-
-    from .notifications import condition_summaries_flush
-    from .selectors import condition_searchable_seqs
-    from .services import condition_reconcile
 
     summaries = condition_summaries_flush()
     seqs = condition_searchable_seqs()
@@ -71,7 +88,6 @@ def conditions_reconcile(self, force: bool = False) -> dict | None:
 )
 def conditions_send_slack(self, *, text: str) -> int:
     """Post one condition notification to the Slack incoming webhook (retried on network errors, 429, 5xx)."""
-    from .notifications import slack_post
 
     return slack_post(text=text)
 
@@ -87,6 +103,5 @@ def conditions_send_slack(self, *, text: str) -> int:
 )
 def conditions_send_email(self, *, subject: str, body: str, recipients: list[str]) -> int:
     """Send one condition notification by e-mail (Django's e-mail backend); retried when the server is down."""
-    from .notifications import email_send
 
     return email_send(subject=subject, body=body, recipients=recipients)

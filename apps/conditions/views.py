@@ -8,9 +8,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.exceptions import ApplicationError
+from apps.trading.accounts.selectors import paper_account_list_for_user, verified_email_for_user
 
 from .selectors import broker_connection_for_user, condition_event_list_for_user, condition_list_with_members
 from .services import USER_TOGGLES, condition_event_order_place, condition_update, conditions_sync
@@ -25,7 +27,6 @@ def _error(request, exc: ApplicationError) -> None:
 @login_required
 @require_GET
 def conditions_page(request):
-    from apps.accounts.selectors import paper_account_list_for_user, verified_email_for_user
 
     conditions = list(condition_list_with_members(user=request.user))
     events = list(condition_event_list_for_user(user=request.user)[:EVENTS_SHOWN])
@@ -50,8 +51,13 @@ def conditions_sync_submit(request):
     else:
         messages.success(
             request,
-            f"키움 조건식 {result.total}개를 읽었습니다 (새로 {len(result.created)}, 이름 변경 {len(result.renamed)}, "
-            f"목록에서 빠짐 {len(result.missing)}).",
+            _("Read %(total)s Kiwoom conditions (%(new)s new, %(renamed)s renamed, %(missing)s left the list).")
+            % {
+                "total": result.total,
+                "new": len(result.created),
+                "renamed": len(result.renamed),
+                "missing": len(result.missing),
+            },
         )
     return redirect("conditions:page")
 
@@ -67,7 +73,7 @@ def condition_settings_submit(request, condition_id: int):
     except ApplicationError as exc:
         _error(request, exc)
     else:
-        messages.success(request, f"'{condition.name}' 설정을 저장했습니다.")
+        messages.success(request, _("Settings of '%(name)s' saved.") % {"name": condition.name})
     return redirect("conditions:page")
 
 
@@ -78,7 +84,7 @@ def condition_order_submit(request):
         event_id = int(request.POST.get("event", ""))
         quantity = int(request.POST.get("quantity", settings.CONDITIONS_ORDER_QUANTITY))
     except ValueError:
-        messages.error(request, "주문 수량은 정수여야 합니다. [invalid_quantity]")
+        messages.error(request, _("The order quantity must be a whole number.") + " [invalid_quantity]")
         return redirect("conditions:page")
     try:
         order = condition_event_order_place(user=request.user, event_id=event_id, quantity=quantity)
@@ -86,6 +92,8 @@ def condition_order_submit(request):
         _error(request, exc)
     else:
         messages.success(
-            request, f"모의투자 시장가 매수 주문 #{order.pk}: {order.stock.code} {order.quantity}주 ({order.status})."
+            request,
+            _("Paper market buy order #%(id)s: %(code)s %(quantity)s shares (%(status)s).")
+            % {"id": order.pk, "code": order.stock.code, "quantity": order.quantity, "status": order.status},
         )
     return redirect("conditions:page")

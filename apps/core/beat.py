@@ -12,6 +12,7 @@ import time
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from .health import BEAT_HEARTBEAT_KEY, BEAT_HEARTBEAT_TTL
+from .redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
     def tick(self, *args, **kwargs):
         delay = super().tick(*args, **kwargs)
         try:
-            from .redis import get_redis
-
             get_redis().set(BEAT_HEARTBEAT_KEY, f"{time.time():.3f}", ex=BEAT_HEARTBEAT_TTL)
         except Exception as exc:  # noqa: BLE001 - a heartbeat failure must never stop beat
             now = time.monotonic()

@@ -12,7 +12,6 @@ of receiving pushes for a user who left.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from typing import Any
@@ -21,17 +20,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from .groups import session_group
 from .jsonsafe import UnsafeJSON, loads_bounded
 
 logger = logging.getLogger(__name__)
 
 SESSION_ENDED = "session.ended"
 CLOSE_SESSION_ENDED = 4401
-
-
-def session_group(session_key: str) -> str:
-    """The group of every socket of one login session (the key is hashed: group names end up in Redis)."""
-    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 class ClientMessageError(Exception):

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 from django.db import connection
 from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
 
 
 def update_rows(
@@ -107,7 +110,7 @@ def insert_rows(instances: Sequence[Model]) -> None:
     connection.cursor().execute(sql, params)
 
 
-def rows_as_instances(model: type[Model], rows: Sequence[Sequence[object]], *, offset: int = 0) -> list[Model]:
+def rows_as_instances(model: type[M], rows: Sequence[Sequence[object]], *, offset: int = 0) -> list[M]:
     """Model instances from rows whose columns ``offset``… are the model's concrete fields in order (as
     ``concrete_columns`` lists them), as a queryset would build them."""
     names = [f.attname for f in model._meta.concrete_fields]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, RawPostDataException
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -38,6 +38,13 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return _error("validation_error", "Invalid input.", fields, status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, (TooManyFieldsSent, RequestDataTooBig)):
+        return _error("body_too_large", "The request body has too many fields or is too large.", None, 400)
+    if isinstance(exc, RawPostDataException):
+        # The body was consumed by an earlier failed parse (a form over the field limit read by the CSRF check).
+        return _error("malformed_body", "The request body could not be read.", None, status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, SuspiciousOperation):
+        return _error("bad_request", "The request was refused.", None, status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         return _error("not_found", "Not found.", None, status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):

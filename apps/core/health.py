@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
+
+from .redis import get_redis
 
 logger = logging.getLogger(__name__)
 
 BEAT_HEARTBEAT_KEY = "hoga:beat:heartbeat"
 BEAT_HEARTBEAT_TTL = 3600
 CELERY_QUEUES = ("default", "feed")
+
+HealthCheck = Callable[[], dict[str, Any]]
+#: Checks of the parts other apps own (the feed, the broker, the start-up fill), in registration order.
+#: Each app registers its own in ``AppConfig.ready``; they run only while Redis answers.
+_CHECKS: dict[str, HealthCheck] = {}
+
+
+def register_check(name: str, check: HealthCheck) -> None:
+    """Add (or replace) the check reported as component ``name``."""
+    _CHECKS[name] = check
 
 
 def check_postgres() -> dict[str, Any]:
@@ -28,18 +41,17 @@ def check_postgres() -> dict[str, Any]:
             cursor.fetchone()
     except Exception as exc:  # noqa: BLE001 - any failure means "down"; the reason is reported
         connections["default"].close_if_unusable_or_obsolete()
-        return {"status": "down", "error": _short(exc)}
+        return {"status": "down", "error": short_error(exc)}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def check_redis() -> dict[str, Any]:
-    from .redis import get_redis
 
     started = time.perf_counter()
     try:
         get_redis().ping()
     except Exception as exc:  # noqa: BLE001
-        return {"status": "down", "error": _short(exc)}
+        return {"status": "down", "error": short_error(exc)}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
@@ -50,7 +62,7 @@ def check_celery_queues(timeout: float = 1.0) -> dict[str, dict[str, Any]]:
     try:
         replies = app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception as exc:  # noqa: BLE001
-        return {q: {"status": "unknown", "error": _short(exc)} for q in CELERY_QUEUES}
+        return {q: {"status": "unknown", "error": short_error(exc)} for q in CELERY_QUEUES}
     workers_by_queue: dict[str, list[str]] = {q: [] for q in CELERY_QUEUES}
     for worker, queues in replies.items():
         for queue in queues or []:
@@ -62,84 +74,16 @@ def check_celery_queues(timeout: float = 1.0) -> dict[str, dict[str, Any]]:
 
 
 def check_beat() -> dict[str, Any]:
-    from .redis import get_redis
 
     try:
         raw = get_redis().get(BEAT_HEARTBEAT_KEY)
     except Exception as exc:  # noqa: BLE001
-        return {"status": "unknown", "error": _short(exc)}
+        return {"status": "unknown", "error": short_error(exc)}
     if raw is None:
         return {"status": "down", "error": "beat has never ticked"}
     age = time.time() - float(raw)
     status = "ok" if age <= settings.HEALTH_BEAT_MAX_AGE else "down"
     return {"status": status, "last_tick_age_s": round(age, 1)}
-
-
-def check_feed() -> dict[str, Any]:
-    from apps.marketdata.realtime.keys import FEED_STATUS_KEY
-
-    from .redis import get_redis
-
-    try:
-        raw = get_redis().get(FEED_STATUS_KEY)
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "unknown", "error": _short(exc)}
-    if raw is None:
-        return {"status": "unknown", "detail": "no feed holder has reported"}
-    state = raw.decode()
-    # "closed" is healthy: the holder is alive and the market is simply not trading.
-    return {"status": "ok" if state in ("connected", "closed") else "down", "feed": state}
-
-
-def check_broker() -> dict[str, Any]:
-    """The KIS client's shared circuit breaker for the configured app key ("ok" = closed).
-
-    Informational unless "broker" is listed in HEALTH_REQUIRED.
-    """
-    from apps.marketdata.brokers.breaker import read_breaker
-    from apps.marketdata.brokers.kis.config import ImproperlyConfiguredBroker, KisConfig
-
-    from .redis import get_redis
-
-    try:
-        config = KisConfig.from_settings()
-    except ImproperlyConfiguredBroker as exc:
-        return {"status": "unknown", "error": _short(exc)}
-    try:
-        breaker = read_breaker(get_redis(), prefix=config.redis_prefix, scope=config.scope)
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "unknown", "error": _short(exc)}
-    status = "ok" if breaker["state"] == "closed" else "down"
-    return {"status": status, "env": config.env, "key_id": config.key_id, **breaker}
-
-
-def check_market_data() -> dict[str, Any]:
-    """The start-up fill (apps/marketdata/bootstrap.py): "ok" once one has completed on this database; its
-    progress (phase, done/total) while one runs."""
-    import json
-
-    from apps.marketdata.bootstrap import bootstrap_ready
-    from apps.marketdata.tasks import BOOTSTRAP_STATE_KEY
-
-    from .redis import get_redis
-
-    if not settings.MARKETDATA_BOOTSTRAP:
-        return {"status": "ok", "detail": "no start-up fill (MARKETDATA_BOOTSTRAP=false)"}
-    try:
-        raw = get_redis().get(BOOTSTRAP_STATE_KEY)
-        progress = json.loads(raw) if raw else {}
-    except Exception:  # noqa: BLE001 - progress is informational
-        progress = {}
-    try:
-        ready = bootstrap_ready()
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "unknown", "error": _short(exc)}
-    if ready:
-        return {"status": "ok", **({"fill": progress} if progress else {})}
-    detail = (
-        "the start-up fill has not finished" if progress else "waiting for a default-queue worker to start the fill"
-    )
-    return {"status": "down", "detail": detail, **({"fill": progress} if progress else {})}
 
 
 def health_report() -> tuple[bool, dict[str, Any]]:
@@ -148,16 +92,14 @@ def health_report() -> tuple[bool, dict[str, Any]]:
     if components["redis"]["status"] == "ok":
         queues = check_celery_queues()
         components["beat"] = check_beat()
-        components["feed"] = check_feed()
-        components["broker"] = check_broker()
-        components["market_data"] = check_market_data()
+        for name, check in _CHECKS.items():
+            components[name] = check()
     else:
         reason = {"status": "unknown", "error": "redis is down"}
         queues = {q: dict(reason) for q in CELERY_QUEUES}
         components["beat"] = dict(reason)
-        components["feed"] = dict(reason)
-        components["broker"] = dict(reason)
-        components["market_data"] = dict(reason)
+        for name in _CHECKS:
+            components[name] = dict(reason)
     for queue, state in queues.items():
         components[f"queue:{queue}"] = state
     failing = [name for name in settings.HEALTH_REQUIRED if components.get(name, {}).get("status") != "ok"]
@@ -165,6 +107,6 @@ def health_report() -> tuple[bool, dict[str, Any]]:
     return healthy, {"status": "ok" if healthy else "unhealthy", "failing": failing, "components": components}
 
 
-def _short(exc: Exception) -> str:
+def short_error(exc: Exception) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,4 +1,12 @@
-"""Channels group sends from synchronous code without a new event loop per call.
+"""The one way messages leave through the Channels layer: every group send of the project goes through here.
+
+- :func:`group_send` from a coroutine that already runs on a loop (the feed's publisher), with its layer;
+- :func:`group_send_many` from synchronous code that must not wait (requests, fills): see below;
+- :func:`group_send_now` from synchronous code that wants the outcome (notifications count their pushes).
+
+Group names come from :mod:`apps.core.groups`.
+
+From synchronous code, without a new event loop per call:
 
 ``async_to_sync(layer.group_send)`` from a thread with no event loop starts a loop for the call, and the
 Redis layers open their connections per loop: about 30 ms per call here, paid by the request or the fill
@@ -16,6 +24,10 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +55,31 @@ _in_flight: set[Future] = set()
 _in_flight_lock = threading.Lock()
 
 
+async def group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """Send on the caller's loop through ``layer`` (raises what the layer raises)."""
+    await layer.group_send(group, message)
+
+
+def layer_configured() -> bool:
+    return get_channel_layer() is not None
+
+
+def group_send_now(group: str, message: dict[str, Any], *, what: str = "group send") -> bool:
+    """Send and wait (blocking); False (logged) when there is no layer or the send failed. Never raises."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:
+        logger.warning("%s failed", what, extra={"group": group, "error": repr(exc)})
+        return False
+    return True
+
+
 def group_send_many(messages: Sequence[tuple[str, dict]], *, what: str = "group send") -> Future | None:
     """Queue ``(group, message)`` sends on the process's sender loop; return the batch's future (None when
     there is nothing to send or no channel layer). Never blocks on Redis, never raises."""
-    from channels.layers import get_channel_layer
-
     layer = get_channel_layer()
     if not messages or layer is None:
         return None

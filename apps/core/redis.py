@@ -18,6 +18,8 @@ def get_redis() -> redis.Redis:
 
 
 _async_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+ASYNC_POOL_SIZE = 50  # connections of one event loop's client
+ASYNC_POOL_TIMEOUT = 5.0  # seconds a caller waits for a free connection before an error
 
 
 def async_redis():
@@ -29,6 +31,15 @@ def async_redis():
     loop = asyncio.get_running_loop()
     client = _async_by_loop.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        # A blocking pool: a burst of callers (hundreds of browsers connecting at once) waits up to
+        # ASYNC_POOL_TIMEOUT s for one of ASYNC_POOL_SIZE connections instead of failing "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=ASYNC_POOL_SIZE,
+            timeout=ASYNC_POOL_TIMEOUT,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _async_by_loop[loop] = client
     return client

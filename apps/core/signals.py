@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from .consumers import SESSION_ENDED
+from .groups import session_group
+from .realtime import group_send_many
+
 logger = logging.getLogger(__name__)
 
 
 def close_session_sockets(sender, request=None, user=None, **kwargs) -> None:
-    from .consumers import SESSION_ENDED, session_group
-    from .realtime import group_send_many
 
     session = getattr(request, "session", None)
     key = getattr(session, "session_key", None)

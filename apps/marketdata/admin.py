@@ -15,9 +15,10 @@ from .models import (
 
 @admin.register(Stock)
 class StockAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "market", "rank", "active", "market_cap", "updated_at")
-    list_filter = ("market", "active")
-    search_fields = ("code", "name")
+    list_display = ("code", "name", "market", "rank", "active", "in_universe", "halted", "administrative", "warning",
+                    "market_cap", "updated_at")  # fmt: skip
+    list_filter = ("market", "active", "in_universe", "halted", "administrative", "warning", "security_group")
+    search_fields = ("code", "name", "isin")
 
 
 @admin.register(BrokerToken)

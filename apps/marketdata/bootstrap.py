@@ -21,8 +21,9 @@ from datetime import date, datetime, time, timedelta
 
 from channels.db import database_sync_to_async as sync_to_async
 
-from .brokers.base import BrokerError
-from .calendar import KST, KrxCalendar
+from apps.brokers.base import BrokerError
+from apps.core.krx.calendar import KST, KrxCalendar
+
 from .collection import DAILY_BACKFILL_DAYS, _last_daily, _run_finish, _run_start, minute_collect
 from .market_clock import CLOSED, PRE_OPEN, MarketNow
 from .models import BarSource, CollectionRun, ReferencePrice, Stock

@@ -5,10 +5,10 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.brokers.kis.config import ImproperlyConfiguredBroker
 from apps.core.exceptions import ServiceUnavailable
 
 from .broker_services import broker_metrics
-from .brokers.kis.config import ImproperlyConfiguredBroker
 
 
 class BrokerMetricsApi(APIView):

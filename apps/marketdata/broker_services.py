@@ -1,6 +1,6 @@
 """Broker services: the database-backed token store and the factories for configured KIS and Kiwoom clients.
 
-The broker clients (``apps.marketdata.brokers``) never touch the ORM; this module is where the ORM
+The broker clients (``apps.brokers``) never touch the ORM; this module is where the ORM
 meets them. Tokens are encrypted at rest with AES-256-GCM (``cryptography``) under a key derived
 from SECRET_KEY with HKDF-SHA256; the (app key hash, env) pair is bound as associated data, so a
 ciphertext copied to another row does not decrypt. Changing SECRET_KEY makes stored tokens
@@ -23,13 +23,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 
-from .brokers.base import AccessToken
-from .brokers.kis.client import AsyncKisClient, SyncKisClient
-from .brokers.kis.config import KisConfig
-from .brokers.kiwoom.client import AsyncKiwoomClient, SyncKiwoomClient
-from .brokers.kiwoom.config import KiwoomConfig
-from .brokers.metrics import read_metrics
-from .brokers.tokens import Issuer, Usable
+from apps.brokers.base import AccessToken
+from apps.brokers.kis.client import AsyncKisClient, SyncKisClient
+from apps.brokers.kis.config import DEFAULT_RATE_LIMITS, KisConfig
+from apps.brokers.kiwoom.client import AsyncKiwoomClient, SyncKiwoomClient
+from apps.brokers.kiwoom.config import KiwoomConfig
+from apps.brokers.metrics import read_metrics
+from apps.brokers.tokens import Issuer, Usable
+from apps.core.demo_credentials import demo_credentials
+from apps.core.redis import get_redis
+
 from .models import BrokerToken
 
 logger = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ def decrypt_token(blob: str, *, key_hash: str, env: str) -> str | None:
 
 
 class DatabaseTokenStore:
-    """TokenStore on the ``BrokerToken`` table (see ``apps.marketdata.brokers.tokens`` for the contract).
+    """TokenStore on the ``BrokerToken`` table (see ``apps.brokers.tokens`` for the contract).
 
     Cross-process lock: ``SELECT ... FOR UPDATE`` on the (app key hash, env) row, inside a transaction
     whose ``lock_timeout`` bounds the wait. The tokenP request runs while the row is locked, so every
@@ -178,9 +181,6 @@ def kis_bulk_config() -> KisConfig:
     env = str(getattr(settings, "SANDBOX_BULK_ENV", "") or config.env).strip().lower()
     if settings.MARKET_BROKER != "sandbox" or env == config.env:
         return config
-    from apps.sandbox.credentials import demo_credentials
-
-    from .brokers.kis.config import DEFAULT_RATE_LIMITS
 
     key, secret = demo_credentials(env)
     port_env = env.upper()
@@ -230,7 +230,6 @@ def kiwoom_client_sync(config: KiwoomConfig | None = None, **kwargs: Any) -> Syn
 
 def broker_metrics(config: KisConfig | None = None) -> dict[str, Any]:
     """Counters and breaker state of the configured app key (read from Redis)."""
-    from apps.core.redis import get_redis
 
     cfg = config or kis_config()
     return {

@@ -15,10 +15,12 @@ from datetime import date, datetime, time, timedelta
 from channels.db import database_sync_to_async as sync_to_async
 from django.db import transaction
 
-from .brokers.base import BrokerError, MarketDay
-from .calendar import KST
+from apps.brokers.base import BrokerError, MarketDay
+from apps.core.krx.calendar import KST
+
 from .collection import _run_finish, _run_start
 from .models import BrokerCalendarDay, CollectionRun
+from .selectors import calendar_cache_clear, krx_calendar
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +52,12 @@ def broker_calendar_store(*, days: Sequence[MarketDay], source: str = "kis") -> 
         update_fields=["is_open", "business_day", "trading_day", "settlement_day", "weekday_code", "source",
                        "fetched_at"],
     )  # fmt: skip
+    transaction.on_commit(calendar_cache_clear)  # bulk_create sends no post_save
     return len(rows)
 
 
 def calendar_disagreements_log(*, days: Sequence[date]) -> list:
     """Log every date of ``days`` whose sources disagree (one warning each); return the disagreements."""
-    from .selectors import krx_calendar
 
     found = krx_calendar().disagreements(list(days))
     for d in found:

@@ -1,5 +1,8 @@
 """Collection services: minute and daily bars from the broker into PostgreSQL, with gap backfill.
 
+The minute bars a day should have come from the calendar and the phases (``bars.expected_minute_bars``: the
+broker's chart has the continuous minutes and the closing print's bar); each stored bar carries its phase.
+
 Every run is recorded as a CollectionRun (requested / stored / failed / backfilled). Writes are bulk
 upserts, so re-running a window is harmless. The broker client is passed in (it never touches the ORM;
 these services do).
@@ -11,14 +14,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from channels.db import database_sync_to_async as sync_to_async  # closes stale connections around each call
 from django.db.models import Max
 from django.utils import timezone
 
-from .brokers.base import BrokerError, CircuitOpen
-from .calendar import KST, KrxCalendar, Session
+from apps.brokers.base import BrokerError, CircuitOpen
+from apps.core.krx.calendar import KST, KrxCalendar, Session
+from apps.core.krx.phases import CONTINUOUS
+
+from .bars import BROKER_CHART_PHASES, BarSlot, broker_bar_phase, completed_bars
 from .market_clock import MarketNow
 from .models import BarSource, CollectionRun, DailyBar, MinuteBar, Stock
 from .services import daily_bars_upsert, minute_bars_upsert
@@ -39,21 +45,18 @@ class MinuteRow:
     low: int
     close: int
     volume: int
+    phase: str = CONTINUOUS
 
 
 def completed_minutes(session: Session, now: datetime) -> list[datetime]:
-    """Minute labels of ``session`` whose bar is complete at ``now`` (the closing print once it printed)."""
-    return [
-        m
-        for m in session.minute_labels()
-        if (m == session.close and now >= session.close) or m + timedelta(minutes=1) <= now
-    ]
+    """Minutes of the broker's chart of ``session`` complete at ``now`` (the closing print once it printed)."""
+    return [slot.ts for slot in completed_bars(session, now, phases=BROKER_CHART_PHASES)]
 
 
-def _first_missing(expected: list[datetime], stored: set[datetime]) -> datetime | None:
-    for minute in expected:
-        if minute not in stored:
-            return minute
+def _first_missing(expected: list[BarSlot], stored: set[tuple[datetime, str]]) -> BarSlot | None:
+    for slot in expected:
+        if (slot.ts, slot.phase) not in stored:
+            return slot
     return None
 
 
@@ -116,9 +119,9 @@ async def minute_collect(
     if session is None:
         raise ValueError(f"{day} is not a trading day")
     now = market.now if market.now.date() == day else datetime.combine(day, time(23, 59), tzinfo=KST)
-    expected = completed_minutes(session, now)
+    expected = completed_bars(session, now, phases=BROKER_CHART_PHASES)
     run = await sync_to_async(_run_start)(
-        "minute", window_start=session.open, window_end=expected[-1] if expected else session.open
+        "minute", window_start=session.open, window_end=expected[-1].ts if expected else session.open
     )
     if not expected:
         return await sync_to_async(_run_finish)(
@@ -139,7 +142,7 @@ async def minute_collect(
             return []
         async with semaphore:
             try:
-                bars = await client.minute_bars_today(code, since=first.time(), until=latest.time())
+                bars = await client.minute_bars_today(code, since=first.ts.time(), until=latest.ts.time())
             except BrokerError as exc:
                 errors[code] = f"{type(exc).__name__}: {exc}"[:300]
                 return []
@@ -147,12 +150,13 @@ async def minute_collect(
                 done += 1
                 if progress:
                     progress(min(1.0, done / len(codes)))
-        wanted = set(expected) - stored_by_code.get(code, set())
+        wanted = {(slot.ts, slot.phase) for slot in expected} - stored_by_code.get(code, set())
         rows = []
         for bar in bars:
             ts = bar.at.astimezone(KST)
-            if ts in wanted:
-                rows.append(MinuteRow(code, ts, bar.open, bar.high, bar.low, bar.close, bar.volume))
+            phase = broker_bar_phase(ts, session)
+            if (ts, phase) in wanted:
+                rows.append(MinuteRow(code, ts, bar.open, bar.high, bar.low, bar.close, bar.volume, phase))
         return rows
 
     results = await asyncio.gather(*(one(code) for code in codes))
@@ -165,19 +169,19 @@ async def minute_collect(
     rows = [row for group in results for row in group]
     if rows:
         stored = await sync_to_async(minute_bars_upsert)(source=BarSource.KIS, bars=rows)
-        backfilled = sum(1 for row in rows if row.ts < latest)
+        backfilled = sum(1 for row in rows if row.ts < latest.ts)
     return await sync_to_async(_run_finish)(
         run, requested=len(codes), stored=stored, failed=len(errors), backfilled=backfilled, errors=errors
     )
 
 
-def _stored_minutes(codes: Sequence[str], session: Session) -> dict[str, set[datetime]]:
-    stored: dict[str, set[datetime]] = {}
+def _stored_minutes(codes: Sequence[str], session: Session) -> dict[str, set[tuple[datetime, str]]]:
+    stored: dict[str, set[tuple[datetime, str]]] = {}
     rows = MinuteBar.objects.filter(
         stock__code__in=codes, source=BarSource.KIS, ts__gte=session.open, ts__lte=session.close
-    ).values_list("stock__code", "ts")
-    for code, ts in rows:
-        stored.setdefault(code, set()).add(ts.astimezone(KST))
+    ).values_list("stock__code", "ts", "phase")
+    for code, ts, phase in rows:
+        stored.setdefault(code, set()).add((ts.astimezone(KST), phase))
     return stored
 
 
@@ -248,7 +252,10 @@ def _last_daily(codes: Sequence[str], source: str) -> dict[str, date]:
 
 
 def universe_codes() -> list[str]:
-    return list(Stock.objects.filter(active=True).order_by("rank", "code").values_list("code", flat=True))
+    """The collection universe's codes by rank."""
+    return list(
+        Stock.objects.filter(active=True, in_universe=True).order_by("rank", "code").values_list("code", flat=True)
+    )
 
 
 async def daily_backfill(

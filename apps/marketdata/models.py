@@ -1,28 +1,60 @@
+from django.conf import settings
 from django.db import models
 
+from apps.core.krx.phases import CONTINUOUS
 from apps.core.models import TimeStampedModel
+
+from .bars import BAR_PHASES
 
 
 class Market(models.TextChoices):
     KOSPI = "KOSPI", "KOSPI"
     KOSDAQ = "KOSDAQ", "KOSDAQ"
+    KONEX = "KONEX", "KONEX"
+
+
+class MarketWarning(models.TextChoices):
+    """시장경고 구분 (KIS master ``mrkt_alrm_cls_code``: 00 none, 01 투자주의, 02 투자경고, 03 투자위험)."""
+
+    NONE = "", "none"
+    CAUTION = "caution", "투자주의 (caution)"
+    WARNING = "warning", "투자경고 (warning)"
+    RISK = "risk", "투자위험 (risk)"
 
 
 class Stock(TimeStampedModel):
-    """A listed stock. The default universe is the largest N by market cap (``rank``)."""
+    """A listed stock: every code of the broker's stock master (``active``: listed in the latest master).
+
+    The collection universe (``in_universe``, ranked by market cap in ``rank``) is the configurable subset whose
+    bars are collected every minute and day; any other active stock can be viewed and traded, its bars are fetched
+    on demand (``apps.marketdata.on_demand``).
+    """
 
     code = models.CharField(max_length=6, unique=True, help_text="6-digit KRX short code, e.g. 005930.")
     name = models.CharField(max_length=100)
     market = models.CharField(max_length=6, choices=Market.choices)
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, help_text="Listed in the broker's latest stock master.")
+    in_universe = models.BooleanField(
+        default=True, help_text="In the collection universe (rows the listing refresh adds are not)."
+    )
     rank = models.PositiveIntegerField(null=True, blank=True, help_text="Rank by market cap at the last refresh.")
     market_cap = models.BigIntegerField(null=True, blank=True, help_text="KRW, at the last refresh.")
+    isin = models.CharField(max_length=12, blank=True, help_text="Standard code (표준코드), e.g. KR7005930003.")
+    security_group = models.CharField(max_length=2, blank=True, help_text="증권그룹구분코드: ST 주권, RT 리츠, ...")
+    sector = models.CharField(max_length=40, blank=True, help_text="KOSPI200 sector where the master gives one.")
+    industry_code = models.CharField(max_length=4, blank=True, help_text="지수업종 대분류 코드 of the master.")
+    halted = models.BooleanField(default=False, help_text="거래정지 (trading halt).")
+    administrative = models.BooleanField(default=False, help_text="관리종목 (administrative issue).")
+    liquidation = models.BooleanField(default=False, help_text="정리매매 (liquidation trading before delisting).")
+    warning = models.CharField(max_length=8, choices=MarketWarning.choices, blank=True, default="")
+    listing_date = models.DateField(null=True, blank=True, help_text="When the master last listed it.")
 
     class Meta:
         ordering = ["rank", "code"]
         constraints = [
             models.CheckConstraint(condition=models.Q(code__regex=r"^[0-9A-Z]{6}$"), name="stock_code_format"),
         ]
+        indexes = [models.Index(fields=["in_universe", "rank"], name="stock_universe_rank")]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -69,7 +101,11 @@ class DailyBar(models.Model):
 
 
 class MinuteBar(models.Model):
-    """One minute of one stock from one source; ``ts`` is the aware start of the minute (stored in UTC)."""
+    """One minute of one stock from one source; ``ts`` is the aware start of the minute (stored in UTC).
+
+    ``phase`` (``apps.marketdata.bars``): ``continuous`` for continuous trading; an auction's single print
+    (opening, closing, VI) or an off-hours session's trades make bars of their own phase, so one minute can
+    hold two bars (09:00: the opening print and the first continuous trades)."""
 
     stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="minute_bars")
     ts = models.DateTimeField()
@@ -79,12 +115,18 @@ class MinuteBar(models.Model):
     close = models.BigIntegerField()
     volume = models.BigIntegerField()
     source = models.CharField(max_length=8, choices=BarSource.choices)
+    phase = models.CharField(
+        max_length=20,
+        choices=[(p, p.replace("_", " ")) for p in BAR_PHASES],
+        default=CONTINUOUS,
+        help_text="The phase of the trades in the bar: continuous, an auction's single print, or an off-hours session.",
+    )
     fetched_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["stock", "ts"]
         constraints = [
-            models.UniqueConstraint(fields=["stock", "ts", "source"], name="minute_bar_unique_per_source"),
+            models.UniqueConstraint(fields=["stock", "ts", "source", "phase"], name="minute_bar_unique_per_phase"),
             models.CheckConstraint(
                 condition=models.Q(low__lte=models.F("high")) & models.Q(volume__gte=0), name="minute_bar_sane"
             ),
@@ -169,7 +211,7 @@ class ValidationRun(models.Model):
 class CalendarOverride(models.Model):
     """An operator-edited correction to the KRX calendar (closures, late opens, shifted closes).
 
-    The top layer (``apps.marketdata.calendar``): a row here wins over the broker's stored answer and the
+    The top layer (``apps.core.krx.calendar``): a row here wins over the broker's stored answer and the
     package layer (the announced special days, exchange_calendars) for its date.
     """
 
@@ -236,6 +278,17 @@ class ReferencePrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stock_id} {self.trading_date} {self.price} ({self.source})"
+
+
+class ChartPreference(models.Model):
+    """The chart studies a user last chose (names of ``apps.marketdata.studies.STUDIES``), shown on every chart."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chart_preference")
+    studies = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {', '.join(self.studies)}"
 
 
 class BrokerEnv(models.TextChoices):

@@ -1,21 +1,13 @@
-"""The beat schedule, defined in code and written to django-celery-beat's tables (visible in the admin).
-
-Crontabs are in Asia/Seoul. With the sandbox broker the replayed session can be open at any wall-clock
-time, so the market jobs run around the clock and consult the sandbox clock; with a real broker they run
-around KRX session hours only. Each task also checks the market clock itself.
-"""
+"""The market-data jobs of the beat schedule (registered with :func:`apps.core.schedules.register_schedules`)."""
 
 from __future__ import annotations
 
-import json
-
-from django.conf import settings
-from django.db import transaction
-
-TZ = "Asia/Seoul"
+from typing import Any
 
 
-def schedule_definitions(market_broker: str, *, conditions: bool = False) -> list[dict]:
+def marketdata_schedules(market_broker: str) -> list[dict[str, Any]]:
+    """Collection and calendar jobs. Crontabs are in Asia/Seoul (the sandbox's replayed session can be open at
+    any wall-clock time, so with the sandbox they run around the clock and consult its clock)."""
     sandbox = market_broker == "sandbox"
     definitions = [
         {
@@ -45,58 +37,25 @@ def schedule_definitions(market_broker: str, *, conditions: bool = False) -> lis
             "crontab": {"minute": "30", "hour": "7", "day_of_week": "*"},
             "expires": 3600,
         },
-    ]
-    if conditions:  # MARKET_FEED=kiwoom, or Kiwoom conditions exist (apps/conditions)
-        definitions.append(
-            {
-                "name": "reconcile condition searches",
-                "task": "conditions.reconcile",
-                # every CONDITIONS_RECONCILE_INTERVAL (30) s; the task itself checks the market clock
-                "interval": {"every": settings.CONDITIONS_RECONCILE_INTERVAL, "period": "seconds"},
-                "expires": max(1, settings.CONDITIONS_RECONCILE_INTERVAL - 5),
-            }
-        )
-    return definitions
-
-
-@transaction.atomic
-def schedules_sync() -> list[str]:
-    """Create or update every defined periodic task; return their names."""
-    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-
-    from apps.conditions.selectors import conditions_exist
-
-    wants_conditions = getattr(settings, "MARKET_FEED", "kis") == "kiwoom" or conditions_exist()
-    names = []
-    for item in schedule_definitions(settings.MARKET_BROKER, conditions=wants_conditions):
-        if "interval" in item:
-            interval, _ = IntervalSchedule.objects.get_or_create(**item["interval"])
-            PeriodicTask.objects.update_or_create(
-                name=item["name"],
-                defaults={"task": item["task"], "interval": interval, "crontab": None,
-                          "expire_seconds": item["expires"], "kwargs": json.dumps({}), "enabled": True},
-            )  # fmt: skip
-            names.append(item["name"])
-            continue
-        cron = item["crontab"]
-        schedule, _ = CrontabSchedule.objects.get_or_create(
-            minute=cron["minute"],
-            hour=cron["hour"],
-            day_of_week=cron["day_of_week"],
-            day_of_month="*",
-            month_of_year="*",
-            timezone=TZ,
-        )
-        PeriodicTask.objects.update_or_create(
-            name=item["name"],
-            defaults={
-                "task": item["task"],
-                "crontab": schedule,
-                "interval": None,
-                "expire_seconds": item["expires"],
-                "kwargs": json.dumps({}),
-                "enabled": True,
+        {
+            "name": "refresh the listing from the broker's stock master",
+            "task": "marketdata.sync_listing",
+            # 07:40 KST Mon-Fri (https://crontab.guru/#40_7_*_*_1-5), after the calendar sync: KIS rebuilds the master
+            # files before the session; the task skips a day KRX is closed (the calendar) and a day it already
+            # succeeded. Sandbox: every hour at :15, so a replayed day gets one refresh.
+            "crontab": {
+                "minute": "40" if not sandbox else "15",
+                "hour": "7" if not sandbox else "*",
+                "day_of_week": "1-5" if not sandbox else "*",
             },
-        )
-        names.append(item["name"])
-    return names
+            "expires": 1800,
+        },
+        {
+            "name": "retry the listing refresh",
+            "task": "marketdata.sync_listing",
+            # 08:20 KST Mon-Fri (https://crontab.guru/#20_8_*_*_1-5): a no-op when 07:40 succeeded
+            "crontab": {"minute": "20", "hour": "8", "day_of_week": "1-5"},
+            "expires": 1800,
+        },
+    ]
+    return definitions

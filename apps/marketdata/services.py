@@ -12,7 +12,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import BarSource, DailyBar, MinuteBar, Stock, ValidationRun
+from apps.core.exceptions import ValidationFailed
+from apps.core.krx.calendar import KST
+
+from .bars import phase_by_time, print_bar_phase
+from .models import BarSource, ChartPreference, DailyBar, MinuteBar, Stock, ValidationRun
+from .selectors import krx_calendar, stocks_cache_clear
+from .studies import STUDIES
 from .universe import ListedStock
 from .validation import PRICE_FIELDS, compare_daily
 
@@ -21,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def universe_refresh(*, listed: Sequence[ListedStock]) -> dict[str, int]:
-    """Make ``listed`` the active universe: upsert each stock with its rank, deactivate the rest.
+    """Make ``listed`` the collection universe: upsert each stock with its rank, drop the rest from the universe.
 
-    Stocks are never deleted (orders and bars refer to them); dropped ones become inactive.
+    Stocks are never deleted (orders and bars refer to them); dropped ones leave the universe (``in_universe``
+    false, no rank) but stay listed and tradable while the broker's master lists them (``listing_refresh``).
     """
     if not listed:
         raise ValueError("refusing to replace the universe with an empty list")
@@ -37,13 +44,29 @@ def universe_refresh(*, listed: Sequence[ListedStock]) -> dict[str, int]:
                 "market": item.market,
                 "rank": item.rank,
                 "market_cap": item.market_cap,
-                "active": True,
+                "in_universe": True,
+                "active": True,  # the universe file is a listing of the day: its stocks are listed
             },
         )
-    deactivated = Stock.objects.filter(active=True).exclude(code__in=codes).update(active=False, rank=None)
-    result = {"created": len(codes) - len(existing), "updated": len(existing), "deactivated": deactivated}
+    dropped = Stock.objects.filter(in_universe=True).exclude(code__in=codes).update(in_universe=False, rank=None)
+    stocks_cache_clear()  # a queryset update sends no post_save
+    result = {"created": len(codes) - len(existing), "updated": len(existing), "dropped": dropped}
     logger.info("universe refreshed", extra={f"stocks_{key}": value for key, value in result.items()})
     return result
+
+
+@transaction.atomic
+def chart_studies_set(*, user, studies: Sequence[str]) -> list[str]:
+    """Remember the studies the user's charts show (names of ``studies.STUDIES``, in the catalogue's order); a
+    coded error naming any unknown one (nothing is changed then)."""
+    unknown = [s for s in studies if s not in STUDIES]
+    if unknown:
+        raise ValidationFailed(
+            "Unknown studies.", code="invalid_studies", fields={"studies": [f"unknown: {', '.join(unknown)[:100]}"]}
+        )
+    chosen = [s for s in STUDIES if s in set(studies)]
+    ChartPreference.objects.update_or_create(user=user, defaults={"studies": chosen})
+    return chosen
 
 
 # --- Bars ---------------------------------------------------------------------------------------
@@ -94,10 +117,27 @@ def daily_bars_upsert(*, source: str, bars: Sequence) -> int:
 
 
 def minute_bars_upsert(*, source: str, bars: Sequence) -> int:
-    """Insert or update minute bars (``code, ts, open, high, low, close, volume``) in bulk; idempotent."""
+    """Insert or update minute bars (``code, ts, open, high, low, close, volume`` and optionally ``phase``) in
+    bulk; idempotent per (stock, minute, source, phase). A bar without a phase gets the one its minute falls in on
+    the calendar's session (``apps.marketdata.bars.phase_by_time``: the closing print, the off-hours sessions)."""
     if not bars:
         return 0
     stock_ids = _stock_ids(bars)
+    calendar = None
+    sessions: dict = {}
+
+    def phase_of(bar) -> str:
+        """The bar's own phase, else the one its minute falls in (``bars.phase_by_time``)."""
+        nonlocal calendar
+        given = getattr(bar, "phase", None)
+        if given:
+            return print_bar_phase(given)
+        day = bar.ts.astimezone(KST).date()
+        if day not in sessions:
+            calendar = calendar or krx_calendar()
+            sessions[day] = calendar.session(day)
+        return phase_by_time(bar.ts, sessions[day])
+
     rows = [
         MinuteBar(
             stock_id=stock_ids[b.code],
@@ -108,6 +148,7 @@ def minute_bars_upsert(*, source: str, bars: Sequence) -> int:
             close=b.close,
             volume=b.volume,
             source=source,
+            phase=phase_of(b),
         )
         for b in bars
     ]
@@ -115,7 +156,7 @@ def minute_bars_upsert(*, source: str, bars: Sequence) -> int:
         rows,
         batch_size=2000,
         update_conflicts=True,
-        unique_fields=["stock", "ts", "source"],
+        unique_fields=["stock", "ts", "source", "phase"],
         update_fields=["open", "high", "low", "close", "volume", "fetched_at"],
     )
     return len(rows)

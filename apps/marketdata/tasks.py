@@ -12,6 +12,22 @@ import logging
 
 from celery import shared_task
 
+from apps.core.krx.calendar import now_kst
+from apps.core.redis import get_redis
+
+from .bootstrap import market_data_bootstrap
+from .broker_services import kis_bulk_config, kis_client_async
+from .calendar_sync import calendar_sync, calendar_synced_on
+from .collection import daily_backfill, daily_collect, minute_collect, universe_codes
+from .listing import listing_sync, listing_synced_on
+from .market_clock import MarketClockUnavailable, market_now, sandbox_now
+from .models import BarSource, CollectionRun, DailyBar
+from .on_demand import collection_codes
+from .selectors import krx_calendar
+from .services import validation_run_execute
+from .sources.fdr import FinanceDataReaderSource
+from .sources.recorded import RecordedFdrSource, RecordedYahooSource
+
 logger = logging.getLogger(__name__)
 
 MINUTE_LOCK_KEY = "hoga:lock:collect_minute_bars"
@@ -23,9 +39,6 @@ DAILY_LOCK_TTL = 3600
 def _second_sources():
     from django.conf import settings
 
-    from .sources.fdr import FinanceDataReaderSource
-    from .sources.recorded import RecordedFdrSource, RecordedYahooSource
-
     sources = [FinanceDataReaderSource()]
     if settings.HOGA_DATA_DIR:
         sources += [RecordedFdrSource(settings.HOGA_DATA_DIR), RecordedYahooSource(settings.HOGA_DATA_DIR)]
@@ -33,8 +46,6 @@ def _second_sources():
 
 
 def _market_now():
-    from .market_clock import MarketClockUnavailable, market_now
-    from .selectors import krx_calendar
 
     calendar = krx_calendar()
     try:
@@ -46,11 +57,8 @@ def _market_now():
 
 @shared_task(bind=True, name="marketdata.collect_minute_bars", expires=55, ignore_result=True)
 def collect_minute_bars(self, codes: list[str] | None = None, force: bool = False) -> dict | None:
-    """Every minute in session: completed 1-minute bars of the universe, backfilling any gap."""
-    from apps.core.redis import get_redis
-
-    from .broker_services import kis_client_async
-    from .collection import minute_collect, universe_codes
+    """Every minute in session: completed 1-minute bars of the universe and of the stocks opened on demand,
+    backfilling any gap."""
 
     calendar, market = _market_now()
     if market is None or market.trading_date is None or (market.session == "pre_open" and not force):
@@ -60,7 +68,7 @@ def collect_minute_bars(self, codes: list[str] | None = None, force: bool = Fals
         logger.info("minute collection still running; this run is skipped")
         return None
     try:
-        run_codes = codes or universe_codes()
+        run_codes = codes or collection_codes()
 
         async def go():
             async with kis_client_async() as client:
@@ -74,12 +82,8 @@ def collect_minute_bars(self, codes: list[str] | None = None, force: bool = Fals
 
 @shared_task(bind=True, name="marketdata.collect_daily_bars", ignore_result=True)
 def collect_daily_bars(self, codes: list[str] | None = None, force: bool = False) -> dict | None:
-    """After the close: daily bars from the broker and the second source, then source validation."""
-    from apps.core.redis import get_redis
-
-    from .broker_services import kis_client_async
-    from .collection import daily_collect, universe_codes
-    from .models import CollectionRun
+    """After the close: daily bars from the broker and the second source (the universe and the stocks opened on
+    demand), then source validation."""
 
     calendar, market = _market_now()
     if market is None or market.trading_date is None:
@@ -98,7 +102,7 @@ def collect_daily_bars(self, codes: list[str] | None = None, force: bool = False
     if not lock.acquire():
         return None
     try:
-        run_codes = codes or universe_codes()
+        run_codes = codes or collection_codes()
 
         async def go():
             async with kis_client_async() as client:
@@ -122,10 +126,6 @@ def validate_daily_sources(trading_date: str, days: int = 90) -> dict | None:
     """Compare the broker's daily bars with every second source stored for the last ``days`` trading days."""
     from datetime import date
 
-    from .models import BarSource, DailyBar
-    from .selectors import krx_calendar
-    from .services import validation_run_execute
-
     day = date.fromisoformat(trading_date)
     start = krx_calendar().trading_days_back(day, days)[0]
     results = {}
@@ -142,9 +142,6 @@ def validate_daily_sources(trading_date: str, days: int = 90) -> dict | None:
 def backfill_daily_bars(self, start: str, end: str, codes: list[str] | None = None) -> dict:
     """A long backfill; its progress shows in Flower (task state PROGRESS) and in the admin (CollectionRun)."""
     from datetime import date
-
-    from .broker_services import kis_client_async
-    from .collection import daily_backfill, universe_codes
 
     run_codes = codes or universe_codes()
 
@@ -180,9 +177,6 @@ def _market_today():
     """The market's today: the sandbox's replay date, else the KST date."""
     from django.conf import settings
 
-    from .calendar import now_kst
-    from .market_clock import MarketClockUnavailable, sandbox_now
-
     if settings.MARKET_BROKER == "sandbox":
         try:
             market = sandbox_now()
@@ -197,10 +191,6 @@ def _market_today():
 def calendar_sync_if_due(*, force: bool = False):
     """Run the broker calendar sync unless one succeeded today (KIS: about once a day); the run or None."""
     from django.conf import settings
-
-    from .broker_services import kis_bulk_config, kis_client_async
-    from .calendar import now_kst
-    from .calendar_sync import calendar_sync, calendar_synced_on
 
     if not force and calendar_synced_on(now_kst().date()):
         return None
@@ -218,6 +208,26 @@ def sync_calendar(self, force: bool = False) -> dict | None:
     """Daily: store the broker's answer of which days KRX is open (KIS 국내휴장일조회 CTCA0903R)."""
     run = calendar_sync_if_due(force=force)
     return None if run is None else {"run": run.pk, "status": run.status, "stored": run.stored}
+
+
+def listing_sync_if_due(*, force: bool = False):
+    """Refresh the listing from the broker's stock master unless it succeeded today; the run or None. On a day
+    KRX is closed the master does not change, so only a forced run (or a first one) goes out then."""
+    today = now_kst().date()
+    if not force and listing_synced_on(today):
+        return None
+    if not force and CollectionRun.objects.filter(job="listing").exists():
+        if not krx_calendar().is_trading_day(_market_today()):
+            return None
+    return asyncio.run(listing_sync(as_of=_market_today()))
+
+
+@shared_task(bind=True, name="marketdata.sync_listing", expires=3600, ignore_result=True)
+def sync_listing(self, force: bool = False) -> dict | None:
+    """Daily before the session: every listed stock, its market, sector and status flags from the broker's stock
+    master (KIS ``*_code.mst``); delisted stocks become inactive."""
+    run = listing_sync_if_due(force=force)
+    return None if run is None else {"run": run.pk, "status": run.status, "stored": run.stored, "note": run.note}
 
 
 class ProgressBar:
@@ -265,13 +275,6 @@ def bootstrap_market_data(self) -> dict | None:
     while the market clock or the broker cannot be reached. One runs at a time (a Redis lock)."""
     import time
 
-    from apps.core.redis import get_redis
-
-    from .bootstrap import market_data_bootstrap
-    from .broker_services import kis_bulk_config, kis_client_async
-    from .collection import universe_codes
-    from .models import CollectionRun
-
     redis = get_redis()
     redis.delete(BOOTSTRAP_QUEUED_KEY)  # from now on a (re)starting worker may enqueue the next fill
     lock = redis.lock(BOOTSTRAP_LOCK_KEY, timeout=BOOTSTRAP_LOCK_TTL, blocking=False)
@@ -287,6 +290,10 @@ def bootstrap_market_data(self) -> dict | None:
             calendar_sync_if_due()
         except Exception as exc:  # the fill does not depend on it; the daily job tries again
             logger.warning("calendar sync at start failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+        try:
+            listing_sync_if_due()
+        except Exception as exc:  # the universe trades without it; the daily job tries again
+            logger.warning("listing refresh at start failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
         calendar, market = _market_now()
         if market is None:
             error = "the market clock is unavailable"
@@ -325,8 +332,6 @@ def bootstrap_market_data(self) -> dict | None:
 def bootstrap_enqueue_once() -> bool:
     """Enqueue the start-up fill unless another worker did within the last minute; True when enqueued."""
     from django.conf import settings
-
-    from apps.core.redis import get_redis
 
     if not settings.MARKETDATA_BOOTSTRAP:
         return False

@@ -2,7 +2,8 @@
 
 The listing file in the data directory (``listing/krx_top50_by_marcap_*.csv``, columns
 Date,Rank,Code,Name,Market,Close,Marcap,Stocks,Volume,Amount) is preferred. Without a data
-directory a small built-in list of large KOSPI names is used and reported as such.
+directory a small built-in list of large KOSPI names is used and reported as such. An explicit list of
+codes (``HOGA_UNIVERSE_CODES``) is taken from the listed stocks or ``listing/krx_all_listed_*.csv``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-MARKET_NAMES = {"KOSPI": "KOSPI", "KOSDAQ": "KOSDAQ", "KOSDAQ GLOBAL": "KOSDAQ"}
+MARKET_NAMES = {"KOSPI": "KOSPI", "KOSDAQ": "KOSDAQ", "KOSDAQ GLOBAL": "KOSDAQ", "KONEX": "KONEX"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,31 @@ def latest_listing_file(data_dir: str | Path) -> Path | None:
     folder = Path(data_dir) / "listing"
     files = sorted(folder.glob("krx_top50_by_marcap_*.csv")) if folder.is_dir() else []
     return files[-1] if files else None
+
+
+def all_listed_file(data_dir: str | Path) -> Path | None:
+    """The newest recorded listing of every stock (``listing/krx_all_listed_*.csv``), or None."""
+    folder = Path(data_dir) / "listing"
+    files = sorted(folder.glob("krx_all_listed_*.csv")) if folder.is_dir() else []
+    return files[-1] if files else None
+
+
+def pick_codes(codes: list[str], known: dict[str, ListedStock]) -> list[ListedStock]:
+    """The universe as an explicit list: ``codes`` in their order (rank = position); UniverseSourceError naming
+    every code ``known`` (a listing, or the listed stocks) does not have."""
+    wanted = [c.strip().upper() for c in codes if c.strip()]
+    missing = [c for c in wanted if c not in known]
+    if missing:
+        raise UniverseSourceError(f"not listed: {', '.join(missing[:20])}")
+    seen: set[str] = set()
+    out: list[ListedStock] = []
+    for code in wanted:
+        if code not in seen:
+            seen.add(code)
+            item = known[code]
+            out.append(ListedStock(code=code, name=item.name, market=item.market, rank=len(out) + 1,
+                                   market_cap=item.market_cap))  # fmt: skip
+    return out
 
 
 def read_listing(path: Path, *, limit: int) -> list[ListedStock]:

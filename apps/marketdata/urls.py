@@ -1,12 +1,13 @@
 from django.urls import path
 
-from .apis import BarsApi, StockListApi
+from .apis import BarsApi, ChartStudiesApi, StockListApi, StockSearchApi, StudiesApi
 from .broker_apis import BrokerMetricsApi
-from .quote_apis import QuotesApi
 
 urlpatterns = [
     path("stocks/", StockListApi.as_view(), name="stock-list"),
+    path("stocks/search", StockSearchApi.as_view(), name="stock-search"),
     path("bars", BarsApi.as_view(), name="bars"),
-    path("quotes", QuotesApi.as_view(), name="quotes"),
+    path("studies", StudiesApi.as_view(), name="studies"),
+    path("chart-studies", ChartStudiesApi.as_view(), name="chart-studies"),
     path("broker/metrics", BrokerMetricsApi.as_view(), name="broker-metrics"),
 ]

@@ -1,7 +1,7 @@
 """The sandbox broker's own KRX calendar: what its 국내휴장일조회 (CTCA0903R) answers and the session times of
 the replayed day.
 
-It is the KRX facts Hoga ships (the package layer of ``apps.marketdata.calendar``: the announced 2025-2026
+It is the KRX facts Hoga ships (the package layer of ``apps.core.krx.calendar``: the announced 2025-2026
 special days, exchange_calendars for other years; no database) plus the closures configured with
 ``SANDBOX_CLOSED_DAYS``, so an operator can rehearse an ad-hoc closure (or a calendar the package gets
 wrong) and watch Hoga take the broker's word for it.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from apps.core.krx.calendar import KrxCalendar
 from apps.sandbox.clock import SessionTimes
 from apps.sandbox.config import SandboxConfig
 
@@ -40,7 +41,6 @@ class SandboxCalendar:
 
     def session_times(self, day: dt.date) -> SessionTimes | None:
         """The session of ``day`` in seconds of day, or None when KRX is closed."""
-        from apps.marketdata.calendar import KrxCalendar
 
         if day in self.closed_days:
             return None

@@ -10,8 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from apps.sandbox.credentials import DEMO_CREDENTIALS, KIWOOM_DEMO_CREDENTIALS
-from apps.sandbox.ticks import TICK_TABLE_2023_EFFECTIVE
+from apps.core.demo_credentials import DEMO_CREDENTIALS, KIWOOM_DEMO_CREDENTIALS
+from apps.core.krx.rules import TICK_TABLE_2023_EFFECTIVE
 
 MODES: tuple[str, str] = ("real", "paper")
 PAPER_HOLIDAY_MODES: tuple[str, str] = ("refuse", "serve")
@@ -125,6 +125,9 @@ class SandboxConfig:
     ws_queue_size: int = 2000
     #: Seconds between two heartbeat log lines of each WebSocket listener's send loop.
     ws_heartbeat_s: float = 60.0
+    #: When set, a file to which every H0STCNT0 print sent is appended as ``code cum_volume price epoch_s``
+    #: (the wall time its frame was handed to the socket), for end-to-end latency measurements.
+    send_log: Path | None = None
     #: Prints per bar: real-market density by default, ``LIGHT_TAPE`` in the tests.
     tape_density: TapeDensity = REAL_TAPE
     tick_table_effective: dt.date = TICK_TABLE_2023_EFFECTIVE
@@ -165,6 +168,18 @@ class SandboxConfig:
     kis_content_type: str = "application/json; charset=utf-8"
     #: KRW every sandbox trading account (KIS order TRs) starts with.
     order_deposit: int = 100_000_000
+    # --- The market day (apps/sandbox/day.py). ---
+    #: NXT-eligible stocks (empty: ``apps.sandbox.day.DEFAULT_NXT_ELIGIBLE``, an approximate subset).
+    nxt_eligible: tuple[str, ...] = ()
+    #: KOSPI200 members for the dynamic VI threshold (empty: the universe's top KOSPI market caps, approximate).
+    kospi200: tuple[str, ...] = ()
+    #: VI thresholds in percent (krx-rules §3.5 (verify)): static, dynamic for KOSPI200 members / the others.
+    vi_static_pct: float = 10.0
+    vi_dynamic_pct_kospi200: float = 3.0
+    vi_dynamic_pct_other: float = 6.0
+    #: Serve NXT trades (H0NXCNT0) on the paper listener too. KIS paper has no NXT feeds (kis-api.md §7): off by
+    #: default; on for a paper stack that must see NXT prints (Hoga's own paper engine routes to NXT).
+    paper_nxt: bool = False
 
     def __post_init__(self) -> None:
         if self.clock_mode not in CLOCK_MODES:
@@ -245,6 +260,7 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "pingpong_interval": float(settings.SANDBOX_PINGPONG_INTERVAL),
         "pingpong_timeout": float(settings.SANDBOX_PINGPONG_TIMEOUT),
         "ws_heartbeat_s": float(getattr(settings, "SANDBOX_WS_HEARTBEAT", 60.0)),
+        "send_log": Path(settings.SANDBOX_SEND_LOG) if getattr(settings, "SANDBOX_SEND_LOG", "") else None,
         "token_error_status": int(settings.SANDBOX_TOKEN_ERROR_STATUS),
         "token_rate_status": int(settings.SANDBOX_TOKEN_RATE_STATUS),
         "app_credentials": parse_credentials(list(settings.SANDBOX_APP_CREDENTIALS)),
@@ -260,6 +276,13 @@ def config_from_settings(**overrides: object) -> SandboxConfig:
         "paper_holiday": str(settings.SANDBOX_PAPER_HOLIDAY),
         "order_deposit": int(getattr(settings, "SANDBOX_ORDER_DEPOSIT", 100_000_000)),
         "kis_content_type": str(getattr(settings, "SANDBOX_KIS_CONTENT_TYPE", "application/json; charset=utf-8")),
+        "nxt_eligible": tuple(c.strip() for c in getattr(settings, "NXT_ELIGIBLE_CODES", []) if c.strip()),
+        "kospi200": tuple(c.strip() for c in getattr(settings, "KOSPI200_CODES", []) if c.strip()),
+        # The VI thresholds Hoga's rules use (apps.core.krx.vi), so the replay and the paper engine agree.
+        "vi_static_pct": float(getattr(settings, "VI_STATIC_PCT", 10.0)),
+        "vi_dynamic_pct_kospi200": float(getattr(settings, "VI_DYNAMIC_KOSPI200_PCT", 3.0)),
+        "vi_dynamic_pct_other": float(getattr(settings, "VI_DYNAMIC_OTHER_PCT", 6.0)),
+        "paper_nxt": bool(getattr(settings, "SANDBOX_PAPER_NXT", False)),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return SandboxConfig(**values)  # type: ignore[arg-type]

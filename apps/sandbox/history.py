@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import random
 
+from apps.sandbox.calendar import SandboxCalendar
+from apps.sandbox.clock import REGULAR
 from apps.sandbox.data import DailyBar
 from apps.sandbox.replay import DayTape, Grid, MinuteBar, spread_daily_bar
 
@@ -25,8 +27,6 @@ def past_minute_bars(tape: DayTape, row: DailyBar, seed: int) -> list[MinuteBar]
 
 @functools.lru_cache(maxsize=512)
 def _bars(code: str, market: str, row: DailyBar, seed: int, table: object) -> tuple[MinuteBar, ...]:
-    from apps.sandbox.calendar import SandboxCalendar
-    from apps.sandbox.clock import REGULAR
 
     times = SandboxCalendar().session_times(row.date) or REGULAR
     grid = Grid(table, row.date, market)  # type: ignore[arg-type]

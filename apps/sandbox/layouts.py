@@ -151,6 +151,10 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "H0STMKO0": H0STMKO0_FIELDS,
     "H0STCNI0": H0STCNI0_FIELDS,
     "H0STCNI9": H0STCNI0_FIELDS,
+    # Off-hours trades / book (kis-api.md §7 names them; their layouts are not in the reference): the sandbox
+    # sends the H0STCNT0 and H0STASP0 layouts (UNCONFIRMED).
+    "H0STOUP0": H0STCNT0_FIELDS,
+    "H0STOAA0": H0STASP0_FIELDS,
 }
 
 assert len(H0STCNT0_FIELDS) == 46 and len(set(H0STCNT0_FIELDS)) == 46

@@ -20,6 +20,14 @@ What KIS's order TRs need to behave like the broker's (kis-api.md §5.7, §5.8, 
     two venues when accepted and then whichever venue prints first. Executions record their venue.
 - Each acceptance and each fill is an execution notice (``H0STCNI0`` real / ``H0STCNI9`` paper, 26 fields) for the
   WebSocket listeners to encrypt and send.
+- Modify/cancel (``order-rvsecncl``, kis-api.md §5.7 names only the TR ``TTTC0013U``/``VTTC0013U``; body fields
+  UNCONFIRMED: ``ORGN_ODNO``, ``RVSE_CNCL_DVSN_CD`` 01 modify / 02 cancel, ``QTY_ALL_ORD_YN``, ``ORD_QTY``,
+  ``ORD_DVSN``, ``ORD_UNPR``): the order is first matched up to now (a fill that came first stays), then the asked
+  part of what is still open is taken off the book, its reserved cash released, and a modify/cancel order with a
+  number of its own is recorded (``orgn_odno`` = the original, ``cncl_yn`` Y for a cancel). A modify puts the part
+  back as a new order at the new price. Its confirm notice is a receipt (``CNTG_YN`` 1, ``ACPT_YN`` 2 confirmed)
+  with ``ODER_NO`` the new number, ``OODER_NO`` the original, ``RCTF_CLS`` 1 modify / 2 cancel (codes UNCONFIRMED)
+  and the modified/cancelled quantity in ``CNTG_QTY`` and ``ODER_QTY``.
 
 State lives in memory for the life of the sandbox process (a restart starts every account afresh with
 ``order_deposit`` KRW), like the broker's paper server at a season reset.
@@ -74,7 +82,12 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "holding": ("APBK0400", "주문 가능한 수량을 초과했습니다."),
     "stock": ("APBK0656", "해당종목정보가 없습니다."),
     "account": ("OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO"),
+    "no_original": ("APBK1031", "원주문번호가 존재하지 않습니다."),
+    "nothing_open": ("APBK0344", "정정/취소할 수량이 없습니다."),
+    "revise_code": ("APBK1032", "정정취소구분코드를 확인하여 주십시오."),
 }
+#: RVSE_CNCL_DVSN_CD → RCTF_CLS of the confirm notice (both UNCONFIRMED).
+REVISE_CODES = {"01": "1", "02": "2"}
 
 
 def refuse(key: str) -> OrderRefused:
@@ -109,6 +122,9 @@ class SandboxOrder:
     fills: list[Fill] = field(default_factory=list)
     cursor_ms: int = 0
     reserved: int = 0  # cash held back for an open buy
+    cancelled: int = 0  # shares taken off the book by a modify/cancel (cnc_cfrm_qty)
+    original: str = ""  # a modify/cancel order's original (orgn_odno)
+    kind: str = "new"  # new, modify or cancel
 
     @property
     def filled(self) -> int:
@@ -116,7 +132,7 @@ class SandboxOrder:
 
     @property
     def remaining(self) -> int:
-        return self.quantity - self.filled
+        return self.quantity - self.filled - self.cancelled
 
     @property
     def filled_value(self) -> int:
@@ -279,6 +295,93 @@ class OrderBookKeeper:
             self._take_book(order, acct, tape, now_ms)
         return order
 
+    # --- modify / cancel -------------------------------------------------------------------------------------
+    def revise(self, *, appkey: str, mode: str, tr_id: str, params: dict[str, str], now_ms: int) -> SandboxOrder:
+        """Modify or cancel the open part of an order (see the module docstring); the modify/cancel order."""
+        self.advance(now_ms)  # what filled before the request stays filled
+        acct = self.account(appkey, mode, params.get("CANO", ""), params.get("ACNT_PRDT_CD", ""))
+        dvsn = params.get("RVSE_CNCL_DVSN_CD", "").strip()
+        if dvsn not in REVISE_CODES:
+            raise refuse("revise_code")
+        wanted = params.get("ORGN_ODNO", "").strip().lstrip("0")
+        orig = next(
+            (
+                o
+                for o in self.orders_of(appkey, mode, acct.number)
+                if o.kind != "cancel" and wanted and o.number.lstrip("0") == wanted
+            ),
+            None,
+        )
+        if orig is None:
+            raise refuse("no_original")
+        all_yn = params.get("QTY_ALL_ORD_YN", "").strip().upper()
+        if all_yn not in ("Y", "N"):
+            raise OrderRefused("OPSQ2002", "ERROR INVALID INPUT [QTY_ALL_ORD_YN]")
+        tape = self.market.tape(orig.code)
+        if tape is None:
+            raise refuse("stock")
+        if not ORDER_ENTRY_OPEN_S * 1000 <= now_ms < tape.times.close_s * 1000:
+            raise refuse("session")
+        if orig.remaining <= 0:
+            raise refuse("nothing_open")
+        qty_raw = params.get("ORD_QTY", "").strip()
+        if all_yn == "Y":
+            qty = orig.remaining
+        elif qty_raw.isdigit() and 0 < int(qty_raw) <= orig.remaining:
+            qty = int(qty_raw)
+        else:
+            raise refuse("quantity")
+        ord_dvsn, price = orig.ord_dvsn, orig.price
+        if dvsn == "01":
+            ord_dvsn = params.get("ORD_DVSN", "").strip()
+            if ord_dvsn not in ORDER_TYPES:
+                raise refuse("type")
+            price_raw = params.get("ORD_UNPR", "").strip()
+            if not price_raw.isdigit() or len(price_raw) > 12:
+                raise refuse("price")
+            price = int(price_raw) if ord_dvsn == "00" else 0
+            if ord_dvsn == "00" and (price <= 0 or not tape.grid.on_grid(price)):
+                raise refuse("tick" if price > 0 else "price")
+            if ord_dvsn == "00" and not tape.lower_limit <= price <= tape.upper_limit:
+                raise refuse("band")
+        release = 0
+        if orig.is_buy:
+            release = (
+                orig.reserved if qty == orig.remaining else min(orig.reserved, (orig.price or tape.upper_limit) * qty)
+            )
+        reserve = (price or tape.upper_limit) * qty if orig.is_buy and dvsn == "01" else 0
+        if reserve > acct.cash + release:
+            raise refuse("cash")
+        orig.cancelled += qty
+        orig.reserved -= release
+        acct.cash += release - reserve
+        record = SandboxOrder(
+            number=f"{next(self._numbers):010d}",
+            account=acct.number,
+            appkey=appkey,
+            mode=mode,
+            code=orig.code,
+            name=orig.name,
+            side=orig.side,
+            ord_dvsn=ord_dvsn,
+            quantity=qty,
+            price=price,
+            venue=orig.venue,
+            accepted_ms=now_ms,
+            tr_id=tr_id,
+            cursor_ms=now_ms,
+            reserved=reserve,
+            cancelled=qty if dvsn == "02" else 0,
+            original=orig.number,
+            kind="cancel" if dvsn == "02" else "modify",
+        )
+        self.orders.append(record)
+        logger.info("sandbox order %s %s (%s): %s of %s", orig.number, record.kind, mode, qty, orig.quantity)
+        self._notify(record, None, now_ms)
+        if record.kind == "modify" and tape.times.open_s * 1000 <= now_ms < tape.times.continuous_end_s * 1000:
+            self._take_book(record, acct, tape, now_ms)
+        return record
+
     def _books(self, order: SandboxOrder, tape: DayTape, now_ms: int) -> list[tuple[str, OrderBook]]:
         book = tape.order_book_at(now_ms)
         if order.venue == "KRX":
@@ -387,15 +490,18 @@ def notice_fields(order: SandboxOrder, fill: Fill | None, t_ms: int, hts_id: str
     """The 26 fields of one H0STCNI0/H0STCNI9 record (kis-api.md §6.7 order). An acknowledgement (``fill`` None:
     CNTG_YN 1, ACPT_YN 1) carries the order's quantity and price in fields 9/10; a fill (CNTG_YN 2, ACPT_YN 2) the
     executed quantity and price. ``ORD_EXG_GB`` is the execution's venue for a fill, the order's for an
-    acknowledgement."""
+    acknowledgement. The receipt of a modify/cancel order is its confirmation (ACPT_YN 2), with its original in
+    OODER_NO and RCTF_CLS 1 (modify) / 2 (cancel)."""
     venue = fill.venue if fill else order.venue
+    revision = fill is None and order.kind != "new"
+    rctf = {"modify": "1", "cancel": "2"}.get(order.kind, "0") if revision else "0"
     return [
         hts_id,  # CUST_ID
         order.account,  # ACNT_NO
         order.number,  # ODER_NO
-        "0" * 10,  # OODER_NO
+        order.original or "0" * 10,  # OODER_NO
         order.side,  # SELN_BYOV_CLS
-        "0",  # RCTF_CLS
+        rctf,  # RCTF_CLS
         order.ord_dvsn,  # ODER_KIND
         "0",  # ODER_COND
         order.code,  # STCK_SHRN_ISCD
@@ -404,7 +510,7 @@ def notice_fields(order: SandboxOrder, fill: Fill | None, t_ms: int, hts_id: str
         _hhmmss(t_ms),  # STCK_CNTG_HOUR
         "0",  # RFUS_YN
         "2" if fill else "1",  # CNTG_YN
-        "2" if fill else "1",  # ACPT_YN
+        "2" if fill or revision else "1",  # ACPT_YN
         BRANCH,  # BRNC_NO
         str(order.quantity),  # ODER_QTY
         "HOGA SANDBOX",  # ACNT_NAME

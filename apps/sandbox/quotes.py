@@ -11,8 +11,10 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
+from apps.sandbox.auction import STEP_S, expected_at
 from apps.sandbox.data import DailyBar
 from apps.sandbox.replay import DayTape, MinuteBar, OrderBook, ReplayMarket, RunningState, Tick
+from apps.sandbox.venues import nxt_book, venue_book
 
 
 def sign_code(price: int, prev: int, upper: int = 0, lower: int = 0) -> str:
@@ -415,9 +417,23 @@ def minute_row(day: dt.date, bar: MinuteBar) -> dict[str, str]:
 # --- websocket records -----------------------------------------------------------------------------
 
 
-def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> list[str]:
+def cnt0_record(
+    tape: DayTape,
+    tick: Tick,
+    st: RunningState,
+    book: OrderBook,
+    *,
+    mkop: str = "20",
+    hour_cls: str = "0",
+    vi_reference: int | None = None,
+    halted: bool = False,
+) -> list[str]:
     """One H0STCNT0 record (46 fields, §6.5 order) for ``tick``; ``st`` includes the tick. Built straight
-    in field order (it runs once per replayed print); the tests check it against ``H0STCNT0_FIELDS``."""
+    in field order (it runs once per replayed print); the tests check it against ``H0STCNT0_FIELDS``.
+
+    ``mkop``: NEW_MKOP_CLS_CODE of the print's phase (``apps.sandbox.day.NEW_MKOP_BY_PHASE``); ``hour_cls``:
+    HOUR_CLS_CODE; ``vi_reference``: VI_STND_PRC, the static VI reference (default the day's opening price);
+    ``halted``: TRHT_YN."""
     prev_close = tape.prev_close
     price = tick.price
     session_ms = (tape.times.close_s - tape.times.open_s) * 1000
@@ -460,8 +476,8 @@ def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) ->
         rel_sign(price, st.low),  # LWPR_VRSS_PRPR_SIGN
         str(price - st.low),  # LWPR_VRSS_PRPR
         ymd(tape.date),  # BSOP_DATE
-        "20",  # NEW_MKOP_CLS_CODE
-        "N",  # TRHT_YN
+        mkop,  # NEW_MKOP_CLS_CODE
+        "Y" if halted else "N",  # TRHT_YN
         str(ask_qty[0]),  # ASKP_RSQN1
         str(bid_qty[0]),  # BIDP_RSQN1
         str(book.total_ask),  # TOTAL_ASKP_RSQN
@@ -469,9 +485,9 @@ def cnt0_record(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) ->
         pct(volume, tape.instrument.listed_shares),  # VOL_TNRT
         str(prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL
         pct(volume, prdy_same_hour),  # PRDY_SMNS_HOUR_ACML_VOL_RATE
-        "0",  # HOUR_CLS_CODE
-        "",  # MRKT_TRTM_CLS_CODE
-        str(st.open),  # VI_STND_PRC
+        hour_cls,  # HOUR_CLS_CODE
+        "",  # MRKT_TRTM_CLS_CODE (UNCONFIRMED meaning: left empty)
+        str(st.open if vi_reference is None else vi_reference),  # VI_STND_PRC
     ]
 
 
@@ -482,11 +498,16 @@ def asp0_record(
     book: OrderBook,
     prev_book: OrderBook | None,
     ladders: dict[tuple[int, ...], list[str]] | None = None,
+    *,
+    expected: tuple[str, int, int] | None = None,
 ) -> list[str]:
     """One H0STASP0 record (59 fields, §6.6 order), built straight in field order. During the continuous
     session the expected (auction) price is 0, so its change is −previous close, sign 5, −100.00%, as
     real frames show. The increases compare with ``prev_book``, the book before this update. ``ladders``
-    caches the price strings of a ladder (consecutive books mostly share theirs)."""
+    caches the price strings of a ladder (consecutive books mostly share theirs).
+
+    ``expected``: (HOUR_CLS_CODE, expected price, expected quantity) while a call builds (the opening or
+    closing auction, a VI, an after-hours call): ANTC_CNPR / ANTC_CNQN carry them (kis-api.md §6.6)."""
     cache = ladders if ladders is not None else {}
     asks = cache.get(book.asks)
     if asks is None:
@@ -495,10 +516,24 @@ def asp0_record(
     if bids is None:
         bids = cache[book.bids] = [str(p) for p in book.bids]
     total_ask, total_bid = book.total_ask, book.total_bid
+    if expected is not None:
+        hour_cls, antc, antc_qty = expected
+        prev = tape.prev_close
+        antc_fields = [
+            str(antc),  # ANTC_CNPR
+            str(antc_qty),  # ANTC_CNQN
+            str(antc_qty),  # ANTC_VOL
+            str(antc - prev),  # ANTC_CNTG_VRSS
+            sign_code(antc, prev, tape.upper_limit, tape.lower_limit),  # ANTC_CNTG_VRSS_SIGN
+            pct(antc - prev, prev),  # ANTC_CNTG_PRDY_CTRT
+        ]
+    else:
+        hour_cls = "0"
+        antc_fields = ["0", "0", str(st.first_volume), str(-tape.prev_close), "5", "-100.00"]
     return [
         tape.code,  # MKSC_SHRN_ISCD
         hhmmss(t_ms),  # BSOP_HOUR
-        "0",  # HOUR_CLS_CODE
+        hour_cls,  # HOUR_CLS_CODE
         *asks,  # ASKP1..10
         *bids,  # BIDP1..10
         *map(str, book.ask_qty),  # ASKP_RSQN1..10
@@ -507,12 +542,7 @@ def asp0_record(
         str(total_bid),  # TOTAL_BIDP_RSQN
         "0",  # OVTM_TOTAL_ASKP_RSQN
         "0",  # OVTM_TOTAL_BIDP_RSQN
-        "0",  # ANTC_CNPR
-        "0",  # ANTC_CNQN
-        str(st.first_volume),  # ANTC_VOL
-        str(-tape.prev_close),  # ANTC_CNTG_VRSS
-        "5",  # ANTC_CNTG_VRSS_SIGN
-        "-100.00",  # ANTC_CNTG_PRDY_CTRT
+        *antc_fields,  # ANTC_CNPR, ANTC_CNQN, ANTC_VOL, ANTC_CNTG_VRSS, ANTC_CNTG_VRSS_SIGN, ANTC_CNTG_PRDY_CTRT
         str(st.volume),  # ACML_VOL
         str(total_ask - prev_book.total_ask) if prev_book else "0",  # TOTAL_ASKP_RSQN_ICDC
         str(total_bid - prev_book.total_bid) if prev_book else "0",  # TOTAL_BIDP_RSQN_ICDC
@@ -528,7 +558,6 @@ def asp0_record(
 def asking_price_outputs(tape: DayTape, state: RunningState, now_ms: int, session: str) -> dict[str, object]:
     """``output1`` (the book in force at ``now_ms``) and ``output2`` (expected price and the day so far) of
     FHKST01010200. The expected price comes from ``apps.sandbox.auction`` while an auction builds, else 0."""
-    from apps.sandbox.auction import expected_at
 
     book = tape.order_book_at(now_ms)
     prev_book = tape.order_book_at(max(0, now_ms - 1000))
@@ -599,7 +628,6 @@ def nx_asp0_record(
     plus the mid-price fields: KMID/NMID_PRC the KRX/NXT mid price (0 when it falls between two ticks: a
     mid-price order needs a grid price), KMID/NMID_TOTAL_RSQN the quantity at the touch on both sides,
     KMID/NMID_CLS_CODE 1 when a mid price exists, else 0 (codes UNCONFIRMED)."""
-    from apps.sandbox.venues import nxt_book, venue_book
 
     shown = venue_book(book, "NXT" if venue == "NXT" else "UN" if venue == "UN" else "KRX")
     volume = nxt_state.volume if venue == "NXT" else krx_state.volume + nxt_state.volume
@@ -618,7 +646,6 @@ def anc0_records(tape: DayTape, after_ms: int, until_ms: int) -> list[list[str]]
     """H0STANC0 records (46 fields, the H0STCNT0 columns) for every expected-price update of the auction model
     (``apps.sandbox.auction``) in (after_ms, until_ms]. STCK_PRPR is the expected price, CNTG_VOL/ACML_VOL the
     expected quantity; HOUR_CLS_CODE B before the open, C in the closing auction (kis-api.md §6.5)."""
-    from apps.sandbox.auction import STEP_S, expected_at
 
     out: list[list[str]] = []
     step = STEP_S * 1000

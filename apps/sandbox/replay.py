@@ -68,21 +68,23 @@ updates themselves live in a small per-stock cache (``BAR_CACHE``) and are regen
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from apps.core.krx.rules import TickTable
 from apps.sandbox import data as recorded
+from apps.sandbox.calendar import SandboxCalendar
 from apps.sandbox.clock import OPEN_S, REGULAR, SessionTimes
 from apps.sandbox.config import REAL_TAPE, SandboxConfig, TapeDensity
 from apps.sandbox.data import DailyBar, Instrument, IntradayBar
-from apps.sandbox.ticks import TickTable
 
 logger = logging.getLogger("apps.sandbox")
 
@@ -128,6 +130,8 @@ BOOK_LEVEL_DECAY = 0.4
 BAR_CACHE = 8
 #: End points of recent ``events`` calls a tape remembers (each WebSocket listener resumes from its own).
 RESUME_POINTS = 4
+#: Longest random end of the closing call auction, whole seconds (krx-rules §3.5: up to 30 s).
+CLOSING_RANDOM_END_S = 30
 #: A running-state checkpoint every this many prints of a bar (``state_at`` applies at most this many).
 CHECKPOINT_EVERY = 64
 
@@ -591,19 +595,31 @@ class DayTape:
         *,
         prev_close: int,
         prev_volume: int,
+        prev_value: int = 0,
         seed: int,
         grid: Grid,
         density: TapeDensity = REAL_TAPE,
         source: str,
         times: SessionTimes = REGULAR,
+        random_end_s: int = CLOSING_RANDOM_END_S,
     ) -> None:
         self.instrument = instrument
         self.times = times
         self.code = instrument.code
         self.date = date
+        #: The closing print's time: the close plus the closing auction's random end (0 to ``random_end_s``
+        #: whole seconds, seeded per stock and day; krx-rules §3.5).
+        self.closing_print_ms = times.close_s * 1000
+        if random_end_s > 0 and bars and bars[-1].start_s == bars[-1].end_s == times.close_s:
+            shift = random.Random(f"{seed}:{date.isoformat()}:{instrument.code}:random-end").randint(0, random_end_s)
+            last = bars[-1]
+            bars = [*bars[:-1], dataclasses.replace(last, start_s=last.start_s + shift, end_s=last.end_s + shift)]
+            self.closing_print_ms = (times.close_s + shift) * 1000
         self.bars = bars
         self.prev_close = prev_close
         self.prev_volume = prev_volume
+        #: The previous session's traded value (KRW); its volume × its close where the daily bar has no amount.
+        self.prev_value = prev_value or prev_volume * prev_close
         self.seed = seed
         self.grid = grid
         self.density = density
@@ -623,6 +639,9 @@ class DayTape:
         self._below: dict[int, int] = {}
         self._preopen: tuple[int, int, RawBook] | None = None
         self._resume: OrderedDict[int, tuple[RunningState, OrderBook]] = OrderedDict()
+        #: Called with (bar index, its prints) when a bar is generated for the first time, in bar order (the VI
+        #: scan of ``apps.sandbox.day`` reads each bar once, inside the generation's time budget).
+        self.bar_listeners: list[Callable[[int, list[RawPrint]], None]] = []
 
     # --- book ladders -------------------------------------------------------------------------------
     def _ask_ladder(self, ask1: int) -> tuple[int, ...]:
@@ -810,6 +829,8 @@ class DayTape:
             self._last_tick_ms.append(tape.tick_t[-1] if tape.tick_t else -1)
             self._counts.append((len(tape.ticks), len(tape.ev_t) - len(tape.ticks)))
             self._remember(i, tape)
+            for listener in self.bar_listeners:
+                listener(i, tape.ticks)
 
     @property
     def prepared(self) -> int:
@@ -1067,6 +1088,7 @@ def build_synthetic_market(config: SandboxConfig) -> ReplayMarket:
             minute_bars,
             prev_close=bars[-1].close,
             prev_volume=bars[-1].volume,
+            prev_value=bars[-1].amount,
             seed=config.seed,
             grid=grid,
             density=config.tape_density,
@@ -1078,7 +1100,6 @@ def build_synthetic_market(config: SandboxConfig) -> ReplayMarket:
 
 def replay_session_times(config: SandboxConfig, day: dt.date) -> SessionTimes:
     """The replayed day's session from the sandbox calendar (regular hours when it calls the day closed)."""
-    from apps.sandbox.calendar import SandboxCalendar
 
     return SandboxCalendar.from_config(config).session_times(day) or REGULAR
 
@@ -1172,6 +1193,7 @@ def _build_recorded_market(config: SandboxConfig, data_dir: Path) -> ReplayMarke
             bars,
             prev_close=prev.close if prev else bars[0].open,
             prev_volume=prev.volume if prev else 0,
+            prev_value=prev.amount if prev else 0,
             seed=config.seed,
             grid=grid,
             density=config.tape_density,

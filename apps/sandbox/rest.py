@@ -28,13 +28,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from apps.core.krx import phases as P
 from apps.sandbox import fundamentals, quotes
 from apps.sandbox.auth import DESC_TOKEN_RATE, MSG_INVALID, MSG_RATE, AuthError, format_kst
 from apps.sandbox.calendar import SandboxCalendar
 from apps.sandbox.clock import parse_hhmmss
 from apps.sandbox.data import ymd_date
+from apps.sandbox.day import NEW_MKOP_BY_PHASE, VI_CLS_CODES
 from apps.sandbox.faults import FaultError
 from apps.sandbox.fundamentals import SYNTHETIC_HEADER
+from apps.sandbox.history import past_minute_bars
+from apps.sandbox.master import MasterFiles
 from apps.sandbox.orders import OrderRefused
 from apps.sandbox.replay import DayTape, RunningState
 from apps.sandbox.trading import TradingApi
@@ -64,6 +68,10 @@ MARKET_CODES = ("J", "NX", "UN")
 DAILY_PRICE_ROWS = 30
 CHART_MAX_ROWS = 100
 MINUTE_MAX_ROWS = 30
+#: FHKST03010230 (minute bars of a given day): at most 120 rows a call; KIS keeps about a year of minute bars
+#: (kis-api.md §5.5).
+PAST_MINUTE_MAX_ROWS = 120
+MINUTE_HISTORY_DAYS = 365
 HOLIDAY_PATH = f"{QUOTE_BASE}/chk-holiday"
 HOLIDAY_TR = {"real": "CTCA0903R", "paper": "VTCA0903R"}  # paper: the T/J/C -> V rule (kis-api.md §3.1)
 HOLIDAY_MORE = ("KIOK0500", "조회가 계속됩니다..다음버튼을 Click 하십시오." + " " * 35)
@@ -151,6 +159,7 @@ class RestApi:
             f"{QUOTE_BASE}/inquire-daily-price": ("FHKST01010400", self.inquire_daily_price),
             f"{QUOTE_BASE}/inquire-daily-itemchartprice": ("FHKST03010100", self.daily_chart),
             f"{QUOTE_BASE}/inquire-time-itemchartprice": ("FHKST03010200", self.time_chart),
+            f"{QUOTE_BASE}/inquire-time-dailychartprice": ("FHKST03010230", self.day_time_chart),
             f"{QUOTE_BASE}/inquire-asking-price-exp-ccn": ("FHKST01010200", self.asking_price),
             f"{QUOTE_BASE}/inquire-investor": ("FHKST01010900", self.inquire_investor),
             f"{QUOTE_BASE}/investor-trade-by-stock-daily": ("FHPTJ04160001", self.investor_daily),
@@ -172,6 +181,10 @@ class RestApi:
                 (f"{v}TTC0012U", f"{v}TTC0011U", f"{v}TTC0802U", f"{v}TTC0801U"), trading.order_cash, market=False
             ),
         )
+        app.router.add_post(
+            f"{TRADE_BASE}/order-rvsecncl",
+            self._data_handler(f"{v}TTC0013U", trading.order_rvsecncl, market=False),
+        )
         app.router.add_get(
             f"{TRADE_BASE}/inquire-balance", self._data_handler(f"{v}TTC8434R", trading.balance, market=False)
         )
@@ -188,8 +201,10 @@ class RestApi:
                 market=False,
             ),
         )
+        app.router.add_get("/common/master/{name}", MasterFiles.of(self.core).handle)  # KIS stock master files
         app.router.add_get("/sandbox/clock", self.clock_get)
         app.router.add_post("/sandbox/clock", self._admin(self.clock_post))
+        app.router.add_post("/sandbox/vi", self._admin(self.vi_post))
         app.router.add_get("/sandbox/faults", self._admin(self.faults_get))
         app.router.add_post("/sandbox/faults", self._admin(self.faults_post))
         app.router.add_delete("/sandbox/faults", self._admin(self.faults_delete))
@@ -367,6 +382,10 @@ class RestApi:
                 "pbr": f"{price / fund['bps']:.2f}" if fund["bps"] > 0 else "0.00",
             }
         )
+        day = self.core.days.day(tape.code)
+        episode = day.vi_at(now_ms) if day is not None and day.has_vi(now_ms) else None
+        if episode is not None:
+            out["vi_cls_code"] = VI_CLS_CODES[episode.kind]  # the VI in force (UNCONFIRMED codes, apps.sandbox.day)
         label = "fundamentals" if venue == "KRX" else "fundamentals, nxt"
         return {"output": out, "_synthetic": label}
 
@@ -543,14 +562,19 @@ class RestApi:
             "_tr_cont": "M" if more else "D",
         }
 
-    def time_chart(self, params: dict[str, str]) -> dict[str, object]:
+    @staticmethod
+    def _hour(params: dict[str, str]) -> int:
+        """``FID_INPUT_HOUR_1`` (HHMMSS) in seconds of day."""
         raw = params.get("FID_INPUT_HOUR_1", "")
         try:
             if len(raw) != 6:
                 raise ValueError(raw)
-            hour_s = parse_hhmmss(raw)
+            return parse_hhmmss(raw)
         except ValueError as exc:
             raise _bad("FID_INPUT_HOUR_1") from exc
+
+    def time_chart(self, params: dict[str, str]) -> dict[str, object]:
+        hour_s = self._hour(params)
         tape, state, now_ms = self._tape_state(params)
         if tape is None:
             template = quotes.time_chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
@@ -562,13 +586,67 @@ class RestApi:
         rows = [quotes.minute_row(self.core.market.date, b) for b in eligible[-MINUTE_MAX_ROWS:]][::-1]
         return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
 
+    def day_time_chart(self, params: dict[str, str]) -> dict[str, object]:
+        """FHKST03010230 주식일별분봉조회 (kis-api.md §5.5): the 1-minute bars of ``FID_INPUT_DATE_1`` at or before
+        ``FID_INPUT_HOUR_1``, newest first, at most 120 a call (a client pages back by moving the hour). The
+        replayed day answers its bars up to the sandbox clock (as FHKST03010200); an earlier recorded day answers
+        the tape model's bars of its recorded daily bar (``history.past_minute_bars``, the same bars Kiwoom's
+        ka10080 pages through); a day with no record, in the future or more than ``MINUTE_HISTORY_DAYS`` back
+        answers no rows. ``000000`` is the end of the day (the replayed day: now). Whether
+        ``FID_PW_DATA_INCU_YN`` Y continues into the day before is UNCONFIRMED: one day is answered either way;
+        whether the paper server serves the TR is UNCONFIRMED too (served)."""
+        day = _date(params, "FID_INPUT_DATE_1")
+        hour_s = self._hour(params)
+        if params.get("FID_PW_DATA_INCU_YN", "N") not in ("Y", "N", ""):
+            raise _bad("FID_PW_DATA_INCU_YN")
+        tape, state, now_ms = self._tape_state(params)
+        if tape is None:
+            template = quotes.time_chart_output1(next(iter(self.core.market.tapes.values())), quotes.RunningState())
+            return {"output1": quotes.zero_output(template), "output2": [{}]}
+        market = self.core.market
+        if day == market.date:
+            cutoff_ms = now_ms if hour_s == 0 else min(hour_s * 1000 + 999, now_ms)
+            bars = [b for b in tape.minute_bars(now_ms) if b.minute_s * 1000 <= cutoff_ms]
+            bars = [b for b in bars if b.minute_s >= tape.times.open_s]
+        elif market.date - dt.timedelta(days=MINUTE_HISTORY_DAYS) <= day < market.date:
+            row = next((r for r in market.history.get(tape.code, []) if r.date == day), None)
+            cutoff_s = 24 * 3600 if hour_s == 0 else hour_s
+            past = past_minute_bars(tape, row, self.core.config.seed) if row is not None else []
+            bars = [b for b in past if b.minute_s <= cutoff_s]
+        else:
+            bars = []
+        rows = [quotes.minute_row(day, b) for b in bars[-PAST_MINUTE_MAX_ROWS:]][::-1]
+        return {"output1": quotes.time_chart_output1(tape, state), "output2": rows}
+
     def asking_price(self, params: dict[str, str]) -> dict[str, object]:
         """FHKST01010200 호가/예상체결: ``output1`` the 10-level book in force now, ``output2`` the expected
         (call-auction) price, which is published only while an auction runs (0 in continuous trading)."""
         tape, state, now_ms = self._tape_state(params)
         if tape is None:
             return {"output1": {}, "output2": {}}
-        return quotes.asking_price_outputs(tape, state, now_ms, self.core.clock.state())
+        out = quotes.asking_price_outputs(tape, state, now_ms, self.core.clock.state())
+        day = self.core.days.day(tape.code)
+        found = day.expected_at(now_ms) if day is not None else None
+        if found is not None and found[0] in (P.VI_AUCTION, P.AFTER_HOURS_SINGLE):
+            # A VI's call or an after-hours call building (the opening/closing auctions are in the output already).
+            phase, exp = found
+            out2 = out["output2"]
+            assert isinstance(out2, dict)
+            prev = tape.prev_close
+            out2.update(
+                {
+                    "antc_cnpr": str(exp.price),
+                    "antc_vol": str(exp.quantity),
+                    "antc_cntg_vrss": str(exp.price - prev),
+                    "antc_cntg_vrss_sign": quotes.sign_code(exp.price, prev, tape.upper_limit, tape.lower_limit),
+                    "antc_cntg_prdy_ctrt": quotes.pct(exp.price - prev, prev),
+                    "vi_cls_code": VI_CLS_CODES[day.vi_at(now_ms).kind] if phase == P.VI_AUCTION else "N",  # type: ignore[union-attr]
+                }
+            )
+        out["output1"]["new_mkop_cls_code"] = NEW_MKOP_BY_PHASE.get(  # type: ignore[index]
+            day.krx_phase(now_ms) if day is not None else P.CONTINUOUS, "20"
+        )
+        return out
 
     def search_info(self, params: dict[str, str]) -> dict[str, object]:
         """CTPF1604R 상품기본조회 (``PDNO``, ``PRDT_TYPE_CD`` 300 = 주식). An unknown product answers ``rt_cd`` 7
@@ -639,6 +717,33 @@ class RestApi:
         except (TypeError, ValueError) as exc:
             return self.respond({"error": str(exc)}, 400)
         return self.respond(self.core.clock_status())
+
+    async def vi_post(self, request: web.Request) -> web.Response:
+        """Force a VI episode: ``{"code": "005930", "time": "HH:MM:SS", "kind": "dynamic"|"static"}`` starts one
+        at the stock's first continuous print at or after that time (``apps.sandbox.day.DayModel.force_vi``)."""
+        body = await self._json_body(request)
+        try:
+            code = str(body.get("code", ""))
+            day = self.core.days.day(code)
+            if day is None:
+                raise ValueError(f"unknown code {code!r}")
+            at_s = parse_hhmmss(str(body.get("time", "")))
+            day.force_vi(at_s * 1000, str(body.get("kind", "dynamic")))
+        except (TypeError, ValueError) as exc:
+            return self.respond({"error": str(exc)}, 400)
+        logger.warning("VI forced for %s at %s (%s)", code, body.get("time"), body.get("kind", "dynamic"))
+        # The episodes known through the forced one's end (scanning no further: a whole day would hold the loop).
+        episodes = day.episodes(at_s * 1000 + (day.rules.duration_s + day.rules.random_end_s + 1) * 1000)
+        return self.respond(
+            {
+                "code": code,
+                "episodes": [
+                    {"start_ms": e.start_ms, "end_ms": e.end_ms, "kind": e.kind, "reference": e.reference,
+                     "price": e.price, "volume": e.volume, "forced": e.forced}
+                    for e in episodes
+                ],
+            }
+        )  # fmt: skip
 
     async def faults_get(self, request: web.Request) -> web.Response:
         return self.respond(self.core.faults.describe())

@@ -20,6 +20,7 @@ from aiohttp import web
 from apps.sandbox.auth import Authority
 from apps.sandbox.clock import DAY_END_S, SandboxClock
 from apps.sandbox.config import SandboxConfig
+from apps.sandbox.day import DEFAULT_NXT_ELIGIBLE, DayBook, ViRules
 from apps.sandbox.faults import FaultState
 from apps.sandbox.kiwoom.auth import KiwoomAuthority
 from apps.sandbox.kiwoom.conditions import ConditionEngine, load_conditions
@@ -35,6 +36,10 @@ logger = logging.getLogger("apps.sandbox")
 T = TypeVar("T")
 
 
+def _hms(s: int) -> str:
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 class SandboxCore:
     """Shared state of all listeners: config, market, clock, auth, faults, the WS hubs and the
     Kiwoom condition engine. A malformed condition rules file raises ``ConditionFileError`` here."""
@@ -46,6 +51,12 @@ class SandboxCore:
         self.authority = Authority(config)
         self.orders = OrderBookKeeper(self.market, config.order_deposit)
         self.venues = VenueModel()
+        self.days = DayBook(
+            self.market,
+            nxt_eligible=config.nxt_eligible or DEFAULT_NXT_ELIGIBLE,
+            kospi200=config.kospi200,
+            rules=ViRules(config.vi_static_pct, config.vi_dynamic_pct_kospi200, config.vi_dynamic_pct_other),
+        )
         self.faults = FaultState()
         self.hub = WsHub(self)
         self.orders.sinks.append(self.hub.on_notice)
@@ -64,6 +75,14 @@ class SandboxCore:
             "data_source": self.market.data_source,
             "synthetic": self.market.synthetic,
             "universe": list(self.market.tapes),
+            # The replayed day's session (the market clock computes each venue's phase from it) and the sandbox's own
+            # phase per venue, VIs and what is synthetic (``apps.sandbox.day``).
+            "session_open": _hms(self.clock.times.open_s),
+            "session_close": _hms(self.clock.times.close_s),
+            "day": self.days.status(self.clock.now_ms()),
+            # True while a connection waits for the replayed tape to be generated up to now (after a jump far
+            # into the day): the prints of the wait reach no client until it is False again.
+            "catching_up": self.hub.catching_up,
         }
 
     def restart_session(self) -> None:
@@ -135,6 +154,12 @@ class SandboxServer:
                 "SYNTHETIC MARKET DATA: no recorded data dir; replaying a seeded random walk for %s codes",
                 len(market.tapes),
             )
+        logger.warning(
+            "SYNTHETIC market-day prints: closing-price sessions, after-hours single-price calls and NXT pre/after "
+            "markets are a seeded model (no recorded data there); NXT-eligible: %s; KOSPI200 membership %s",
+            ",".join(sorted(core.days.nxt_eligible)),
+            core.days.kospi200_source,
+        )
         self.ports = BoundPorts(
             real_rest=await self._listen(RestApi(core, "real").make_app(), cfg.real_rest_port),
             paper_rest=await self._listen(RestApi(core, "paper").make_app(), cfg.paper_rest_port),

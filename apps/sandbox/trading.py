@@ -7,9 +7,12 @@
   "모의투자 매수주문이 완료 되었습니다." / "모의투자 매도주문이 완료 되었습니다." (paper; UNCONFIRMED).
 - ``inquire-balance`` ``TTTC8434R``/``VTTC8434R``: ``output1`` holdings, ``output2`` one summary row; pages of 50
   rows (real) / 20 (paper) with ``ctx_area_fk100``/``ctx_area_nk100`` and ``tr_cont`` M (more) / D (last).
+- ``order-rvsecncl`` ``TTTC0013U``/``VTTC0013U`` (kis-api.md §5.7; body UNCONFIRMED, see ``orders.py``).
 - ``inquire-daily-ccld`` ``TTTC0081R`` (legacy ``TTTC8001R``; paper ``V…``): the account's orders of the replayed
   day (the only day the sandbox has), newest first, filtered by ``SLL_BUY_DVSN_CD``, ``PDNO``, ``CCLD_DVSN``
   (00 all / 01 filled / 02 open), ``ODNO`` and ``EXCG_ID_DVSN_CD``; pages of ``CCLD_PAGE_ROWS`` (UNCONFIRMED).
+  A modify/cancel order is a row of its own (``orgn_odno`` its original, ``cncl_yn`` Y for a cancel); an order's
+  ``cnc_cfrm_qty`` is what its modify/cancel orders took off the book (UNCONFIRMED).
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ ORDER_OK = {
     "paper": {
         BUY_CODE: ("40600000", "모의투자 매수주문이 완료 되었습니다."),
         SELL_CODE: ("40600000", "모의투자 매도주문이 완료 되었습니다."),
+    },
+}
+#: The answer's message of a modify / cancel (codes and texts UNCONFIRMED).
+REVISE_OK = {
+    "real": {"modify": REAL_ORDER_OK, "cancel": REAL_ORDER_OK},
+    "paper": {
+        "modify": ("40640000", "모의투자 정정주문이 완료 되었습니다."),
+        "cancel": ("40650000", "모의투자 취소주문이 완료 되었습니다."),
     },
 }
 BUY_TRS = ("TTC0012U", "TTC0802U")
@@ -90,6 +101,23 @@ class TradingApi:
                 "ORD_TMD": f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}",
             },
             "_msg": ORDER_OK[self.mode][side],
+        }
+
+    def order_rvsecncl(self, params: dict[str, str]) -> dict[str, object]:
+        """Modify/cancel (``TTTC0013U``/``VTTC0013U``): the answer names the modify/cancel order like a cash order's
+        (``KRX_FWDG_ORD_ORGNO``, ``ODNO``, ``ORD_TMD``); its message text is UNCONFIRMED."""
+        now_ms = self.core.clock.now_ms()
+        record = self.keeper.revise(
+            appkey=params["_APPKEY"], mode=self.mode, tr_id=params["_TR_ID"], params=params, now_ms=now_ms
+        )
+        s = record.accepted_ms // 1000
+        return {
+            "output": {
+                "KRX_FWDG_ORD_ORGNO": BRANCH,
+                "ODNO": record.number,
+                "ORD_TMD": f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}",
+            },
+            "_msg": REVISE_OK[self.mode][record.kind],
         }
 
     def balance(self, params: dict[str, str]) -> dict[str, object]:
@@ -239,7 +267,7 @@ class TradingApi:
             "ord_dt": day.strftime("%Y%m%d"),
             "ord_gno_brno": BRANCH,
             "odno": o.number,
-            "orgn_odno": "",
+            "orgn_odno": o.original,
             "ord_dvsn_name": "지정가" if o.ord_dvsn == "00" else "시장가",
             "sll_buy_dvsn_cd": o.side,
             "sll_buy_dvsn_cd_name": "현금매수" if o.is_buy else "현금매도",
@@ -250,12 +278,12 @@ class TradingApi:
             "ord_tmd": f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}",
             "tot_ccld_qty": str(o.filled),
             "avg_prvs": str(avg),
-            "cncl_yn": "N",
+            "cncl_yn": "Y" if o.kind == "cancel" else "N",
             "tot_ccld_amt": str(o.filled_value),
             "loan_dt": "",
             "ordr_empno": "",
             "ord_dvsn_cd": o.ord_dvsn,
-            "cnc_cfrm_qty": "0",
+            "cnc_cfrm_qty": str(o.cancelled),
             "rmn_qty": str(o.remaining),
             "rjct_qty": "0",
             "ccld_cndt_name": "없음",

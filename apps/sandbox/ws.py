@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from apps.sandbox import quotes
-from apps.sandbox.layouts import build_frame, encrypt_payload
+from apps.sandbox import dayframes, quotes
+from apps.sandbox.layouts import H0STCNT0_FIELDS, build_frame, encrypt_payload
 from apps.sandbox.orders import Notice
 from apps.sandbox.replay import DayTape
-from apps.sandbox.venues import combined_book, merge_states, nxt_book, nxt_tick
+from apps.sandbox.venues import combined_book, merge_states, nxt_tick
 
 if TYPE_CHECKING:
     from apps.sandbox.server import SandboxCore
@@ -50,9 +50,21 @@ logger = logging.getLogger("apps.sandbox")
 #: its execution notices are H0STCNI9 (real: H0STCNI0), kis-api.md §6.1, §7.
 SUPPORTED_TRS: dict[str, frozenset[str]] = {
     "real": frozenset(
-        ("H0STCNT0", "H0STASP0", "H0NXCNT0", "H0UNCNT0", "H0NXASP0", "H0UNASP0", "H0STANC0", "H0STMKO0", "H0STCNI0")
+        (
+            "H0STCNT0",
+            "H0STASP0",
+            "H0NXCNT0",
+            "H0UNCNT0",
+            "H0NXASP0",
+            "H0UNASP0",
+            "H0STANC0",
+            "H0STMKO0",
+            "H0STOUP0",
+            "H0STOAA0",
+            "H0STCNI0",
+        )
     ),
-    "paper": frozenset(("H0STCNT0", "H0STASP0", "H0STANC0", "H0STMKO0", "H0STCNI9")),
+    "paper": frozenset(("H0STCNT0", "H0STASP0", "H0STANC0", "H0STMKO0", "H0STOUP0", "H0STOAA0", "H0STCNI9")),
 }
 TRADE_TRS = {"H0STCNT0": "KRX", "H0NXCNT0": "NXT", "H0UNCNT0": "UN"}
 BOOK_TRS = {"H0STASP0": "KRX", "H0NXASP0": "NXT", "H0UNASP0": "UN"}
@@ -142,6 +154,7 @@ class WsHub:
         self.deepest_queue = 0
         self._catching_up: float | None = None
         self._skip_to_now = False
+        self._send_log = None  # the open SANDBOX_SEND_LOG file, once a print was sent
 
     def make_app(self, mode: str) -> web.Application:
         app = web.Application()
@@ -227,11 +240,27 @@ class WsHub:
             text = await conn.queue.get()
             if text is None or conn.closing:
                 return
+            sent_at = time.time()  # the frame goes to the socket now (before the write's drain)
             try:
                 await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
             except (TimeoutError, ConnectionError, RuntimeError) as exc:
                 await self.drop(conn, f"send failed: {exc!r}", abrupt=True)
                 return
+            if self.core.config.send_log is not None and text.startswith("0|H0STCNT0|"):
+                self._log_sent(text, sent_at)
+
+    def _log_sent(self, frame: str, sent_at: float) -> None:
+        """Appends the frame's prints (code, cumulative volume, price) with the time it was handed to the socket."""
+        if self._send_log is None:
+            self._send_log = open(self.core.config.send_log, "a", buffering=1 << 16)  # noqa: SIM115 (process-long)
+        fields = frame.split("|", 3)[3].split("^")
+        width = len(H0STCNT0_FIELDS)
+        lines = [
+            f"{fields[i]} {fields[i + 13]} {fields[i + 2]} {sent_at:.6f}\n"
+            for i in range(0, len(fields) - width + 1, width)
+        ]
+        self._send_log.write("".join(lines))
+        self._send_log.flush()
 
     async def _keepalive(self, conn: WsConnection) -> None:
         cfg = self.core.config
@@ -287,7 +316,10 @@ class WsHub:
         if tr_type not in ("1", "2"):
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP9999", "JSON PARSING ERROR : invalid tr_type"))
             return
-        if tr_id not in SUPPORTED_TRS[conn.mode]:
+        supported = SUPPORTED_TRS[conn.mode]
+        if conn.mode == "paper" and core.config.paper_nxt:
+            supported = supported | {"H0NXCNT0"}
+        if tr_id not in supported:
             self.enqueue(conn, ack(tr_id, tr_key, "1", "OPSP8991", "invalid tr_id"))
             return
         if not (HTS_ID_RE if tr_id in NOTICE_TRS else TR_KEY_RE).match(tr_key):
@@ -328,30 +360,26 @@ class WsHub:
                     self.records_sent += 1
 
     def _flush_venues(self, tape: DayTape, subs: dict[str, list[WsConnection]], after_ms: int, now_ms: int) -> None:
-        """NXT / integrated trades and books, expected prices and market-operation records of one stock."""
+        """The integrated trades and NXT / integrated books of one stock (``apps.sandbox.venues``)."""
         out: dict[str, list[list[str]]] = {tr: [] for tr in subs}
-        if "H0STMKO0" in out:
-            out["H0STMKO0"] = quotes.mko0_records(tape, after_ms, now_ms)
-        if "H0STANC0" in out:
-            out["H0STANC0"] = quotes.anc0_records(tape, after_ms, now_ms)
-        venue_trs = [tr for tr in subs if tr in TRADE_TRS or tr in BOOK_TRS]
-        if venue_trs:
-            nxt = self.core.venues.state(tape, "NXT", after_ms)
-            for ev in tape.events(after_ms, now_ms):
-                mirrored = nxt_tick(tape, ev.tick) if ev.tick is not None else None
-                if mirrored is not None:
-                    nxt.apply(mirrored)
-                for tr in venue_trs:
-                    venue = TRADE_TRS.get(tr) or BOOK_TRS[tr]
-                    if tr in BOOK_TRS:
-                        out[tr].append(quotes.nx_asp0_record(tape, ev.t_ms, ev.state, nxt, ev.book, venue))
-                    elif venue == "NXT" and mirrored is not None:
-                        out[tr].append(quotes.cnt0_record(tape, mirrored, nxt, nxt_book(ev.book)))
-                    elif venue == "UN" and ev.tick is not None:
-                        merged = merge_states(ev.state, nxt)
-                        out[tr].append(quotes.cnt0_record(tape, ev.tick, merged, combined_book(ev.book)))
-                        if mirrored is not None:
-                            out[tr].append(quotes.cnt0_record(tape, mirrored, merged, combined_book(ev.book)))
+        venue_trs = list(subs)
+        nxt = self.core.venues.state(tape, "NXT", after_ms)
+        for ev in tape.events(after_ms, now_ms):
+            mirrored = nxt_tick(tape, ev.tick) if ev.tick is not None else None
+            if mirrored is not None:
+                nxt.apply(mirrored)
+            for tr in venue_trs:
+                venue = TRADE_TRS.get(tr) or BOOK_TRS[tr]
+                if tr in BOOK_TRS:
+                    out[tr].append(quotes.nx_asp0_record(tape, ev.t_ms, ev.state, nxt, ev.book, venue))
+                elif venue == "UN" and ev.tick is not None:
+                    merged = merge_states(ev.state, nxt)
+                    out[tr].append(quotes.cnt0_record(tape, ev.tick, merged, combined_book(ev.book)))
+                    if mirrored is not None:
+                        out[tr].append(quotes.cnt0_record(tape, mirrored, merged, combined_book(ev.book)))
+        self._send_records(out, subs)
+
+    def _send_records(self, out: dict[str, list[list[str]]], subs: dict[str, list[WsConnection]]) -> None:
         for tr, records in out.items():
             if not records:
                 continue
@@ -364,6 +392,40 @@ class WsHub:
                     self.enqueue(conn, frame)
             self.frames_sent += len(frames) * len(subs[tr])
             self.records_sent += len(records) * len(subs[tr])
+
+    def _flush_code(self, code: str, subs: dict[str, list[WsConnection]], after_ms: int, now_ms: int) -> None:
+        """Every subscribed TR of one stock for (after_ms, now_ms] (``apps.sandbox.dayframes``)."""
+        tape = self.core.market.tape(code)
+        day = self.core.days.day(code)
+        if tape is None or day is None:
+            return
+        out: dict[str, list[list[str]]] = {}
+        if "H0STCNT0" in subs or "H0STASP0" in subs:
+            trades, books = dayframes.krx_records(
+                day, after_ms, now_ms, trades="H0STCNT0" in subs, books="H0STASP0" in subs, ladders={}
+            )
+            if "H0STCNT0" in subs:
+                out["H0STCNT0"] = trades
+            if "H0STASP0" in subs:
+                out["H0STASP0"] = books
+        if "H0STOUP0" in subs or "H0STOAA0" in subs:
+            trades, books = dayframes.off_hours_records(
+                day, after_ms, now_ms, trades="H0STOUP0" in subs, books="H0STOAA0" in subs
+            )
+            if "H0STOUP0" in subs:
+                out["H0STOUP0"] = trades
+            if "H0STOAA0" in subs:
+                out["H0STOAA0"] = books
+        if "H0STANC0" in subs:
+            out["H0STANC0"] = dayframes.anc0_records(day, after_ms, now_ms)
+        if "H0STMKO0" in subs:
+            out["H0STMKO0"] = dayframes.mko0_records(day, after_ms, now_ms)
+        if "H0NXCNT0" in subs:
+            out["H0NXCNT0"] = dayframes.nxt_records(day, self.core.venues, after_ms, now_ms)
+        self._send_records(out, subs)
+        venue_subs = {tr: conns for tr, conns in subs.items() if tr in ("H0UNCNT0", "H0NXASP0", "H0UNASP0")}
+        if venue_subs:
+            self._flush_venues(tape, venue_subs, after_ms, now_ms)
 
     def reset_cursor(self, since_ms: int | None = None) -> None:
         """After a clock jump (or at start-up): send what happens from ``since_ms`` (default: now) on, without
@@ -412,6 +474,11 @@ class WsHub:
                 self.deepest_queue = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+    @property
+    def catching_up(self) -> bool:
+        """A connection is waiting for the tape to be generated up to now (``catch_up``)."""
+        return self._catching_up is not None
 
     def catch_up(self, codes: Iterable[str], now_ms: int) -> bool:
         """Generate the tapes of ``codes`` up to ``now_ms`` for at most CATCH_UP_BUDGET_S; True when ready.
@@ -464,52 +531,17 @@ class WsHub:
         self.core.orders.advance(now_ms)  # fills become notices (``on_notice``) before the market data
         if not self.connections:
             return
-        wanted: dict[str, tuple[list[WsConnection], list[WsConnection]]] = {}
-        others: dict[str, dict[str, list[WsConnection]]] = {}
+        wanted: dict[str, dict[str, list[WsConnection]]] = {}
         for conn in self.connections:
             for tr_id, code in conn.subs:
                 if tr_id in NOTICE_TRS:
                     continue
-                if tr_id == "H0STCNT0" or tr_id == "H0STASP0":
-                    trades, books = wanted.setdefault(code, ([], []))
-                    (trades if tr_id == "H0STCNT0" else books).append(conn)
-                else:
-                    others.setdefault(code, {}).setdefault(tr_id, []).append(conn)
-                    wanted.setdefault(code, ([], []))
+                wanted.setdefault(code, {}).setdefault(tr_id, []).append(conn)
         if not wanted:
             return
         if not self.catch_up(wanted, now_ms):
             self.cursor_ms = after_ms  # send the whole window once the tapes are ready
             return
         after_ms = self.take_skip(after_ms, now_ms)
-        for code, (trade_conns, book_conns) in wanted.items():
-            tape = self.core.market.tape(code)
-            if tape is None:
-                continue
-            if code in others:
-                self._flush_venues(tape, others[code], after_ms, now_ms)
-            if not trade_conns and not book_conns:
-                continue
-            trade_records: list[list[str]] = []
-            book_records: list[list[str]] = []
-            ladders: dict[tuple[int, ...], list[str]] = {}
-            for ev in tape.events(after_ms, now_ms):
-                if ev.tick is not None and trade_conns:
-                    trade_records.append(quotes.cnt0_record(tape, ev.tick, ev.state, ev.book))
-                if book_conns:
-                    book_records.append(quotes.asp0_record(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders))
-            for tr_id, records, conns in (
-                ("H0STCNT0", trade_records, trade_conns),
-                ("H0STASP0", book_records, book_conns),
-            ):
-                if not records:
-                    continue
-                frames = [
-                    build_frame(tr_id, records[i : i + MAX_RECORDS_PER_FRAME])
-                    for i in range(0, len(records), MAX_RECORDS_PER_FRAME)
-                ]
-                for conn in conns:
-                    for frame in frames:
-                        self.enqueue(conn, frame)
-                self.frames_sent += len(frames) * len(conns)
-                self.records_sent += len(records) * len(conns)
+        for code, subs in wanted.items():
+            self._flush_code(code, subs, after_ms, now_ms)

@@ -7,7 +7,11 @@ Every toggle is read here from the environment (django-environ); app code reads
 import os
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Django generics (ModelAdmin[Model], QuerySet[Model], ...) subscriptable at runtime, as the type hints use them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -44,24 +48,34 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "apps.core",
-    "apps.accounts",
-    "apps.orders",
-    "apps.positions",
+    "apps.trading.accounts",
+    "apps.trading.orders",
+    "apps.trading.positions",
     "apps.marketdata",
+    "apps.fundamentals",
+    "apps.brokerage",
+    "apps.live",
     "apps.sandbox",
     "apps.pages",
     "apps.conditions",
+    "apps.notifications",
+    "apps.portfolio",
+    "apps.watchlists",
+    "apps.strategies",
 ]
 
 MIDDLEWARE = [
+    "apps.core.metrics.RequestMetricsMiddleware",  # first: times everything below it, by route
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # cookie / Accept-Language / LANGUAGE_CODE; sets Content-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.core.i18n.UserLanguageMiddleware",  # a logged-in user's chosen language wins over the cookie
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: refuses logins while a username or client address is locked out.
@@ -82,7 +96,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
                 "apps.core.context_processors.hoga",
+                "apps.pages.context_processors.market_day",
             ],
         },
     },
@@ -92,20 +108,25 @@ TEMPLATES = [
 # DATABASE_URL / REDIS_URL are filled in by scripts/devstack.py when the embedded servers are used.
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/hoga")}
 # Under ASGI (the web role) every request's sync code runs in a fresh thread, so persistent connections
-# would pile up instead of being reused: a web process started by bin/hoga-process borrows them from a pool
-# (psycopg_pool, at most DB_POOL_MAX_SIZE per process; 0 turns it off) and hands them back after each
-# request, sparing PostgreSQL a new backend per request. Workers keep their connections 60 s.
+# would pile up instead of being reused: a web worker started by bin/hoga-process borrows them from a pool
+# (psycopg_pool, at most DB_POOL_MAX_SIZE per worker process; 0 turns it off) and hands them back after each
+# request, sparing PostgreSQL a new backend per request. WEB_CONCURRENCY workers x DB_POOL_MAX_SIZE plus
+# the Celery processes must fit max_connections (config/gunicorn.py warns when not). Workers keep theirs 60 s.
 _WEB = env("HOGA_PROCESS_ROLE", default="web") == "web"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if _WEB else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
 if _WEB and "HOGA_PROCESS_ROLE" in os.environ and DB_POOL_MAX_SIZE > 0 and not DATABASES["default"]["CONN_MAX_AGE"]:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DB_POOL_MAX_SIZE),
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),  # s a request waits for a free connection
     }
+    # With checks on, every checkout first runs a query to test the connection: a round trip per request. The
+    # pool already drops a connection returned broken and replaces connections after max_lifetime (1 h); a
+    # connection cut while idle (a PostgreSQL restart) fails the one request that draws it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_POOL_CHECK", default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -190,9 +211,16 @@ CONTENT_SECURITY_POLICY = {
 USE_TZ = True
 TIME_ZONE = "Asia/Seoul"
 MARKET_TIME_ZONE = "Asia/Seoul"
+# Pages speak Korean unless the user picks English (the switcher in the top bar: Django's set_language view,
+# remembered in the session, the language cookie and, for a logged-in user, their profile). Message files:
+# locale/<lang>/LC_MESSAGES/django.po and djangojs.po (the .mo files are committed; see README "Languages").
 LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
 USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "hoga_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 
 # --- Static files ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -226,8 +254,16 @@ REST_FRAMEWORK = {
 API_PAGE_MAX_LIMIT = env.int("API_PAGE_MAX_LIMIT", default=500)
 # Writes (POST/PUT/PATCH/DELETE) per user per period, shared by every web process; empty = unlimited.
 API_WRITE_RATE = env("API_WRITE_RATE", default="120/min")
+API_SEARCH_RATE = env("API_SEARCH_RATE", default="300/min")  # stock search requests, reads included
 # Days an API token (Authorization: Token ...) is accepted after it was issued; 0 = never expires.
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+# Seconds a web process reuses an API token's or API key's lookup (a revoked or expired token still works this
+# long in the other processes; the process that deletes it forgets it at once); 0 = look it up every request.
+API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=10.0)
+# Seconds a process reuses the KRX calendar (overrides and the broker's answers) before reading it again.
+CALENDAR_CACHE_SECONDS = env.float("CALENDAR_CACHE_SECONDS", default=10.0)
+# Bearer token Prometheus sends to GET /metrics (staff sessions need none); empty = staff only.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Largest JSON body and deepest nesting the API parses (deeper: json_too_deep, 400).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_048_576)
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
@@ -242,14 +278,22 @@ SPECTACULAR_SETTINGS = {
     # so the Content Security Policy needs no exception for /api/docs/.
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set that several serializers use (notification channels and events).
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationChannelKindEnum": "apps.notifications.models.ChannelKind",
+        "NotificationEventEnum": "apps.notifications.models.EventKind",
+    },
 }
 
 # --- Channels ----------------------------------------------------------------------------------
-# The PubSub layer: one Redis PUBLISH per group message instead of one round trip per member.
+# The PubSub layer: one Redis PUBLISH per group message instead of one round trip per member. Several Redis
+# servers (CHANNEL_REDIS_URLS, a comma-separated list; default REDIS_URL) shard the groups and channels by name
+# (consistent hashing): every process of a deployment must list the same servers in the same order.
+CHANNEL_REDIS_URLS = [url.strip() for url in env("CHANNEL_REDIS_URLS", default=REDIS_URL).split(",") if url.strip()]
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "hoga"},
+        "CONFIG": {"hosts": CHANNEL_REDIS_URLS, "prefix": "hoga"},
     }
 }
 
@@ -259,7 +303,6 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TIMEZONE = MARKET_TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"apps.marketdata.tasks.feed_*": {"queue": "feed"}}
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_TRACK_STARTED = True
@@ -303,6 +346,28 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="hoga@localhost")
 _default_data_dir = BASE_DIR.parent / "shared" / "data"
 HOGA_DATA_DIR = env("HOGA_DATA_DIR", default=str(_default_data_dir) if _default_data_dir.is_dir() else "")
 UNIVERSE_SIZE = env.int("HOGA_UNIVERSE_SIZE", default=50)
+# The collection universe as an explicit list of codes (comma-separated); empty: the largest UNIVERSE_SIZE by
+# market cap from the listing. Any other listed stock is still viewable and tradable (bars on demand).
+UNIVERSE_CODES = env.list("HOGA_UNIVERSE_CODES", default=[])
+# The listing: the broker's stock master files, refreshed daily (apps/marketdata/listing.py). KIS serves them at
+# this URL (KIS developers FAQ "종목정보 다운로드(국내)"); with MARKET_BROKER=sandbox the sandbox serves them.
+KIS_MASTER_URL = env("KIS_MASTER_URL", default="https://new.real.download.dws.co.kr/common/master")
+# 증권그룹구분코드 kept from the master: stocks (ST), foreign stocks (FS), REITs (RT), infrastructure funds (IF),
+# investment companies (MF), ship funds (SC), depositary receipts (DR); not ETFs, ETNs, ELWs or warrants.
+LISTING_SECURITY_GROUPS = env.list("LISTING_SECURITY_GROUPS", default=["ST", "FS", "RT", "IF", "MF", "SC", "DR"])
+# A master that would delist more than this share of the listed stocks at once is taken as truncated: its stocks
+# are upserted, nobody is delisted, and the run is marked partial.
+LISTING_MAX_DELIST_FRACTION = env.float("LISTING_MAX_DELIST_FRACTION", default=0.05)
+# A stock outside the universe that someone opened is collected with it (minute and daily bars) for this long
+# after the last time its page or bars were asked for, seconds.
+ON_DEMAND_KEEP_SECONDS = env.int("ON_DEMAND_KEEP_SECONDS", default=3600)
+# New stocks a user may have fetched on demand per minute (each costs a few broker calls on the shared key);
+# beyond it the pages answer with what is stored.
+ON_DEMAND_FILLS_PER_MINUTE = env.int("ON_DEMAND_FILLS_PER_MINUTE", default=20)
+# Personal watchlists (apps/watchlists): lists per user and stocks per list. The dashboard subscribes the chosen
+# list live, so a list stays within what one page may watch.
+WATCHLISTS_MAX_PER_USER = env.int("WATCHLISTS_MAX_PER_USER", default=20)
+WATCHLIST_MAX_ITEMS = env.int("WATCHLIST_MAX_ITEMS", default=50)
 # The start-up fill (apps/marketdata/bootstrap.py): a default-queue worker fills the daily history (90 trading
 # days on a first start), missing base prices and the session's minute bars when it starts; /healthz reports the
 # part "market_data" healthy once a fill has completed on this database. false: no fill at start.
@@ -311,6 +376,47 @@ MARKETDATA_BOOTSTRAP = env.bool("MARKETDATA_BOOTSTRAP", default=True)
 CALENDAR_SYNC_DAYS = env.int("CALENDAR_SYNC_DAYS", default=90)
 # Where validation reports (CSV) are written.
 REPORTS_DIR = env("HOGA_REPORTS_DIR", default=str(BASE_DIR / "var" / "reports"))
+
+# --- The market day (apps/core/krx/phases.py, vi.py, circuit.py) -----------------------------------------
+# KRX's planned after-market (16:00-20:00 from 2026-09-14, krx-rules §3.3, secondary sources only: verify):
+# YYYY-MM-DD from which the schedule runs it instead of the after-hours single price; empty = off.
+KRX_AFTER_MARKET_FROM = env("KRX_AFTER_MARKET_FROM", default="")
+# Minutes before the open from which the opening auction's expected price is published (08:50 since 2025-03-04,
+# was 08:40; krx-rules §3.3, verify).
+KRX_INDICATIVE_MINUTES_BEFORE_OPEN = env.int("KRX_INDICATIVE_MINUTES_BEFORE_OPEN", default=10)
+# Call-auction tie-break steps among the maximum-volume prices (apps/core/krx/auction.py), in order, comma-separated:
+# matching (KRX's 합치가격 condition), reference (KRX's documented rule), surplus, imbalance (verify).
+KRX_AUCTION_TIE_BREAK = env("KRX_AUCTION_TIE_BREAK", default="matching,reference,surplus")
+# NXT's sessions move with KRX's special days (first trading day, CSAT day) when true (krx-rules §3.4: verify).
+NXT_SHIFT_WITH_KRX = env.bool("NXT_SHIFT_WITH_KRX", default=False)
+# Volatility interruptions (apps/core/krx/vi.py; krx-rules §3.5, thresholds in percent (verify)).
+VI_STATIC_PCT = env.float("VI_STATIC_PCT", default=10.0)  # from the previous close / last single price
+VI_DYNAMIC_KOSPI200_PCT = env.float("VI_DYNAMIC_KOSPI200_PCT", default=3.0)  # from the preceding trade
+VI_DYNAMIC_OTHER_PCT = env.float("VI_DYNAMIC_OTHER_PCT", default=6.0)
+VI_CLOSING_KOSPI200_PCT = env.float("VI_CLOSING_KOSPI200_PCT", default=2.0)  # dynamic, in the closing auction
+VI_CLOSING_OTHER_PCT = env.float("VI_CLOSING_OTHER_PCT", default=4.0)
+VI_DURATION_SECONDS = env.float("VI_DURATION_SECONDS", default=120.0)  # the VI call, before its random end
+VI_RANDOM_END_MAX_SECONDS = env.float("VI_RANDOM_END_MAX_SECONDS", default=30.0)
+# Where VIs apply (not in krx-rules; secondary sources, verify): static VI in the opening auction, dynamic not;
+# dynamic VI in the after-hours single price, static not; NXT dynamic only.
+VI_STATIC_IN_OPENING_AUCTION = env.bool("VI_STATIC_IN_OPENING_AUCTION", default=True)
+VI_DYNAMIC_IN_OPENING_AUCTION = env.bool("VI_DYNAMIC_IN_OPENING_AUCTION", default=False)
+VI_STATIC_IN_AFTER_HOURS = env.bool("VI_STATIC_IN_AFTER_HOURS", default=False)
+VI_DYNAMIC_IN_AFTER_HOURS = env.bool("VI_DYNAMIC_IN_AFTER_HOURS", default=True)
+VI_NXT_STATIC = env.bool("VI_NXT_STATIC", default=False)
+# Circuit breaker and sidecar (apps/core/krx/circuit.py; global.krx.co.kr and news sources there, verify).
+CB_STAGE_PCTS = env.list("CB_STAGE_PCTS", cast=float, default=[8.0, 15.0, 20.0])  # index fall from the previous close
+CB_FURTHER_PCT = env.float("CB_FURTHER_PCT", default=1.0)  # stages 2-3: further fall below the previous trigger
+CB_HALT_MINUTES = env.int("CB_HALT_MINUTES", default=20)
+CB_CALL_MINUTES = env.int("CB_CALL_MINUTES", default=10)  # the single-price call that resumes trading
+MARKET_GUARD_PERSIST_SECONDS = env.int("MARKET_GUARD_PERSIST_SECONDS", default=60)  # a condition must last this long
+MARKET_GUARD_CUTOFF_MINUTES = env.int("MARKET_GUARD_CUTOFF_MINUTES", default=40)  # none this long before the close
+SIDECAR_KOSPI_FUTURES_PCT = env.float("SIDECAR_KOSPI_FUTURES_PCT", default=5.0)
+SIDECAR_KOSDAQ_FUTURES_PCT = env.float("SIDECAR_KOSDAQ_FUTURES_PCT", default=6.0)
+SIDECAR_KOSDAQ_INDEX_PCT = env.float("SIDECAR_KOSDAQ_INDEX_PCT", default=3.0)
+SIDECAR_MINUTES = env.int("SIDECAR_MINUTES", default=5)
+SIDECAR_GRACE_MINUTES_AFTER_OPEN = env.int("SIDECAR_GRACE_MINUTES_AFTER_OPEN", default=5)
+SIDECAR_RELEASE_AT_CUTOFF = env.bool("SIDECAR_RELEASE_AT_CUTOFF", default=True)
 
 # --- Broker (KIS) ------------------------------------------------------------------------------
 # MARKET_BROKER=sandbox points the KIS client at the local sandbox broker with its demo keys.
@@ -386,6 +492,8 @@ SANDBOX_TAPE_DENSITY = env("SANDBOX_TAPE_DENSITY", default="real")
 SANDBOX_WS_MAX_REGISTRATIONS = env.int("SANDBOX_WS_MAX_REGISTRATIONS", default=41)
 SANDBOX_PINGPONG_INTERVAL = env.float("SANDBOX_PINGPONG_INTERVAL", default=10.0)
 SANDBOX_PINGPONG_TIMEOUT = env.float("SANDBOX_PINGPONG_TIMEOUT", default=110.0)
+# File to which the sandbox appends every trade print it sends ("code cum_volume price epoch_s"); empty: off.
+SANDBOX_SEND_LOG = env("SANDBOX_SEND_LOG", default="")
 SANDBOX_WS_HEARTBEAT = env.float("SANDBOX_WS_HEARTBEAT", default=60.0)  # s between send-loop heartbeat lines
 SANDBOX_TOKEN_ERROR_STATUS = env.int("SANDBOX_TOKEN_ERROR_STATUS", default=500)  # UNCONFIRMED in KIS docs
 SANDBOX_TOKEN_RATE_STATUS = env.int("SANDBOX_TOKEN_RATE_STATUS", default=403)  # EGW00133, UNCONFIRMED
@@ -411,9 +519,22 @@ SANDBOX_PAPER_HOLIDAY = env("SANDBOX_PAPER_HOLIDAY", default="refuse")
 SANDBOX_KIS_CONTENT_TYPE = env("SANDBOX_KIS_CONTENT_TYPE", default="application/json; charset=utf-8")
 # KRW every sandbox trading account (KIS order TRs) starts with; accounts live as long as the sandbox process.
 SANDBOX_ORDER_DEPOSIT = env.int("SANDBOX_ORDER_DEPOSIT", default=100_000_000)
+# The sandbox's paper listener serves NXT trades (H0NXCNT0) too (KIS paper does not; kis-api.md §7).
+SANDBOX_PAPER_NXT = env.bool("SANDBOX_PAPER_NXT", default=False)
+# Stocks traded on NXT (comma-separated codes), read by the feed (which NXT trades to subscribe), the paper
+# engine (apps.live.nxt) and the sandbox. The default is a subset of the large caps, APPROXIMATE: NXT's real
+# list changes daily (krx-rules §3.4); with a Kiwoom feed its stock list's nxtEnable is the broker's word.
+NXT_ELIGIBLE_CODES = env.list(
+    "NXT_ELIGIBLE_CODES",
+    default=["005930", "000660", "373220", "207940", "005380", "000270", "068270", "105560", "035420", "035720",
+             "247540", "012450"],
+)  # fmt: skip
+# KOSPI200 members (comma-separated) for the dynamic VI threshold; empty = the sandbox ranks its universe's KOSPI
+# stocks by market capitalisation (approximate).
+KOSPI200_CODES = env.list("KOSPI200_CODES", default=[])
 
 # --- Real-time feed -----------------------------------------------------------------------------
-# The broker WebSocket holder (apps/marketdata/feed), run by the Celery worker consuming the `feed` queue
+# The broker WebSocket holder (apps/live/feed), run by the Celery worker consuming the `feed` queue
 # (a worker bootstep) or by `manage.py runfeed`. One holder per app key everywhere (a Redis lease).
 FEED_ENABLED = env.bool("FEED_ENABLED", default=True)  # false: the feed worker holds no feed
 # Extra "appkey:appsecret" pairs: one more connection (41 registrations = 20 stocks) per key.
@@ -423,6 +544,12 @@ FEED_LEASE_TTL = env.float("FEED_LEASE_TTL", default=6.0)
 FEED_LEASE_RENEW = env.float("FEED_LEASE_RENEW", default=2.0)  # at most TTL / 2
 FEED_LEASE_RETRY = env.float("FEED_LEASE_RETRY", default=1.0)  # how often a stand-by candidate retries
 FEED_MAX_REGISTRATIONS = env.int("FEED_MAX_REGISTRATIONS", default=41)  # per connection (KIS §6.8)
+# Registrations of a connection kept for NXT trades (H0NXCNT0) of NXT-eligible stocks with open orders; the
+# stocks a connection carries shrink by one per two of them in use (apps/live/feed/holder.py, "slot budget").
+FEED_NXT_REGISTRATIONS = env.int("FEED_NXT_REGISTRATIONS", default=5)
+# Subscribe NXT trades on a KIS paper connection too: KIS paper has no NXT feeds (kis-api.md §7), the sandbox
+# serves them with SANDBOX_PAPER_NXT=true (a paper stack whose paper engine routes orders to NXT).
+FEED_NXT_IN_PAPER = env.bool("FEED_NXT_IN_PAPER", default=False)
 FEED_VIEWER_GRACE = env.float("FEED_VIEWER_GRACE", default=30.0)  # keep a code this long after its last viewer
 FEED_WATCHLIST_SIZE = env.int("FEED_WATCHLIST_SIZE", default=UNIVERSE_SIZE)  # universe stocks to fill spare slots
 FEED_STATUS_INTERVAL = env.float("FEED_STATUS_INTERVAL", default=3.0)  # status publish period (key TTL 30 s)
@@ -431,6 +558,8 @@ FEED_STALL_TIMEOUT = env.float("FEED_STALL_TIMEOUT", default=30.0)
 # Market open, connected, registered, PINGPONGs but no data frame for this long: the connection is replaced.
 FEED_SILENCE_TIMEOUT = env.float("FEED_SILENCE_TIMEOUT", default=90.0)
 FEED_QUEUE_SIZE = env.int("FEED_QUEUE_SIZE", default=10000)  # events buffered for Redis; oldest dropped beyond
+# Most queued events published in one batch (one Redis round trip, one group message per quote bucket).
+FEED_PUBLISH_BATCH_MAX = env.int("FEED_PUBLISH_BATCH_MAX", default=500)
 FEED_BACKOFF_BASE = env.float("FEED_BACKOFF_BASE", default=0.5)  # reconnect back-off, doubled per failure
 FEED_BACKOFF_MAX = env.float("FEED_BACKOFF_MAX", default=30.0)
 FEED_RECORD_DIR = env("FEED_RECORD_DIR", default="")  # record every event to <dir>/<date>/<tr>.log; empty: off
@@ -457,12 +586,15 @@ MARKET_WS_MAX_CODES = env.int("MARKET_WS_MAX_CODES", default=50)
 MARKET_WS_MAX_CODES_PER_USER = env.int("MARKET_WS_MAX_CODES_PER_USER", default=120)
 MARKET_WS_MAX_CONNECTIONS_PER_USER = env.int("MARKET_WS_MAX_CONNECTIONS_PER_USER", default=8)
 MARKET_WS_USER_MESSAGES_PER_MINUTE = env.int("MARKET_WS_USER_MESSAGES_PER_MINUTE", default=300)
+# Most batch frames per second on one /ws/market/ connection; snapshots arriving faster are conflated into the
+# next frame (the latest of each stock). 0 = no cap (one frame per write, still conflated while one is in flight).
+MARKET_WS_MAX_FPS = env.float("MARKET_WS_MAX_FPS", default=40.0)
 
 # --- Paper trading ------------------------------------------------------------------------------
 # Orders placed while the market is closed: "reject" (error market_closed) or "queue" (accepted as a DAY
 # order for the next session; it fills from that session's first ticks).
 PAPER_MARKET_CLOSED = env("PAPER_MARKET_CLOSED", default="reject")
-# The fill engine (apps/orders/engine.py): a consumer of the fill-tick stream in the group below, run as a
+# The fill engine (apps/trading/orders/engine.py): a consumer of the fill-tick stream in the group below, run as a
 # bootstep by every Celery worker consuming the `default` queue (or `manage.py runfills`).
 PAPER_FILL_ENGINE_ENABLED = env.bool("PAPER_FILL_ENGINE_ENABLED", default=True)
 PAPER_FILL_GROUP = env("PAPER_FILL_GROUP", default="fills")
@@ -475,6 +607,16 @@ PAPER_FILL_HEARTBEAT = env.float("PAPER_FILL_HEARTBEAT", default=60.0)  # s betw
 PAPER_FILL_EXPIRY_CHECK = env.float("PAPER_FILL_EXPIRY_CHECK", default=60.0)  # s between DAY-order expiry checks
 PAPER_FILL_BACKOFF_BASE = env.float("PAPER_FILL_BACKOFF_BASE", default=0.5)  # s, doubled per consecutive error
 PAPER_FILL_BACKOFF_MAX = env.float("PAPER_FILL_BACKOFF_MAX", default=30.0)
+
+# Strategies (apps/strategies): operator-deployed strategy modules (dotted paths, comma-separated), the live host
+# that runs in every worker consuming the default queue (like the fill engine), and backtest bounds.
+HOGA_STRATEGY_PACKAGES = env.list("HOGA_STRATEGY_PACKAGES", default=[])
+STRATEGY_HOST_ENABLED = env.bool("STRATEGY_HOST_ENABLED", default=True)
+STRATEGY_GROUP = env("STRATEGY_GROUP", default="strategies")  # consumer group on the fill-tick stream
+STRATEGY_BLOCK_MS = env.int("STRATEGY_BLOCK_MS", default=1000)
+STRATEGY_MAX_CODES = env.int("STRATEGY_MAX_CODES", default=50)  # stocks one strategy may watch
+STRATEGY_BACKTESTS_ACTIVE_MAX = env.int("STRATEGY_BACKTESTS_ACTIVE_MAX", default=3)  # queued or running, per user
+STRATEGY_MAX_PER_USER = env.int("STRATEGY_MAX_PER_USER", default=50)  # strategies one user may keep
 # A stored order book older (by its own time) than this vs the tick is ignored: MARKET orders then fill at
 # the trade price instead of walking the book.
 PAPER_BOOK_MAX_AGE = env.float("PAPER_BOOK_MAX_AGE", default=10.0)
@@ -494,6 +636,34 @@ CONDITIONS_DEDUPE_WINDOW = env.int("CONDITIONS_DEDUPE_WINDOW", default=300)
 CONDITIONS_RATE_LIMIT = env.int("CONDITIONS_RATE_LIMIT", default=10)
 CONDITIONS_RECONCILE_INTERVAL = env.int("CONDITIONS_RECONCILE_INTERVAL", default=30)  # s between normal searches
 CONDITIONS_ORDER_QUANTITY = env.int("CONDITIONS_ORDER_QUANTITY", default=1)  # shares of the one-click paper buy
+
+# --- Notifications (apps/notifications): fills, rejections, cancels, daily summary ------------------
+# Fernet keys (https://cryptography.io/en/latest/fernet/) encrypting the users' Slack webhook URLs and Telegram
+# bot tokens, comma-separated: the first encrypts, all decrypt (rotate by prepending a new key). Empty: derived
+# from DJANGO_SECRET_KEY (fine for development; set your own in production).
+NOTIFICATIONS_ENCRYPTION_KEYS = env.list("NOTIFICATIONS_ENCRYPTION_KEYS", default=[])
+NOTIFICATIONS_EMAIL_FROM = env("NOTIFICATIONS_EMAIL_FROM", default="hoga@localhost")
+# Slack incoming webhooks live on this host (https://api.slack.com/messaging/webhooks); https only.
+NOTIFICATIONS_SLACK_HOSTS = env.list("NOTIFICATIONS_SLACK_HOSTS", default=["hooks.slack.com"])
+# Telegram Bot API base (https://core.telegram.org/bots/api#making-requests).
+NOTIFICATIONS_TELEGRAM_API_URL = env("NOTIFICATIONS_TELEGRAM_API_URL", default="https://api.telegram.org")
+# Origins (scheme://host:port) also accepted as webhook / Bot API destinations: a local stand-in server for
+# tests and rehearsals. Empty in production.
+NOTIFICATIONS_LOCAL_ORIGINS = env.list("NOTIFICATIONS_LOCAL_ORIGINS", default=[])
+NOTIFICATIONS_HTTP_TIMEOUT = env.float("NOTIFICATIONS_HTTP_TIMEOUT", default=5.0)  # seconds per webhook / Bot API call
+# At most this many messages per channel per window (seconds); the excess waits and is sent by the next flush.
+NOTIFICATIONS_RATE_LIMIT = env.int("NOTIFICATIONS_RATE_LIMIT", default=20)
+NOTIFICATIONS_RATE_WINDOW = env.int("NOTIFICATIONS_RATE_WINDOW", default=60)
+NOTIFICATIONS_VERIFY_TTL = env.int("NOTIFICATIONS_VERIFY_TTL", default=600)  # seconds a verification code is valid
+NOTIFICATIONS_VERIFY_INTERVAL = env.int("NOTIFICATIONS_VERIFY_INTERVAL", default=30)  # s between codes per channel
+NOTIFICATIONS_VERIFY_RATE_PER_HOUR = env.int("NOTIFICATIONS_VERIFY_RATE_PER_HOUR", default=10)  # codes per user
+
+# --- Portfolio analytics (apps/portfolio) ----------------------------------------------------------
+# Annual risk-free rate for Sharpe and Sortino, e.g. 0.03 for 3 % (a KTB yield); daily rate = (1 + r)^(1/252) - 1.
+PORTFOLIO_RISK_FREE_RATE = env.float("PORTFOLIO_RISK_FREE_RATE", default=0.0)
+PORTFOLIO_TRADING_DAYS = env.int("PORTFOLIO_TRADING_DAYS", default=252)  # periods per year for annualising
+# The benchmark of the equity curve: a stock code with stored daily bars (KOSPI index bars when the data has them).
+PORTFOLIO_BENCHMARK_CODE = env("PORTFOLIO_BENCHMARK_CODE", default="KOSPI")
 
 # --- Logging: one line per event, tagged with the process role --------------------------------
 HOGA_PROCESS_ROLE = env("HOGA_PROCESS_ROLE", default="web")
@@ -525,3 +695,32 @@ LOGGING = {
         "aiohttp.access": {"level": "WARNING"},
     },
 }
+
+# --- Investor flows and financial statements (apps.fundamentals) ------------------------------------------------
+# KRW per unit of the investor TRs' value fields (*_tr_pbmn): 백만원 per the sandbox and community code, UNCONFIRMED
+# in kis-api.md §5.6.
+KIS_INVESTOR_VALUE_UNIT = env.int("KIS_INVESTOR_VALUE_UNIT", default=1_000_000)
+# Intraday 외국인/기관 estimates (HHPTJ04160200 종목별 외인기관 추정가집계): not in kis-api.md; the path follows KIS's
+# open-trading-api samples (an assumption). Off = the estimate job does nothing.
+KIS_INVESTOR_ESTIMATES = env.bool("KIS_INVESTOR_ESTIMATES", default=True)
+KIS_INVESTOR_ESTIMATE_PATH = env(
+    "KIS_INVESTOR_ESTIMATE_PATH", default="/uapi/domestic-stock/v1/quotations/investor-trend-estimate"
+)
+# Financial statements are refreshed every FUNDAMENTALS_STATEMENT_SEASON_DAYS inside the earnings seasons (MM-DD:MM-DD
+# windows, KST; quarterly reports are due 45 days after the quarter, annual ones 90 days: an assumption, not in
+# krx-rules.md) and every FUNDAMENTALS_STATEMENT_OFF_SEASON_DAYS outside them.
+FUNDAMENTALS_STATEMENT_SEASONS = env(
+    "FUNDAMENTALS_STATEMENT_SEASONS", default="01-15:03-31,04-15:05-20,07-15:08-20,10-15:11-20"
+)
+FUNDAMENTALS_STATEMENT_SEASON_DAYS = env.int("FUNDAMENTALS_STATEMENT_SEASON_DAYS", default=1)
+FUNDAMENTALS_STATEMENT_OFF_SEASON_DAYS = env.int("FUNDAMENTALS_STATEMENT_OFF_SEASON_DAYS", default=7)
+
+# --- Orders at the broker (apps.brokerage) -------------------------------------------------------------------------
+# Passphrases (comma-separated) that encrypt the per-account broker keys (AES-256-GCM): the first encrypts, all
+# decrypt; empty = SECRET_KEY. Rotate: put the new one first, run `manage.py brokerage_rotate_keys`, then drop the old.
+BROKERAGE_SECRET_KEYS = env("BROKERAGE_SECRET_KEYS", default="")
+# Execution notices of linked accounts: every default worker supervises them, one worker per link (a Redis lease).
+BROKER_NOTICES_ENABLED = env.bool("BROKER_NOTICES_ENABLED", default=True)
+BROKER_NOTICE_SCAN_S = env.float("BROKER_NOTICE_SCAN_S", default=10.0)  # s between looks at the active links
+BROKER_NOTICE_LEASE_S = env.int("BROKER_NOTICE_LEASE_S", default=45)  # a dead worker's links move after this
+BROKER_NOTICE_HEARTBEAT_S = env.float("BROKER_NOTICE_HEARTBEAT_S", default=300.0)

@@ -1,7 +1,18 @@
 """Tests: real PostgreSQL and real Redis (see tests/conftest.py), fast hashing, no debug."""
 
-from .base import *  # noqa: F403
-from .base import env
+import os
+
+# ``pytest -n N`` (pytest-xdist): pytest-django gives each worker its own test database (``test_<name>_gwN``);
+# each worker gets its own Redis database too, N below REDIS_URL's (modulo 16), before any setting derives from
+# it. Child processes a test starts inherit the worker's REDIS_URL and the marker, so they are not moved again.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker.startswith("gw") and not os.environ.get("HOGA_TEST_REDIS_PER_WORKER"):
+    _head, _, _db = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15").rpartition("/")
+    os.environ["REDIS_URL"] = f"{_head}/{(int(_db or 0) - int(_xdist_worker[2:])) % 16}"
+    os.environ["HOGA_TEST_REDIS_PER_WORKER"] = "1"
+
+from .base import *  # noqa: E402, F403
+from .base import env  # noqa: E402
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="hoga-test-secret-key")
@@ -22,6 +33,6 @@ WHITENOISE_AUTOREFRESH = True
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "hogatest" + REDIS_URL.rsplit("/", 1)[-1]},  # noqa: F405
+        "CONFIG": {"hosts": CHANNEL_REDIS_URLS, "prefix": "hogatest" + REDIS_URL.rsplit("/", 1)[-1]},  # noqa: F405
     }
 }

@@ -6,6 +6,8 @@
  */
 (function () {
   "use strict";
+  var gettext = window.gettext || function (text) { return text; };
+  var pgettext = window.pgettext || function (context, text) { return text; };
   var root = document.getElementById("conditions-root");
   if (!root) return;
   var orderUrl = root.getAttribute("data-order-url");
@@ -23,7 +25,7 @@
   }
 
   function won(value) {
-    return value ? Number(value).toLocaleString("ko-KR") + "원" : "-";
+    return value ? (document.documentElement.lang === "en" ? "₩" + Number(value).toLocaleString("en-US") : Number(value).toLocaleString("ko-KR") + "원") : "-";
   }
 
   function cell(text, className) {
@@ -53,12 +55,12 @@
     ev.type = "hidden"; ev.name = "event"; ev.value = eventId;
     var id = idPrefix + eventId;
     var label = document.createElement("label");
-    label.htmlFor = id; label.className = "sr-only"; label.textContent = code + " 매수 수량";
+    label.htmlFor = id; label.className = "sr-only"; label.textContent = code + " " + gettext("buy quantity");
     var qty = document.createElement("input");
     qty.type = "number"; qty.id = id; qty.name = "quantity"; qty.min = "1"; qty.step = "1"; qty.value = quantity;
     qty.required = true;
     var button = document.createElement("button");
-    button.type = "submit"; button.textContent = "시장가 매수";
+    button.type = "submit"; button.textContent = gettext("Market buy");
     [token, ev, label, qty, button].forEach(function (el) { form.appendChild(el); });
     return form;
   }
@@ -70,7 +72,7 @@
     if (!members.length) {
       var empty = document.createElement("tr");
       empty.className = "empty";
-      var td = cell("편입 종목 없음");
+      var td = cell(gettext("No members"));
       td.colSpan = 4;
       empty.appendChild(td);
       body.appendChild(empty);
@@ -96,11 +98,11 @@
     var section = root.querySelector("section[data-condition='" + event.condition + "'] h2");
     var conditionName = section ? section.textContent.replace(/\s+/g, " ").trim() : String(event.condition);
     var tr = document.createElement("tr");
-    tr.appendChild(cell(event.kind === "IN" ? "편입" : "이탈", "kind-" + event.kind));
+    tr.appendChild(cell(event.kind === "IN" ? gettext("Entered") : gettext("Exited"), "kind-" + event.kind));
     tr.appendChild(cell(kst(event.at)));
     tr.appendChild(stockCell(event.name, event.code));
     tr.appendChild(cell(won(event.price), "num"));
-    tr.appendChild(cell(event.source === "realtime" ? "실시간" : "조회"));
+    tr.appendChild(cell(event.source === "realtime" ? pgettext("source", "Real-time") : gettext("Polled")));
     tr.appendChild(cell(conditionName));
     var action = cell("");
     if (event.kind === "IN" && hasAccount) action.appendChild(orderForm(event.id, event.code, "qty-le-"));

@@ -1,6 +1,8 @@
-// Dashboard: live watch list. Every quote updates its row; each updated cell flashes red (up) or blue (down).
+// Dashboard: live watch list. Every quote updates its row (and its halted / VI badges); each updated cell flashes
+// red (up) or blue (down).
 import { changeText, krw, pctSigned, flash, setDirectionClass } from "./format.js";
 import { watchMarket } from "./live.js";
+import { renderBadges } from "./marketday.js";
 import { setFeedStatus, startStatusBar } from "./status.js";
 
 const table = document.getElementById("watchlist");
@@ -10,6 +12,7 @@ for (const row of table ? table.querySelectorAll("tbody tr[data-code]") : []) ro
 function updateRow(quote) {
   const row = rows.get(quote.code);
   if (!row) return;
+  renderBadges(row.querySelector("[data-badges]"), quote);
   const previous = row.dataset.price === "" ? null : Number(row.dataset.price);
   const price = Number(quote.price);
   let up;

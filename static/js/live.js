@@ -1,6 +1,6 @@
 // Plain ES-module WebSocket clients of /ws/market/ and /ws/orders/ with reconnection (exponential backoff
-// with jitter, 0.5 s up to 30 s). Messages are full snapshots, so nothing is replayed after a reconnect:
-// the market socket re-subscribes and receives the stored snapshots again; order pages re-fetch.
+// with jitter, 0.5 s up to 30 s). Market frames are batches of full snapshots, so nothing is replayed after
+// a reconnect: the market socket re-subscribes and receives the stored snapshots again; order pages re-fetch.
 
 const BACKOFF_BASE = 500;
 const BACKOFF_MAX = 30000;
@@ -78,10 +78,11 @@ export class LiveSocket {
   }
 }
 
-const MAX_CODES = 50; // per connection (apps/marketdata/consumers.py MAX_CODES)
+const MAX_CODES = 50; // per connection (apps/live/consumers.py MAX_CODES)
 
 /**
- * Live quotes and books of `codes`: one socket per 50 codes. Handlers get the snapshot objects.
+ * Live quotes and books of `codes`: one socket per 50 codes. The server sends batch frames (the latest
+ * snapshot of every changed stock); handlers get each snapshot object, quotes before books.
  * onStatus receives the feed status ("connected", "reconnecting", "stale", "closed", "stopped", "unknown").
  */
 export function watchMarket(codes, { onQuote = () => {}, onBook = () => {}, onStatus = () => {} } = {}) {
@@ -99,9 +100,12 @@ export function watchMarket(codes, { onQuote = () => {}, onBook = () => {}, onSt
           if (state === "reconnecting") onStatus("reconnecting");
         },
         onMessage: (message) => {
-          if (message.type === "quote") onQuote(message.quote);
-          else if (message.type === "book") onBook(message.book);
-          else if (message.type === "status") onStatus(message.status);
+          if (message.type === "batch") {
+            // One frame holds the latest snapshot of every stock that changed since the previous frame
+            // (the server conflates); seq counts this connection's frames from 1 (it restarts on reconnect).
+            for (const quote of Object.values(message.quotes || {})) onQuote(quote);
+            for (const snapshot of Object.values(message.books || {})) onBook(snapshot);
+          } else if (message.type === "status") onStatus(message.status);
         },
       }),
   );

@@ -20,7 +20,7 @@
     }
     if (!box.hasAttribute("role")) box.setAttribute("role", "status");
     box.setAttribute("aria-live", "polite");
-    box.setAttribute("aria-label", box.getAttribute("aria-label") || "알림");
+    box.setAttribute("aria-label", box.getAttribute("aria-label") || gettext("Notifications"));
     return box;
   }
 
@@ -29,7 +29,7 @@
     var toast = document.createElement("div");
     toast.className = "toast " + (["info", "warning", "summary"].indexOf(notification.level) >= 0 ? notification.level : "");
     var title = document.createElement("strong");
-    title.textContent = notification.title || "알림";
+    title.textContent = notification.title || gettext("Notifications");
     toast.appendChild(title);
     if (notification.body) {
       var body = document.createElement("span");
@@ -40,12 +40,12 @@
       toast.appendChild(document.createTextNode(" "));
       var link = document.createElement("a");
       link.href = notification.url;
-      link.textContent = "보기";
+      link.textContent = gettext("Show");
       toast.appendChild(link);
     }
     var close = document.createElement("button");
     close.type = "button";
-    close.setAttribute("aria-label", "알림 닫기");
+    close.setAttribute("aria-label", gettext("Close the notification"));
     close.textContent = "×";
     close.addEventListener("click", function () { remove(toast); });
     toast.appendChild(close);
@@ -72,7 +72,7 @@
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + window.location.host + "/ws/notifications/");
-    socket.onopen = function () { attempt = 0; };
+    socket.onopen = function () { attempt = 0; container().setAttribute("data-socket", "open"); };
     socket.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }

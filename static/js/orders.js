@@ -3,6 +3,7 @@
 // JavaScript the cancel form posts straight through.
 import { watchOrders } from "./live.js";
 import { fragmentRefresher } from "./refresh.js";
+import { gettext, interpolate, statusLabel } from "./i18n.js";
 
 const refresh = fragmentRefresher("orders-live", 500);
 const dialog = document.getElementById("confirm-cancel");
@@ -11,7 +12,10 @@ let pendingForm = null;
 function onOrder(order) {
   for (const row of document.querySelectorAll(`#orders-live tr[data-order-id="${order.id}"]`)) {
     const status = row.querySelector('[data-field="status"]');
-    if (status) status.textContent = order.status;
+    if (status) {
+      status.dataset.value = order.status;
+      status.textContent = statusLabel(order.status);
+    }
     const filled = row.querySelector('[data-field="filled_quantity"]');
     if (filled) filled.textContent = Number(order.filled_quantity).toLocaleString("en-US");
   }
@@ -41,7 +45,7 @@ document.addEventListener("submit", (event) => {
   pendingForm = form;
   const id = form.querySelector("[data-order-id]")?.dataset.orderId;
   const text = document.getElementById("confirm-cancel-text");
-  if (text && id) text.textContent = `주문 #${id}을(를) 취소할까요? (Cancel order #${id}?)`;
+  if (text && id) text.textContent = interpolate(gettext("Cancel order #%(id)s?"), { id });
   dialog.returnValue = "";
   dialog.showModal();
 });

@@ -1,18 +1,20 @@
-// The market status bar (#market-status): a clock that advances locally at the replay speed between polls
-// of /market/status.json, the session state, the synthetic-data banner and the feed status.
+// The market status bar (#market-status): a clock that advances locally at the replay speed between answers of
+// /market/status.json (polled by the phase bar, phases.js, and received here as "hoga:market-status" events), the
+// session state, the synthetic-data banner and the feed status.
 import { kst } from "./format.js";
+import { gettext, pgettext } from "./i18n.js";
 
-const POLL_MS = 10000;
 const FEED_LABELS = {
-  connected: "실시간 연결됨 (connected)",
-  reconnecting: "재연결 중 (reconnecting)",
-  stale: "지연 (stale)",
-  closed: "장 종료 (closed)",
-  stopped: "중지됨 (stopped)",
-  unknown: "알 수 없음 (unknown)",
+  connected: gettext("Connected"),
+  reconnecting: gettext("Reconnecting"),
+  stale: gettext("Stale"),
+  closed: pgettext("feed", "Closed"),
+  stopped: gettext("Stopped"),
+  unknown: gettext("Unknown"),
 };
-const BANNER_TEXT =
-  "합성 데이터 재생 중: the sandbox replays a seeded synthetic market (no recorded KRX data). Prices are not real.";
+const BANNER_TEXT = gettext(
+  "Synthetic data: the sandbox replays a seeded synthetic market (no recorded KRX data). Prices are not real.",
+);
 
 export function setFeedStatus(status) {
   const element = document.getElementById("feed-status");
@@ -68,16 +70,7 @@ export function startStatusBar() {
     render();
   };
 
-  const poll = async () => {
-    try {
-      const response = await fetch(bar.dataset.url, { headers: { Accept: "application/json" } });
-      if (response.ok) apply(await response.json());
-    } catch {
-      /* offline: keep the local clock running */
-    }
-  };
-
+  document.addEventListener("hoga:market-status", (event) => apply(event.detail));
   setInterval(render, 1000);
-  setInterval(poll, POLL_MS);
   render();
 }

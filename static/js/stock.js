@@ -1,8 +1,11 @@
 // Stock page: candlestick chart (lightweight-charts, served from static/vendor/) that extends live from
-// ticks, the 10-level order book with depth bars, the trades tape, and the order ticket's price steppers.
+// ticks, the 10-level order book with depth bars, the trades tape with each print's phase, the halted / VI badges
+// and the expected auction price, and the order ticket (price steppers; which order types the phase takes).
 import { changeText, flash, krw, kstParts, kstTime, pctSigned, setDirectionClass } from "./format.js";
 import { watchMarket, watchOrders } from "./live.js";
+import { flagsOf, phaseLabel, renderBadges } from "./marketday.js";
 import { setFeedStatus, startStatusBar } from "./status.js";
+import { gettext, statusLabel } from "./i18n.js";
 
 const KST_SECONDS = 9 * 3600; // the chart draws UTC: shift by +9 h so its axis reads KST
 const MINUTES = { "1m": 1, "5m": 5, "15m": 15, "60m": 60 };
@@ -74,6 +77,22 @@ async function fetchBars(interval, source) {
   return response.json();
 }
 
+// Bars of different phases can share a minute (09:00: the opening print and the first continuous trades; the API
+// sends them in time order, the auction first). The chart draws one candle per time: they are combined.
+function mergeSameTime(bars) {
+  const out = [];
+  for (const bar of bars) {
+    const last = out[out.length - 1];
+    if (last && last.time === bar.time) {
+      last.high = Math.max(last.high, bar.high);
+      last.low = Math.min(last.low, bar.low);
+      last.close = bar.close;
+      last.volume += bar.volume;
+    } else out.push({ ...bar });
+  }
+  return out;
+}
+
 async function loadBars(interval) {
   chartState.interval = interval;
   chartState.loaded = false;
@@ -81,17 +100,20 @@ async function loadBars(interval) {
   let rows = await fetchBars(interval);
   if (!rows.length && interval !== "1d") rows = await fetchBars(interval, "ws"); // minutes built from live ticks
   if (chartState.interval !== interval) return; // another interval was chosen meanwhile
-  chartState.bars = rows.map((row) => ({
-    time: interval === "1d" ? kstMidnight(row.time) : Date.parse(row.time) / 1000,
-    open: row.open,
-    high: row.high,
-    low: row.low,
-    close: row.close,
-    volume: row.volume,
-  }));
+  chartState.bars = mergeSameTime(
+    rows.map((row) => ({
+      time: interval === "1d" ? kstMidnight(row.time) : Date.parse(row.time) / 1000,
+      open: row.open,
+      high: row.high,
+      low: row.low,
+      close: row.close,
+      volume: row.volume,
+    })),
+  );
   drawAll();
   chartState.loaded = true;
   publishChartState();
+  chartBox.dispatchEvent(new CustomEvent("chart:loaded", { detail: { interval } }));
   const waiting = chartState.pending.splice(0);
   for (const quote of waiting) extendChart(quote);
 }
@@ -157,6 +179,7 @@ function setupChart() {
   });
   chartState.volume = chart.addSeries(LC.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
   chartState.volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  chartBox.hogaChart = { chart, LC, shift: KST_SECONDS }; // for the studies (static/js/studies.js)
   for (const button of document.querySelectorAll("button[data-interval]")) {
     button.addEventListener("click", () => {
       for (const other of document.querySelectorAll("button[data-interval]")) {
@@ -173,10 +196,31 @@ function setupChart() {
 const lastPrice = document.getElementById("last-price");
 const trades = document.getElementById("trades");
 let lastTradeKey = null;
+let lastCum = null;
+
+function showMarketDay(quote) {
+  const flags = flagsOf(quote);
+  renderBadges(document.querySelector(".stock-head [data-badges]"), quote);
+  const expected = document.getElementById("expected");
+  if (expected) {
+    expected.hidden = flags.expectedPrice === null;
+    expected.dataset.price = flags.expectedPrice === null ? "" : String(flags.expectedPrice);
+    document.getElementById("expected-price").textContent = krw(flags.expectedPrice);
+    document.getElementById("expected-quantity").textContent = krw(flags.expectedQuantity);
+  }
+  const phase = document.getElementById("last-phase");
+  if (phase) {
+    phase.dataset.phase = flags.phase || "";
+    const label = flags.phase ? phaseLabel(flags.phase, flags.venue) : "";
+    phase.textContent = label && flags.venue ? `${label} · ${flags.venue}` : label;
+  }
+  return flags;
+}
 
 function onQuote(quote) {
   if (book && quote.price != null && quote.change != null) book.dataset.base = String(quote.price - quote.change);
   if (quote.code !== code) return;
+  const flags = showMarketDay(quote);
   const price = Number(quote.price);
   if (lastPrice) {
     const previous = Number(lastPrice.dataset.price);
@@ -192,6 +236,12 @@ function onQuote(quote) {
   }
   const volume = document.getElementById("last-volume");
   if (volume) volume.textContent = krw(quote.cum_volume);
+  // Snapshots that bring no new print (the cumulative volume stands still: an expected price while a call
+  // auction's book builds, a VI or halt starting or ending) redraw the state above, not the tape or the chart.
+  const cum = String(quote.cum_volume);
+  const printed = lastCum === null || cum !== lastCum;
+  lastCum = cum;
+  if (!printed) return;
   const key = `${quote.time}|${quote.cum_volume}`;
   if (trades && key !== lastTradeKey) {
     lastTradeKey = key;
@@ -199,7 +249,10 @@ function onQuote(quote) {
     row.setAttribute("data-trade", "");
     row.dataset.price = String(price);
     const side = quote.side === 1 ? "up" : quote.side === 5 ? "down" : "";
-    row.innerHTML = `<td>${kstTime(quote.time)}</td><td class="num ${side}">${krw(price)}</td><td class="num ${side}">${krw(quote.volume)}</td>`;
+    row.innerHTML = `<td>${kstTime(quote.time)}</td><td class="num ${side}">${krw(price)}</td><td class="num ${side}">${krw(quote.volume)}</td><td class="phase-tag"></td>`;
+    const phaseCell = row.lastElementChild;
+    phaseCell.dataset.phase = flags.phase || "";
+    phaseCell.textContent = flags.phase && flags.phase !== "continuous" ? phaseLabel(flags.phase, flags.venue) : "";
     trades.prepend(row);
     while (trades.children.length > TRADES_KEPT) trades.lastElementChild.remove();
   }
@@ -287,11 +340,34 @@ document.addEventListener("click", (event) => {
   input.value = String(Math.min(upper, Math.max(lower, price)));
 });
 
+const PRICED_TYPES = new Set(["LIMIT", "AFTER_HOURS_SINGLE"]); // apps/pages/forms.py PRICED_TYPES
+
+/** Mark each order type the chosen route takes now, from the phase bar's lines (their data-accepted). */
+function markAcceptedKinds() {
+  const form = document.getElementById("order-ticket");
+  if (!form) return;
+  const route = form.querySelector('input[name="route"]:checked')?.value || "KRX";
+  const venues = route === "SOR" ? ["KRX", "NXT"] : [route];
+  const lines = venues.map((venue) => document.querySelector(`#phase-bar .phase-line[data-venue="${venue}"]`));
+  if (lines.some((line) => !line)) return; // phases unknown: keep what the server rendered
+  const accepted = new Set(lines.flatMap((line) => (line.dataset.accepted || "").split(",").filter(Boolean)));
+  for (const input of form.querySelectorAll('input[name="order_type"]')) {
+    const mark = input.closest("label")?.querySelector("[data-accepted-mark]");
+    if (!mark) continue;
+    const now = accepted.has(input.dataset.kind);
+    mark.className = now ? "accepted-now" : "not-now";
+    mark.textContent = now ? gettext("Now") : gettext("Not now");
+  }
+}
+
 document.addEventListener("change", (event) => {
-  if (event.target.name !== "order_type" || !event.target.closest("#order-ticket")) return;
-  const input = event.target.form.querySelector('input[name="price"]');
-  input.disabled = event.target.value === "MARKET";
+  if (!event.target.closest("#order-ticket")) return;
+  if (event.target.name === "order_type") {
+    const input = event.target.form.querySelector('input[name="price"]');
+    input.disabled = !PRICED_TYPES.has(event.target.value);
+  } else if (event.target.name === "route") markAcceptedKinds();
 });
+document.addEventListener("hoga:market-status", markAcceptedKinds);
 
 // --- live -----------------------------------------------------------------------------------------------
 
@@ -301,7 +377,21 @@ if (code) watchMarket([code], { onQuote, onBook, onStatus: setFeedStatus });
 watchOrders({
   onOrder: (order) => {
     for (const element of document.querySelectorAll(`[data-order-status][data-order-id="${order.id}"]`)) {
-      element.textContent = order.status;
+      element.dataset.value = order.status;
+      element.textContent = statusLabel(order.status);
     }
   },
 });
+
+// The buy/sell bar of narrow screens: one tap picks the side and brings the ticket, its quantity focused.
+for (const link of document.querySelectorAll("#ticket-bar a[data-side]")) {
+  link.addEventListener("click", (event) => {
+    const ticket = document.getElementById("order-ticket");
+    if (!ticket) return;
+    event.preventDefault();
+    const radio = ticket.querySelector(`input[name="side"][value="${link.dataset.side}"]`);
+    if (radio) radio.checked = true;
+    ticket.scrollIntoView({ block: "start" });
+    ticket.querySelector('input[name="quantity"]')?.focus({ preventScroll: true });
+  });
+}

@@ -84,9 +84,9 @@ class BrowserStack(ProcessStack):
         from django.core.management import call_command
         from django.db import connections
 
+        from apps.brokers.kis.client import AsyncKisClient
+        from apps.brokers.kis.config import KisConfig
         from apps.marketdata.broker_services import DatabaseTokenStore
-        from apps.marketdata.brokers.kis.client import AsyncKisClient
-        from apps.marketdata.brokers.kis.config import KisConfig
         from apps.marketdata.collection import daily_backfill, universe_codes
         from apps.marketdata.models import Stock
         from apps.marketdata.services import daily_bars_upsert, validation_run_execute
@@ -160,7 +160,7 @@ class BrowserStack(ProcessStack):
 
 def create_trader(username: str, password: str) -> None:
     """A user with a paper account (ORM: call before Playwright starts its event loop in this thread)."""
-    from apps.accounts.services import paper_account_ensure, user_ensure
+    from apps.trading.accounts.services import paper_account_ensure, user_ensure
 
     user, _ = user_ensure(username=username, password=password)
     paper_account_ensure(user=user)
@@ -198,9 +198,8 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 def new_context(browser, base_url: str, **options):
-    context = browser.new_context(
-        base_url=base_url, viewport=VIEWPORT, locale="ko-KR", timezone_id="Asia/Seoul", **options
-    )
+    options.setdefault("viewport", VIEWPORT)
+    context = browser.new_context(base_url=base_url, locale="ko-KR", timezone_id="Asia/Seoul", **options)
     context.add_init_script(CSP_RECORDER)
     return context
 
@@ -214,7 +213,7 @@ def log_in(page, username: str, password: str) -> None:
     page.goto("/accounts/login/")
     page.locator('input[name="username"]').fill(username)
     page.locator('input[name="password"]').fill(password)
-    page.locator('form button[type="submit"]').first.click()
+    page.locator('main form button[type="submit"]').first.click()
     page.wait_for_url(lambda url: httpx.URL(url).path == "/", timeout=10_000)
 
 

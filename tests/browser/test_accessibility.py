@@ -21,6 +21,9 @@ PAGES = {
     "portfolio": "/portfolio/",
     "orders": "/orders/",
     "data-quality": "/data-quality/",
+    "notifications": "/notifications/",
+    "strategies": "/strategies/",
+    "backtests": "/strategies/backtests/",
 }
 if (ROOT / "templates" / "conditions").is_dir():
     PAGES["conditions"] = "/conditions/"

@@ -52,7 +52,7 @@ def test_login_redirects_to_the_dashboard_and_logout_ends_the_session(anonymous_
 
     page.locator('input[name="username"]').fill(USERNAME)
     page.locator('input[name="password"]').fill("not-the-password")
-    page.locator('form button[type="submit"]').first.click()
+    page.locator('main form button[type="submit"]').first.click()
     page.wait_for_load_state()
     assert "/accounts/login/" in page.url
     assert not any(c["name"] == "sessionid" for c in page.context.cookies())
@@ -75,14 +75,14 @@ def test_signing_up_opens_a_paper_account_and_logs_in(anonymous_page, stack):
     page.locator('input[name="username"]').fill("new-trader")
     page.locator('input[name="password1"]').fill("Kospi-ticks-7731")
     page.locator('input[name="password2"]').fill("pw-something-else")
-    page.locator('form button[type="submit"]').first.click()
+    page.locator('main form button[type="submit"]').first.click()
     page.wait_for_load_state()
     assert "/accounts/signup/" in page.url
     expect(page.locator('main [role="alert"]').first).to_be_visible()
 
     page.locator('input[name="password1"]').fill("Kospi-ticks-7731")
     page.locator('input[name="password2"]').fill("Kospi-ticks-7731")
-    page.locator('form button[type="submit"]').first.click()
+    page.locator('main form button[type="submit"]').first.click()
     page.wait_for_url(lambda url: httpx.URL(url).path == "/", timeout=10_000)
     expect(page.locator("#watchlist")).to_be_visible()
     api = api_for(page.context, stack.url)
@@ -232,12 +232,23 @@ def test_limit_order_crossed_by_the_replay_fills_and_the_portfolio_changes_live(
     assert after["cash"] == balance["cash"] - sum(e["amount"] for e in executions) - filled["commission_total"]
 
     # The ticket's result, the orders page and the portfolio page show the fill: none of them reloaded.
-    expect(result).to_contain_text("FILLED", timeout=LIVE)
+    # the ticket's status follows the order live: its code in data-value, its name in the page language
+    expect(result.locator("[data-order-status]")).to_have_attribute("data-value", "FILLED", timeout=LIVE)
+    expect(result.locator("[data-order-status]")).to_have_text("체결")
     row = orders_page.locator(f'tr[data-order-id="{order["id"]}"]').first
     expect(row).to_be_attached(timeout=LIVE)
     poll(lambda: status_of(row), lambda s: "FILLED" in s or "체결" in s, timeout=LIVE / 1000, what="status FILLED")
     for execution in executions:
         expect(orders_page.locator(f'#executions tr[data-execution-id="{execution["id"]}"]')).to_be_attached()
+    # Where it was executed: the paper engine, on the route it was placed with (a broker-linked account says KIS).
+    assert (filled["executed_by"], filled["executed_where"]) == (
+        "paper_engine",
+        f"Hoga 모의 엔진 (paper engine) · {filled['route']}",
+    )
+    # The page names it in its language (Korean here): the API's bilingual label's Korean half.
+    expect(row.locator('td[data-field="executed-by"]')).to_have_text(
+        f"Hoga 모의 엔진 · {filled['route']}", timeout=LIVE
+    )
     position = portfolio.locator(f'#positions tr[data-code="{CODE}"]')
     expect(position.locator('[data-field="quantity"]')).to_have_text(
         re.compile(rf"(^|\D){held + 3}(\D|$)"), timeout=LIVE

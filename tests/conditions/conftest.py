@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from apps.marketdata.brokers.base import KST, ConditionAlert, ConditionHit, ConditionInfo
-from apps.marketdata.realtime.keys import QUOTES_HASH
+from apps.brokers.base import KST, ConditionAlert, ConditionHit, ConditionInfo
+from apps.live.realtime.keys import QUOTES_HASH
 
 T0 = dt.datetime(2026, 2, 20, 10, 0, 0, tzinfo=KST)
 
@@ -31,8 +31,8 @@ def owner(db, django_user_model):
     """The user this deployment's Kiwoom key is linked to, with a verified e-mail address."""
     from django.utils import timezone
 
-    from apps.accounts.models import VerifiedEmail
     from apps.conditions.services import broker_connection_link
+    from apps.trading.accounts.models import VerifiedEmail
 
     user = django_user_model.objects.create_user(username="trader", password="s3cret-pass", email="trader@example.com")
     broker_connection_link(user=user)

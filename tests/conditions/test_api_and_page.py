@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from django.test import Client
 
+from apps.brokers.base import ConditionInfo
 from apps.conditions.models import Condition
 from apps.conditions.services import condition_alert_record, conditions_sync
-from apps.marketdata.brokers.base import ConditionInfo
 
 from .conftest import alert, other_user
 
@@ -132,8 +132,8 @@ def test_page_settings_form_posts_without_javascript(owner, conditions):
 
 @pytest.fixture
 def orderable(owner, conditions, settings):
-    from apps.accounts.services import paper_account_ensure
     from apps.marketdata.models import DailyBar, Stock
+    from apps.trading.accounts.services import paper_account_ensure
 
     settings.CONDITIONS_ORDER_QUANTITY = 3
     account = paper_account_ensure(user=owner)
@@ -151,7 +151,7 @@ def test_one_click_order_is_a_market_buy_of_the_default_quantity_on_the_default_
     from apps.conditions.exceptions import EventNotOrderable
     from apps.conditions.services import condition_event_order_place
     from apps.marketdata.market_clock import MarketNow
-    from apps.orders.exceptions import InsufficientCash
+    from apps.trading.orders.exceptions import InsufficientCash
 
     account, entered, left = orderable
     market = MarketNow(now=alert("0", "005930", "IN").at, trading_date=dt.date(2026, 2, 20), session="continuous",
@@ -171,7 +171,7 @@ def test_one_click_order_is_a_market_buy_of_the_default_quantity_on_the_default_
 
 
 def test_one_click_order_form_shows_the_order_service_errors(owner, orderable, settings):
-    from apps.orders.models import Order
+    from apps.trading.orders.models import Order
 
     _, entered, left = orderable
     settings.MARKET_BROKER = "sandbox"

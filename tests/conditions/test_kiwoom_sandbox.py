@@ -50,7 +50,7 @@ def kiwoom_sandbox(tmp_path_factory):
 
 @pytest.fixture
 def kiwoom_config(kiwoom_sandbox, clean_redis):
-    from apps.marketdata.brokers.kiwoom.config import KiwoomConfig
+    from apps.brokers.kiwoom.config import KiwoomConfig
 
     ports = kiwoom_sandbox.ports
     return KiwoomConfig.for_sandbox(rest_port=ports.kiwoom_rest, ws_port=ports.kiwoom_ws, rate_limit=20.0)
@@ -70,15 +70,16 @@ def _alternate(condition) -> None:
 
 
 def test_list_search_and_realtime_alerts_with_a_muted_stream(owner, kiwoom_sandbox, kiwoom_config):
-    from apps.marketdata.brokers.kiwoom.conditions import condition_list_sync, condition_search_sync
+    from apps.brokers.kiwoom.conditions import condition_list_sync, condition_search_sync
+    from apps.marketdata.broker_services import kiwoom_client_async
 
-    result = conditions_sync(owner=owner, infos=condition_list_sync(kiwoom_config))
+    result = conditions_sync(owner=owner, infos=condition_list_sync(kiwoom_config, clients=kiwoom_client_async))
     assert (result.created, result.total) == (["0", "2"], 2)
     assert feed.enabled_condition_seqs() == ["0", "2"]
     condition = Condition.objects.get(owner=owner, seq="2")
 
     def search(seq):
-        return condition_search_sync(seq, kiwoom_config)
+        return condition_search_sync(seq, kiwoom_config, clients=kiwoom_client_async)
 
     # The first search brings the members in, found by polling.
     first = condition_reconcile(seq="2", search=search)[0]
@@ -106,8 +107,8 @@ def test_list_search_and_realtime_alerts_with_a_muted_stream(owner, kiwoom_sandb
         return count
 
     async def scenario() -> tuple[int, int]:
+        from apps.brokers.kiwoom.ws import KiwoomConnection
         from apps.marketdata.broker_services import kiwoom_client_async
-        from apps.marketdata.brokers.kiwoom.ws import KiwoomConnection
 
         client = kiwoom_client_async(kiwoom_config)
         try:

@@ -145,10 +145,10 @@ def test_rate_limit_per_condition_summarises_the_excess(conditions, settings, co
 async def test_browser_toast_and_live_members_through_the_consumers(async_db_cleanup, clean_redis):
     from django.contrib.auth import get_user_model
 
+    from apps.brokers.base import ConditionInfo
     from apps.conditions.consumers import ConditionsConsumer, NotificationsConsumer
     from apps.conditions.models import Condition
     from apps.conditions.services import broker_connection_link, conditions_sync
-    from apps.marketdata.brokers.base import ConditionInfo
 
     user = await database_sync_to_async(get_user_model().objects.create_user)(username="ws", password="pw-12345678")
     await database_sync_to_async(broker_connection_link)(user=user)

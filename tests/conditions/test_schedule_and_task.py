@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+from apps.brokers.base import ConditionInfo
 from apps.conditions.tasks import conditions_reconcile
-from apps.marketdata.brokers.base import ConditionInfo
 
 
 @pytest.mark.django_db

@@ -7,6 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
+from apps.brokers.base import BrokerTransientError, ConditionInfo
 from apps.conditions import feed
 from apps.conditions.exceptions import (
     BrokerConditionsUnavailable,
@@ -19,7 +20,6 @@ from apps.conditions.exceptions import (
 )
 from apps.conditions.models import Condition, ConditionEvent, ConditionMember, ConditionRun
 from apps.conditions.services import condition_alert_record, condition_reconcile, condition_update, conditions_sync
-from apps.marketdata.brokers.base import BrokerTransientError, ConditionInfo
 
 from .conftest import T0, alert, hit, set_quote
 

@@ -20,7 +20,7 @@ def test_domain_error_becomes_400_with_code_and_fields(api_client):
         "error": {
             "code": "unknown_market",
             "message": "Unknown market 'NASDAQ'.",
-            "fields": {"market": ["one of ['KOSPI', 'KOSDAQ']"]},
+            "fields": {"market": ["one of ['KOSPI', 'KOSDAQ', 'KONEX']"]},
         }
     }
 
@@ -63,3 +63,17 @@ def test_openapi_schema_and_docs_are_served(client, db):
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn" not in docs.content.lower()  # assets are served locally (offline)
+
+
+@pytest.mark.parametrize("path", ["/api/watchlists/order", "/api/paper-trading/orders"])
+def test_a_form_over_the_field_limit_is_a_400_for_a_session_user(client, django_user_model, path):
+    """The CSRF check of a session user reads the form first; over DATA_UPLOAD_MAX_NUMBER_FIELDS that read fails and
+    the view's later read of the body must still answer a coded 400, never a 500."""
+    from django.conf import settings
+
+    user = django_user_model.objects.create_user("formflood", password="pw-formflood-1")
+    client.force_login(user)
+    body = "&".join(f"ids={i}" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 5))
+    response = client.post(path, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code in (400, 403), response.content
+    assert response.json()["error"]["code"] in ("body_too_large", "malformed_body", "csrf_failed", "permission_denied")

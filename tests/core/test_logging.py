@@ -5,7 +5,7 @@ from apps.core.logging import JsonFormatter, KeyValueFormatter, RoleFilter
 
 
 def _record(message="order filled", **extra):
-    record = logging.LogRecord("apps.orders", logging.INFO, __file__, 1, message, (), None)
+    record = logging.LogRecord("apps.trading.orders", logging.INFO, __file__, 1, message, (), None)
     for key, value in extra.items():
         setattr(record, key, value)
     RoleFilter(role="feed").filter(record)
@@ -16,7 +16,7 @@ def test_key_value_line_has_role_logger_message_and_extras():
     line = KeyValueFormatter().format(_record(order_id=42, code="005930"))
 
     assert "\n" not in line
-    assert ' INFO role=feed logger=apps.orders msg="order filled" order_id=42 code="005930"' in line
+    assert ' INFO role=feed logger=apps.trading.orders msg="order filled" order_id=42 code="005930"' in line
 
 
 def test_json_line_is_one_object():

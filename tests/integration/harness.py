@@ -227,7 +227,7 @@ def api_client(stack: ProcessStack, username: str, *, timeout: float = 10) -> ht
 
 
 def ticks_up(price: int, ticks: int, day: date, market: str = "KOSPI") -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.core.krx.rules import DEFAULT_TICKS
 
     for _ in range(ticks):
         price += DEFAULT_TICKS.tick_size(price, day, market)
@@ -237,7 +237,7 @@ def ticks_up(price: int, ticks: int, day: date, market: str = "KOSPI") -> int:
 
 
 def grid_floor(price: int, day: date, market: str = "KOSPI") -> int:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.core.krx.rules import DEFAULT_TICKS
 
     while not DEFAULT_TICKS.on_grid(price, day, market):
         price -= 1
@@ -245,7 +245,7 @@ def grid_floor(price: int, day: date, market: str = "KOSPI") -> int:
 
 
 def price_limits(base: int, day: date, market: str = "KOSPI") -> tuple[int, int]:
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.core.krx.rules import DEFAULT_TICKS
 
     return DEFAULT_TICKS.price_limits(base, day, market)
 

@@ -143,15 +143,16 @@ def _search_now(stack: Stack) -> set[str]:
     from channels.db import database_sync_to_async
     from django.db import connections
 
-    from apps.marketdata.brokers.kiwoom.conditions import condition_search
-    from apps.marketdata.brokers.kiwoom.config import KiwoomConfig
+    from apps.brokers.kiwoom.conditions import condition_search
+    from apps.brokers.kiwoom.config import KiwoomConfig
+    from apps.marketdata.broker_services import kiwoom_client_async
 
     ports = stack.ports
     config = KiwoomConfig.for_sandbox(env="mock", rest_port=ports["kiwoom_rest"], ws_port=ports["kiwoom_ws"])
 
     async def go():
         try:
-            return await condition_search(SEQ, config)
+            return await condition_search(SEQ, config, clients=kiwoom_client_async)
         finally:
             await database_sync_to_async(connections.close_all)()
 
@@ -220,8 +221,8 @@ def test_kiwoom_feed_and_condition_search_end_to_end(stack, clean_redis):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from apps.accounts.models import VerifiedEmail
     from apps.conditions.services import broker_connection_link
+    from apps.trading.accounts.models import VerifiedEmail
 
     user = get_user_model().objects.get(username="kiwoom-e2e")
     broker_connection_link(user=user)
@@ -245,7 +246,7 @@ def test_kiwoom_feed_and_condition_search_end_to_end(stack, clean_redis):
 
 
 def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
-    from apps.marketdata.realtime.keys import FEED_STATUS_DETAIL_KEY
+    from apps.live.realtime.keys import FEED_STATUS_DETAIL_KEY
 
     web = stack.ports["web"]
     market = BrowserSocket(web, "/ws/market/", cookie).open({"type": "subscribe", "codes": CODES})
@@ -254,12 +255,12 @@ def _scenario(stack, api, condition, cookie, redis, sockets) -> None:
     sockets.extend([market, page, toasts])
 
     # 1. Ticks: quote and book snapshots of every subscribed stock, from the Kiwoom feed.
-    def snapshots(kind: str) -> Callable[[list[dict]], bool]:
-        return lambda ms: {m[kind]["code"] for m in ms if m.get("type") == kind} >= set(CODES)
+    def snapshots(field: str) -> Callable[[list[dict]], bool]:
+        return lambda ms: {code for m in ms if m.get("type") == "batch" for code in m[field]} >= set(CODES)
 
-    market.wait_for(snapshots("quote"), timeout=40, what="quotes of every code", logs=stack.logs)
-    market.wait_for(snapshots("book"), timeout=20, what="books of every code", logs=stack.logs)
-    quotes = [m["quote"] for m in market.messages if m.get("type") == "quote"]
+    market.wait_for(snapshots("quotes"), timeout=40, what="quotes of every code", logs=stack.logs)
+    market.wait_for(snapshots("books"), timeout=20, what="books of every code", logs=stack.logs)
+    quotes = [q for m in market.messages if m.get("type") == "batch" for q in m["quotes"].values()]
     assert all(q["source"] == "ws" and q["price"] > 0 for q in quotes)
     detail = poll(
         lambda: json.loads(redis.get(FEED_STATUS_DETAIL_KEY) or "{}"),

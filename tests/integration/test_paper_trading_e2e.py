@@ -50,9 +50,9 @@ def _load_stock_and_closes(stack: Stack, replay_day: date) -> None:
     from django.core.management import call_command
     from django.db import connections
 
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
     from apps.marketdata.collection import daily_backfill
 
     call_command("load_universe", stdout=open(os.devnull, "w"))  # noqa: SIM115
@@ -78,9 +78,9 @@ def _commission(amount: int) -> int:
 
 
 def test_replay_crosses_a_resting_limit_buy_and_the_books_show_it(stack):
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
+    from apps.core.krx.rules import DEFAULT_TICKS
     from apps.marketdata.models import Stock
-    from apps.orders.pricing import reference_price
+    from apps.trading.orders.pricing import reference_price
 
     replay_day = date.fromisoformat(stack.sandbox_clock()["replay_date"])
     _load_stock_and_closes(stack, replay_day)

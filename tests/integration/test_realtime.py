@@ -71,8 +71,8 @@ class Browser:
                 message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=left))
             except TimeoutError:
                 break
-            if message.get("type") == "quote":
-                got.append(message["quote"])
+            if message.get("type") == "batch":
+                got.extend(message["quotes"].values())
         return got
 
     async def wait_quote(self, code: str, *, after: float, timeout: float) -> dict:
@@ -83,9 +83,9 @@ class Browser:
                 message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=left))
             except TimeoutError:
                 break
-            quote = message.get("quote") if message.get("type") == "quote" else None
+            quote = message["quotes"].get(code) if message.get("type") == "batch" else None
             # Only a tick the feed received after ``after`` counts (not a snapshot still in flight).
-            if quote and quote["code"] == code and datetime.fromisoformat(quote["received_at"]).timestamp() > after:
+            if quote and datetime.fromisoformat(quote["received_at"]).timestamp() > after:
                 return quote
         pytest.fail(f"no quote for {code} within {timeout}s")
 

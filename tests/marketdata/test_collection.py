@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Count
 
-from apps.marketdata.calendar import KST, KrxCalendar
+from apps.core.krx.calendar import KST, KrxCalendar
 from apps.marketdata.market_clock import CLOSED, CONTINUOUS, MarketNow
 from apps.marketdata.models import BarSource, CollectionRun, DailyBar, MinuteBar, Stock
 
@@ -80,9 +80,9 @@ def admin(sandbox):
 
 @pytest.fixture
 def client_factory(sandbox, redis_client):
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
 
     prefix = f"hoga:test:collect:{uuid.uuid4().hex[:10]}"
     config = KisConfig.for_sandbox(
@@ -152,6 +152,10 @@ def test_full_replayed_session_collects_381_bars_for_each_of_50_stocks(sandbox, 
     first = MinuteBar.objects.filter(stock__code="005930").order_by("ts")
     assert first[0].ts.astimezone(KST).time() == time(9, 0)
     assert first.last().ts.astimezone(KST).time() == time(15, 30)
+    # The closing print's bar is labelled as such; every other bar of the broker's chart is continuous.
+    phases = dict(MinuteBar.objects.values_list("phase").annotate(n=Count("id")).values_list("phase", "n"))
+    assert phases == {"continuous": 50 * 380, "closing_auction": 50}
+    assert first.last().phase == "closing_auction"
 
     # A second run finds nothing new and stores nothing twice.
     again = _collect(client_factory, _market(time(15, 31)), codes)

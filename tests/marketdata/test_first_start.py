@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from apps.marketdata.calendar import KST, KrxCalendar
+from apps.core.krx.calendar import KST, KrxCalendar
 from apps.marketdata.market_clock import CONTINUOUS, MarketNow
 from apps.marketdata.models import (
     BarSource,
@@ -80,10 +80,10 @@ def _close_worker_thread_connections():
 @pytest.fixture
 def kis(sandbox, redis_client):
     """``kis(mode)`` -> (an AsyncKisClient factory, a function reading its call counters)."""
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
+    from apps.brokers.metrics import read_metrics
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
-    from apps.marketdata.brokers.metrics import read_metrics
 
     prefix = f"hoga:test:first:{uuid.uuid4().hex[:10]}"
 
@@ -141,8 +141,8 @@ def _at(moment: time) -> MarketNow:
 
 
 def test_first_start_fills_history_and_the_sessions_minutes_then_later_starts_only_close_gaps(sandbox, kis):
-    from apps.core.health import check_market_data
     from apps.marketdata.bootstrap import bootstrap_ready
+    from apps.marketdata.health import check_market_data
 
     core = sandbox.server.core
     codes = list(core.market.tapes)
@@ -188,7 +188,7 @@ def test_first_start_fills_history_and_the_sessions_minutes_then_later_starts_on
 
 
 def test_a_stock_the_broker_has_no_daily_bars_for_gets_its_base_price(sandbox, kis):
-    from apps.marketdata.brokers.base import BrokerBusinessError
+    from apps.brokers.base import BrokerBusinessError
 
     core = sandbox.server.core
     codes = list(core.market.tapes)[:3]
@@ -217,7 +217,7 @@ def test_a_stock_the_broker_has_no_daily_bars_for_gets_its_base_price(sandbox, k
     base = ReferencePrice.objects.get(stock__code=missing, trading_date=REPLAY_DAY)
     assert (base.price, base.source) == (core.market.tapes[missing].prev_close, "broker_quote")
     # The dashboard's quote falls back to it: the stock the broker knows is never shown without a price.
-    from apps.marketdata.selectors import quotes_latest
+    from apps.live.quotes import quotes_latest
 
     quote = quotes_latest(codes=[missing])["quotes"][0]
     assert (quote["price"], quote["source"]) == (base.price, "reference:broker_quote")
@@ -267,7 +267,7 @@ def test_calendar_sync_stores_the_brokers_answer_and_the_calendar_takes_its_word
     import apps.marketdata.market_clock as clock
 
     original = clock.sandbox_now
-    clock.sandbox_now = lambda timeout=3.0: pinned
+    clock.sandbox_now = lambda timeout=3.0, calendar=None: pinned
     try:
         page = client.get("/data-quality/").content.decode()
         dashboard = client.get("/").content.decode()
@@ -285,7 +285,7 @@ def test_calendar_sync_stores_the_brokers_answer_and_the_calendar_takes_its_word
     assert krx_calendar().deciding_source(SANDBOX_CLOSED) == "override"
 
     # A second sync the same day is not sent (KIS asks for about one a day); the task says so.
-    from apps.marketdata.calendar import now_kst
+    from apps.core.krx.calendar import now_kst
     from apps.marketdata.calendar_sync import calendar_synced_on
 
     assert calendar_synced_on(now_kst().date())
@@ -313,9 +313,9 @@ def test_the_paper_listener_refuses_the_holiday_query_and_nothing_changes(sandbo
 def test_a_replayed_csat_session_is_collected_at_its_own_times(kis, redis_client):
     """The sandbox replays CSAT day (10:00-16:30, synthetic market) and Hoga's calendar agrees: the minute job
     asks for and stores bars from 10:00, and the 16:30 closing print is its own bar."""
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
     from apps.marketdata.collection import minute_collect
     from apps.marketdata.market_clock import CLOSED
     from apps.sandbox.config import SandboxConfig

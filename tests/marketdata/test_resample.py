@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from apps.marketdata.calendar import KST
+from apps.core.krx.calendar import KST
 from apps.marketdata.models import Stock
 from apps.marketdata.resample import resample_minutes
 from apps.marketdata.services import minute_bars_upsert

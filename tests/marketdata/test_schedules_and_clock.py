@@ -3,7 +3,7 @@ from datetime import date, datetime, time
 import pytest
 from django.core.management import call_command
 
-from apps.marketdata.calendar import KST, KrxCalendar, Override
+from apps.core.krx.calendar import KST, KrxCalendar, Override
 from apps.marketdata.market_clock import CLOSED, CLOSING_AUCTION, CONTINUOUS, PRE_OPEN, calendar_now
 
 
@@ -27,7 +27,13 @@ def test_schedule_is_defined_in_code_and_visible_in_the_admin_tables(settings, a
     assert (sync.task, sync.crontab.minute, sync.crontab.hour, sync.crontab.day_of_week) == (
         "marketdata.sync_calendar", "30", "7", "*",
     )  # fmt: skip
-    assert PeriodicTask.objects.count() == 3
+    listing = tasks["refresh the listing from the broker's stock master"]
+    assert (listing.task, listing.crontab.minute, listing.crontab.hour, listing.crontab.day_of_week) == (
+        "marketdata.sync_listing", "40", "7", "1-5",
+    )  # fmt: skip
+    retry = tasks["retry the listing refresh"]
+    assert (retry.task, retry.crontab.minute, retry.crontab.hour) == ("marketdata.sync_listing", "20", "8")
+    assert PeriodicTask.objects.filter(task__startswith="marketdata.").count() == 5
     assert admin_client.get("/admin/django_celery_beat/periodictask/").status_code == 200
 
 

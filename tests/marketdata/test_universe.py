@@ -28,7 +28,7 @@ def test_load_universe_from_listing_file(tmp_path, capsys):
 
 
 @pytest.mark.django_db
-def test_refresh_deactivates_dropped_stocks_and_keeps_them(tmp_path):
+def test_refresh_drops_stocks_from_the_universe_and_keeps_them_listed(tmp_path):
     Stock.objects.create(code="035720", name="카카오", market="KOSPI", rank=9)
     listing = tmp_path / "listing.csv"
     listing.write_text(
@@ -38,8 +38,8 @@ def test_refresh_deactivates_dropped_stocks_and_keeps_them(tmp_path):
     call_command("load_universe", file=str(listing))
 
     kakao = Stock.objects.get(code="035720")
-    assert (kakao.active, kakao.rank) == (False, None)
-    assert Stock.objects.filter(active=True).count() == 1
+    assert (kakao.active, kakao.in_universe, kakao.rank) == (True, False, None)
+    assert Stock.objects.filter(in_universe=True).count() == 1
 
 
 @pytest.mark.django_db

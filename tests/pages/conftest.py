@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from apps.marketdata.calendar import KST
+from apps.core.krx.calendar import KST
 from apps.marketdata.market_clock import MarketNow
 
 TRADING_DATE = dt.date(2026, 2, 20)  # a Friday: the sandbox's default replay day
@@ -40,8 +40,27 @@ def pin_market(monkeypatch):
 
     def pin(session: str = "continuous", *, synthetic: bool = False) -> MarketNow:
         market = pinned(session, synthetic=synthetic)
-        monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0: market)
-        monkeypatch.setattr("apps.orders.services.market_now", lambda calendar: market)
+        monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0, calendar=None: market)
+        monkeypatch.setattr("apps.trading.orders.placement.market_now", lambda calendar: market)
+        return market
+
+    return pin
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock(hh, mm, ss)``: the market clock of the pages and of ``order_place`` at that time of the replayed day."""
+
+    def pin(hour: int, minute: int = 0, second: int = 0) -> MarketNow:
+        now = dt.datetime.combine(TRADING_DATE, dt.time(hour, minute, second), tzinfo=KST)
+        session = "continuous" if dt.time(9) <= now.time() < dt.time(15, 20) else "closed"
+        if dt.time(15, 20) <= now.time() < dt.time(15, 30):
+            session = "closing_auction"
+        elif now.time() < dt.time(9):
+            session = "pre_open"
+        market = MarketNow(now=now, trading_date=TRADING_DATE, session=session, source="sandbox")
+        monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0, calendar=None: market)
+        monkeypatch.setattr("apps.trading.orders.placement.market_now", lambda calendar: market)
         return market
 
     return pin
@@ -75,7 +94,7 @@ def samsung(stocks):
 
 @pytest.fixture
 def trader(db, django_user_model):
-    from apps.accounts.services import paper_account_ensure
+    from apps.trading.accounts.services import paper_account_ensure
 
     user = django_user_model.objects.create_user(username="trader", password="s3cret-pass-9")
     paper_account_ensure(user=user)
@@ -95,7 +114,7 @@ def web(client, trader):
 
 def store_quote(redis, code: str, **fields) -> dict:
     """A live quote snapshot as the feed stores it (``realtime/snapshots.py``)."""
-    from apps.marketdata.realtime import keys
+    from apps.live.realtime import keys
 
     snapshot = {
         "code": code, "price": 71_000, "change": 1_000, "change_rate": "1.43", "sign": 2, "volume": 10,
@@ -109,7 +128,7 @@ def store_quote(redis, code: str, **fields) -> dict:
 
 
 def store_book(redis, code: str) -> dict:
-    from apps.marketdata.realtime import keys
+    from apps.live.realtime import keys
 
     book = {
         "code": code,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from apps.accounts.models import PaperAccount
+from apps.trading.accounts.models import PaperAccount
 
 pytestmark = pytest.mark.django_db
 
@@ -94,11 +94,11 @@ def test_every_page_has_language_title_navigation_and_notifications(web, stocks,
         title = re.search(r"<title>(.+?)</title>", html).group(1)
         assert "Hoga" in title and len(title) > len("Hoga 호가"), path
         for href, label in [
-            ("/", "Dashboard"),
-            ("/portfolio/", "Portfolio"),
-            ("/orders/", "Orders"),
-            ("/conditions/", "Conditions"),
-            ("/data-quality/", "Data quality"),
+            ("/", "대시보드"),
+            ("/portfolio/", "포트폴리오"),
+            ("/orders/", "주문"),
+            ("/conditions/", "조건검색"),
+            ("/data-quality/", "데이터 품질"),
         ]:
             assert re.search(rf'<a href="{re.escape(href)}"( aria-current="page")?>{label}</a>', html), (path, label)
         assert '<div id="toasts" class="toasts" aria-live="polite"></div>' in html
@@ -113,7 +113,7 @@ def test_staff_see_admin_and_flower_links(client, django_user_model, settings):
 
     html = client.get("/data-quality/").content.decode()
 
-    assert '<a href="/admin/">Admin</a>' in html
+    assert '<a href="/admin/">관리자</a>' in html
     assert f'<a href="{settings.FLOWER_URL}">Flower</a>' in html
 
 

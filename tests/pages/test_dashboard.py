@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from apps.marketdata.calendar import KST
-from apps.marketdata.realtime import keys
+from apps.core.krx.calendar import KST
+from apps.live.realtime import keys
 
 from .conftest import TRADING_DATE, store_quote
 
@@ -69,7 +69,7 @@ def test_market_clock_session_and_feed_status(web, stocks, pin_market, clean_red
         r'<time id="market-clock" datetime="2026-02-20T10:00:00\+09:00">2026-02-20 10:00:00 KST</time>', html
     )
     assert re.search(r'<strong id="session-state" data-session="continuous">정규장', html)
-    assert re.search(r'<strong id="feed-status" data-status="stale">지연 \(stale\)</strong>', html)
+    assert re.search(r'<strong id="feed-status" data-status="stale">지연</strong>', html)
     assert 'id="synthetic-banner"' not in html
 
 
@@ -99,7 +99,7 @@ def test_unreachable_market_clock_still_renders_the_snapshot(web, stocks, settin
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(r'<strong id="session-state" data-session="unknown">', html)
-    assert '<time id="market-clock">알 수 없음 (unknown)</time>' in html
+    assert '<time id="market-clock">알 수 없음</time>' in html
     assert _cell(_row(html, "005930"), "price") == ("num down", "69,900")
     status = web.get("/market/status.json").json()
     assert (status["available"], status["session"], status["synthetic"]) == (False, "unknown", False)
@@ -129,7 +129,7 @@ def test_next_closures_and_shifted_sessions(web, stocks, monkeypatch):
         now=dt.datetime.combine(day, dt.time(10, 0), tzinfo=KST), trading_date=day, session="continuous",
         source="sandbox",
     )  # fmt: skip
-    monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0: market)
+    monkeypatch.setattr("apps.marketdata.market_clock.sandbox_now", lambda timeout=3.0, calendar=None: market)
     CalendarOverride.objects.create(date=dt.date(2026, 12, 1), closed=True, note="<b>시스템 점검</b>")
 
     html = web.get("/").content.decode()
@@ -144,15 +144,15 @@ def test_next_closures_and_shifted_sessions(web, stocks, monkeypatch):
             "2026-11-19",
             "false",
             "announced",
-            "2026-11-19 (목요일) 10:00~16:30 · 수능 CSAT day: every time one hour later (announced)",
+            "2026-11-19 (목요일) 10:00~16:30 · 수능 (announced)",
         ),
         (
             "2026-12-01",
             "true",
             "override",
-            "2026-12-01 (화요일) 휴장 closed · &lt;b&gt;시스템 점검&lt;/b&gt; (override)",
+            "2026-12-01 (화요일) 휴장 · &lt;b&gt;시스템 점검&lt;/b&gt; (override)",
         ),
-        ("2026-12-25", "true", "announced", "2026-12-25 (금요일) 휴장 closed · 성탄절 Christmas (announced)"),
+        ("2026-12-25", "true", "announced", "2026-12-25 (금요일) 휴장 · 성탄절 (announced)"),
     ]
     assert "&lt;b&gt;시스템 점검&lt;/b&gt;" in html  # an operator's note is text, never markup
 
@@ -168,5 +168,5 @@ def test_a_stock_with_only_the_brokers_base_price_is_not_blank(web, market, clea
 
     assert _cell(row, "price")[1] == "400,000"
     assert _cell(row, "change")[1] in ("0", "—", "-")
-    assert "기준가 <small>base</small> 400,000원" in page
+    assert "기준가 400,000원" in page
     assert "the broker&#x27;s base price (stck_sdpr)" in page

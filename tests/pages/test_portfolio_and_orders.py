@@ -8,10 +8,11 @@ import re
 
 import pytest
 
-from apps.marketdata.calendar import KST
-from apps.marketdata.realtime.fillpath import FillTick
-from apps.orders.models import Order
-from apps.orders.services import order_fill_apply, order_place
+from apps.core.krx.calendar import KST
+from apps.live.realtime.fillpath import FillTick
+from apps.trading.orders.fills import order_fill_apply
+from apps.trading.orders.models import Order
+from apps.trading.orders.placement import order_place
 
 from .conftest import TRADING_DATE, store_quote
 
@@ -69,7 +70,7 @@ def test_portfolio_live_fragment(web, samsung, market, account):
 
 
 def test_portfolio_of_another_users_account_is_404(web, django_user_model, samsung, market):
-    from apps.accounts.services import paper_account_ensure
+    from apps.trading.accounts.services import paper_account_ensure
 
     other = paper_account_ensure(user=django_user_model.objects.create_user(username="other", password="x"))
 
@@ -88,7 +89,7 @@ def test_orders_page_lists_open_and_past_orders_and_executions(web, samsung, mar
 
     open_table = re.search(r'<table id="open-orders">.*?</table>', html, re.S).group(0)
     assert re.findall(r'<tr data-order-id="(\d+)"', open_table) == [str(open_order.pk)]
-    assert '<td data-field="status">PENDING</td>' in open_table
+    assert '<td data-field="status" data-value="PENDING">접수</td>' in open_table
     assert f'<form method="post" action="/orders/{open_order.pk}/cancel/" class="cancel-form">' in open_table
     assert f'data-action="cancel" data-order-id="{open_order.pk}"' in open_table
     past = re.search(r'<table id="past-orders">.*?</table>', html, re.S).group(0)

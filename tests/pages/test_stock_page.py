@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from apps.accounts.models import PaperAccount
-from apps.orders.models import Order
+from apps.trading.accounts.models import PaperAccount
+from apps.trading.orders.models import Order
 
 from .conftest import store_book, store_quote
 
@@ -60,12 +60,15 @@ def test_order_ticket_fields_steppers_and_price_band(web, samsung, market):
     form = re.search(r'<form id="order-ticket".*?</form>', first, re.S).group(0)
     assert 'method="post"' in form and 'hx-post="/stocks/005930/"' in form
     assert re.findall(r'name="side" value="(\w+)"', form) == ["BUY", "SELL"]
-    assert re.findall(r'name="order_type" value="(\w+)"', form) == ["LIMIT", "MARKET"]
+    assert re.findall(r'name="order_type" value="(\w+)"', form) == [
+        "LIMIT", "MARKET", "PRE_CLOSE_PRICE", "POST_CLOSE_PRICE", "AFTER_HOURS_SINGLE",
+    ]  # fmt: skip
+    assert re.findall(r'name="route" value="(\w+)"', form) == ["KRX", "NXT", "SOR"]
     for name, label_id in (("quantity", "ticket-quantity"), ("price", "ticket-price")):
         assert re.search(rf'<label for="{label_id}">', form) and f'id="{label_id}" name="{name}"' in form
     assert 'data-step="up"' in form and 'data-step="down"' in form
     band = _text(re.search(r'<p id="price-band".*?</p>', form, re.S).group(0))
-    assert band == "하한가 lower 49,000 ~ 상한가 upper 91,000 · 기준가 base 70,000원"
+    assert band == "하한가 49,000 ~ 상한가 91,000 · 기준가 70,000원"
     assert 'data-lower="49000" data-upper="91000"' in form
     ticks = "[[2000, 1], [5000, 5], [20000, 10], [50000, 50], [200000, 100], [500000, 500], [null, 1000]]"
     assert f'data-ticks="{ticks}"' in form  # the KRX tick table in force, for the price steppers
@@ -93,7 +96,7 @@ def test_order_without_javascript_redirects_and_shows_the_order(web, samsung, ma
     )
     page = web.get(response["Location"]).content.decode()
     result = _text(re.search(r'<div id="order-result".*?</div>', page, re.S).group(0))
-    assert f"#{order.pk}" in result and "PENDING" in result
+    assert f"#{order.pk}" in result and "상태 접수" in result
     assert f"주문 #{order.pk} 접수 (PENDING)" in page  # the Django message
     # Reloading the same form (same client_order_id) does not place a second order.
     web.post("/stocks/005930/", _ticket(client_order_id="c-1"))
@@ -145,9 +148,9 @@ def test_htmx_order_shows_the_result_in_place(web, samsung, market, account):
     order = Order.objects.get(account=account)
     assert (order.order_type, order.limit_price, order.quantity) == ("MARKET", None, 3)  # price ignored
     assert re.search(rf'<div id="order-result" class="result" role="status" data-order-id="{order.pk}">', html)
-    assert f'<strong data-order-status data-order-id="{order.pk}">PENDING</strong>' in html
+    assert f'<strong data-order-status data-order-id="{order.pk}" data-value="PENDING">접수</strong>' in html
     # The fresh ticket keeps the order type and gets a new client_order_id.
-    assert 'name="order_type" value="MARKET" checked' in html
+    assert 'name="order_type" value="MARKET" data-kind="market" checked' in html
     assert not re.search(r'name="client_order_id" value=""', html)
 
 

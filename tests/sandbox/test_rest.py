@@ -8,11 +8,11 @@ import time
 import httpx
 import pytest
 
+from apps.core.demo_credentials import DEMO_PAPER_APP_KEY, DEMO_PAPER_APP_SECRET, DEMO_REAL_APP_KEY
+from apps.core.krx.rules import TickTable
 from apps.sandbox.auth import MSG_TOKEN_RATE
-from apps.sandbox.credentials import DEMO_PAPER_APP_KEY, DEMO_PAPER_APP_SECRET, DEMO_REAL_APP_KEY
 from apps.sandbox.data import ymd_date
 from apps.sandbox.server import SandboxThread
-from apps.sandbox.ticks import TickTable
 
 from .conftest import base_config, data_headers, fresh_credential, get_token, rest_url
 
@@ -324,6 +324,55 @@ def test_minute_paging_walks_the_whole_session(sandbox: SandboxThread, admin: ht
             int(row["cntg_vol"]),
         ) == (b.open, b.high, b.low, b.close, b.volume)
     assert sum(int(r["cntg_vol"]) for r in seen) == int(body["output1"]["acml_vol"])
+
+
+def test_minute_bars_of_an_earlier_day_page_back_through_its_session(sandbox: SandboxThread) -> None:
+    """FHKST03010230 (kis-api.md §5.5): 120 rows a call for the asked day, newest first, paged by moving the hour
+    back; an earlier day's bars are the tape model's spread of its recorded daily bar, so they re-aggregate to it.
+    Older than a year, in the future, or not a session: no rows; a malformed hour: OPSQ2002."""
+    core = sandbox.server.core  # type: ignore[union-attr]
+    history = core.market.history["005930"]
+    past = history[-3]
+    c, cred, token = authed(sandbox)
+    h = data_headers(token, cred, "FHKST03010230")
+
+    def ask(day: str, hour: str) -> dict:
+        params = {**PRICE, "FID_INPUT_DATE_1": day, "FID_INPUT_HOUR_1": hour, "FID_PW_DATA_INCU_YN": "N",
+                  "FID_FAKE_TICK_INCU_YN": ""}  # fmt: skip
+        response = c.get(f"{Q}/inquire-time-dailychartprice", params=params, headers=h)
+        assert response.status_code == 200 and response.headers["tr_id"] == "FHKST03010230"
+        return response.json()
+
+    day, hour, seen, calls = f"{past.date:%Y%m%d}", "153000", [], 0
+    while calls < 10:
+        rows = ask(day, hour)["output2"]
+        calls += 1
+        if not rows:
+            break
+        assert len(rows) <= 120 and {r["stck_bsop_date"] for r in rows} == {day}
+        hours = [r["stck_cntg_hour"] for r in rows]
+        assert hours == sorted(hours, reverse=True) and hours[0] <= hour
+        seen.extend(rows)
+        oldest = int(hours[-1][:2]) * 60 + int(hours[-1][2:4]) - 1
+        hour = f"{oldest // 60:02d}{oldest % 60:02d}00"
+    assert calls >= 4 and len(seen) > 120  # more than one page: the client's paging ran
+    assert sum(int(r["cntg_vol"]) for r in seen) == past.volume
+    assert (int(seen[-1]["stck_oprc"]), int(seen[0]["stck_prpr"])) == (past.open, past.close)
+    assert max(int(r["stck_hgpr"]) for r in seen) == past.high and min(int(r["stck_lwpr"]) for r in seen) == past.low
+    assert ask(day, "153000")["output2"] == seen[:120]  # deterministic
+
+    replay_day = core.market.date
+    too_old = next((b.date for b in reversed(history) if b.date < replay_day - dt.timedelta(days=365)), None)
+    if too_old is not None:  # the recorded history reaches back further than a year
+        assert ask(f"{too_old:%Y%m%d}", "153000")["output2"] == []
+    assert ask(f"{replay_day + dt.timedelta(days=1):%Y%m%d}", "153000")["output2"] == []
+    saturday = replay_day - dt.timedelta(days=replay_day.weekday() + 2)
+    assert saturday.weekday() == 5 and ask(f"{saturday:%Y%m%d}", "153000")["output2"] == []
+    for date_1, hour_1, field in ((day, "25", "HOUR_1"), (day, "246000", "HOUR_1"), ("2026021", "153000", "DATE_1"),
+                                  ("x" * 5000, "153000", "DATE_1"), ("20261340", "153000", "DATE_1")):  # fmt: skip
+        bad = ask(date_1, hour_1)
+        assert (bad["rt_cd"], bad["msg1"]) == ("1", f"ERROR INVALID INPUT [FID_INPUT_{field}]")
+    assert ask("00000101", "153000")["output2"] == []
 
 
 def test_minute_future_time_is_now(sandbox: SandboxThread, admin: httpx.Client) -> None:

@@ -14,11 +14,13 @@ import httpx
 import pytest
 import websockets
 
+from apps.core.krx.rules import TickTable
 from apps.sandbox import data, quotes
 from apps.sandbox.clock import CLOSE_S, CONTINUOUS_END_S, OPEN_S
 from apps.sandbox.config import LIGHT_TAPE, REAL_TAPE, TapeDensity, config_from_settings
 from apps.sandbox.data import DailyBar, Instrument, IntradayBar
-from apps.sandbox.kiwoom.ws import BOOK_FIDS, TRADE_FIDS, book_row, trade_row, values_json
+from apps.sandbox.kiwoom import ws as kiwoom_ws
+from apps.sandbox.kiwoom.ws import BOOK_FIDS, TRADE_FIDS, book_values, encode_book, encode_trade, trade_values
 from apps.sandbox.layouts import H0STASP0_FIELDS, H0STCNT0_FIELDS, build_frame, parse_frame
 from apps.sandbox.replay import (
     BUY,
@@ -37,7 +39,6 @@ from apps.sandbox.replay import (
     spread_daily_bar,
 )
 from apps.sandbox.server import SandboxCore, SandboxThread
-from apps.sandbox.ticks import TickTable
 from apps.sandbox.ws import WsConnection, WsHub
 
 from .conftest import ADMIN, base_config, fresh_credential, requires_data, rest_url, shared_market
@@ -156,9 +157,17 @@ def test_opening_print_and_closing_auction_print() -> None:
     assert opening.t_ms == OPEN_S * 1000 and opening.price == first_bar.open
     lo, hi = OPENING_PRINT_SHARE
     assert int(first_bar.volume * lo) <= opening.volume <= int(first_bar.volume * hi)
-    assert closing_bar.start_s == closing_bar.end_s == CLOSE_S
+    # The closing print comes after the close by the auction's random end (0-30 s, seeded per stock and day).
+    assert closing_bar.start_s == closing_bar.end_s == tape.closing_print_ms // 1000
+    assert CLOSE_S <= closing_bar.start_s <= CLOSE_S + 30
     assert [t for t in ticks if t.t_ms >= CONTINUOUS_END_S * 1000] == [ticks[-1]]
-    assert (ticks[-1].t_ms, ticks[-1].volume) == (CLOSE_S * 1000, closing_bar.volume)
+    assert (ticks[-1].t_ms, ticks[-1].volume) == (tape.closing_print_ms, closing_bar.volume)
+    ends = {
+        DayTape(tape.instrument, tape.date, list(tape.bars[:-1]) + [IntradayBar(CLOSE_S, CLOSE_S, 1, 1, 1, 1, 5)],
+                prev_close=1, prev_volume=1, seed=seed, grid=tape.grid, source="t").closing_print_ms
+        for seed in range(40)
+    }  # fmt: skip
+    assert len(ends) > 5 and min(ends) >= CLOSE_S * 1000 and max(ends) <= (CLOSE_S + 30) * 1000
     # A recorded 1-minute bar starting at 09:00 opens the same way.
     bar = IntradayBar(OPEN_S, OPEN_S + 60, 44_150, 44_200, 43_800, 43_850, 1_634_955)
     grid = Grid(TickTable(), dt.date(2020, 3, 20), "KOSPI")
@@ -222,7 +231,7 @@ def assert_books_consistent(tape: DayTape, until_ms: int) -> tuple[int, int]:
 
 def test_books_change_on_every_print_and_between_prints_consistently() -> None:
     light = synthetic_tape(LIGHT_TAPE)
-    prints, quote_updates = assert_books_consistent(light, CLOSE_S * 1000)
+    prints, quote_updates = assert_books_consistent(light, light.closing_print_ms)
     assert prints == len(light.all_ticks()) and quote_updates >= prints
     assert (prints, quote_updates) == light.counts()
     real = synthetic_tape(REAL_TAPE)
@@ -238,7 +247,7 @@ def test_books_follow_recorded_off_grid_extremes() -> None:
     tape = DayTape(
         inst, DAY, bars, prev_close=90_500, prev_volume=1_000_000, seed=3, grid=grid, density=REAL_TAPE, source="t"
     )
-    assert_books_consistent(tape, CLOSE_S * 1000)
+    assert_books_consistent(tape, tape.closing_print_ms)
     assert min(t.price for t in tape.all_ticks()) == 89_950
 
 
@@ -303,18 +312,17 @@ def test_records_carry_each_value_under_its_field_name() -> None:
     assert asp["TOTAL_ASKP_RSQN_ICDC"] == str(sum(book.ask_qty) - sum(ev.prev_book.ask_qty))
     assert (asp["ACML_VOL"], asp["ANTC_VOL"]) == (str(st.volume), str(st.first_volume))
     assert build_frame("H0STASP0", [list(asp.values())]).startswith("0|H0STASP0|001|005930^")
-    # Kiwoom entries: the hand-built JSON is what json.dumps gives for the same values.
-    trade = trade_row(tape, tick, st, book)
-    assert values_json_matches(TRADE_FIDS, trade)
-    assert values_json_matches(BOOK_FIDS, book_row(tape, ev.t_ms, st, book, ev.prev_book))
+    # Kiwoom entries: the hand-built JSON is what json.dumps gives for the same values, every FID in order.
+    trade = trade_values(tape, tick, st, book, "005930_AL")
+    assert list(trade) == list(TRADE_FIDS) and trade["9081"] == "3"
+    assert encode_trade(tape, tick, st, book) + kiwoom_ws._TRADE_TAILS["_AL"] == compact(trade)
+    quote = book_values(tape, ev.t_ms, st, book, ev.prev_book)
+    assert list(quote) == list(BOOK_FIDS)
+    assert encode_book(tape, ev.t_ms, st, book, ev.prev_book) == compact(quote)
 
 
-def values_json_matches(fids: tuple[str, ...], row: list[str]) -> bool:
-    from apps.sandbox.kiwoom import ws as kiwoom_ws
-
-    keys = kiwoom_ws._json_keys(fids)
-    expected = json.dumps(dict(zip(fids, row, strict=True)), ensure_ascii=False, separators=(",", ":"))
-    return values_json(keys, row) == expected
+def compact(values: dict[str, str]) -> str:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 # --- the listeners -----------------------------------------------------------------------------------

@@ -95,6 +95,37 @@ def test_paper_refuses_nxt_and_sor_but_takes_krx(tradebox: SandboxThread) -> Non
     assert order(c, cred, token, "TTTC0012U").json()["msg_cd"] == "OPSQ0002"
 
 
+def test_real_listener_takes_nxt_and_sor_orders_and_the_inquiry_names_the_venue(tradebox: SandboxThread) -> None:
+    """EXCG_ID_DVSN_CD NXT and SOR on the real server (kis-api.md §5.7): accepted, filled against NXT's book
+    (NXT) or the better of the two (SOR), and the daily-fills row carries the venue asked for."""
+    c, cred, token = session(tradebox, "real")
+    ask, _, _ = quote_price(c, cred, token)
+    for venue in ("NXT", "SOR"):
+        placed = order(c, cred, token, "TTTC0012U", ORD_QTY="1", ORD_UNPR=str(ask), EXCG_ID_DVSN_CD=venue).json()
+        assert (placed["rt_cd"], placed["msg_cd"]) == ("0", "APBK0013"), placed
+        odno = placed["output"]["ODNO"]
+        deadline = time.monotonic() + 20
+        while True:
+            rows = c.get(
+                f"{T}/inquire-daily-ccld",
+                params={
+                    **ACCOUNT,
+                    "INQR_STRT_DT": "20260220",
+                    "INQR_END_DT": "20260220",
+                    "ODNO": odno,
+                    "EXCG_ID_DVSN_CD": "ALL",
+                },  # fmt: skip
+                headers=data_headers(token, cred, "TTTC0081R"),
+            ).json()["output1"]
+            if (rows and rows[0]["rmn_qty"] == "0") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert rows[0]["odno"] == odno and rows[0]["excg_id_dvsn_cd"] == venue
+        assert rows[0]["tot_ccld_qty"] == "1" and 0 < int(rows[0]["avg_prvs"]) <= ask
+    bad = order(c, cred, token, "TTTC0012U", ORD_UNPR=str(ask), EXCG_ID_DVSN_CD="XYZ").json()
+    assert (bad["rt_cd"], bad["msg_cd"]) == ("1", "APBK1681")
+
+
 def test_marketable_buy_fills_from_the_book_then_balance_and_inquiry_agree(tradebox: SandboxThread) -> None:
     c, cred, token = session(tradebox, "real")
     ask, _, _ = quote_price(c, cred, token)
@@ -177,6 +208,42 @@ async def test_execution_notices_are_encrypted_26_field_acks_and_fills(tradebox:
 
 
 @pytest.mark.asyncio
+async def test_paper_execution_notices_are_h0stcni9_on_the_paper_listener(tradebox: SandboxThread) -> None:
+    """The paper server's notices: H0STCNI9 (kis-api.md §6.7), encrypted with the key and iv of its own ack, for a
+    VTTC0012U order; the same 26 fields as H0STCNI0."""
+    c, cred, token = session(tradebox, "paper")
+    key = httpx.post(
+        f"{rest_url(tradebox, 'paper')}/oauth2/Approval",
+        json={"grant_type": "client_credentials", "appkey": cred.appkey, "secretkey": cred.appsecret},
+    ).json()["approval_key"]
+    async with websockets.connect(f"ws://127.0.0.1:{tradebox.ports.paper_ws}/tryitout") as ws:
+        msg = {
+            "header": {"approval_key": key, "custtype": "P", "tr_type": "1", "content-type": "utf-8"},
+            "body": {"input": {"tr_id": "H0STCNI9", "tr_key": "hogapaper"}},
+        }
+        await ws.send(json.dumps(msg))
+        ack = json.loads(await ws.recv())
+        assert ack["header"] == {"tr_id": "H0STCNI9", "tr_key": "hogapaper", "encrypt": "Y"}
+        assert ack["body"]["rt_cd"] == "0"
+        aes_key, aes_iv = ack["body"]["output"]["key"], ack["body"]["output"]["iv"]
+        ask, _, _ = await asyncio.to_thread(quote_price, c, cred, token)
+        placed = await asyncio.to_thread(order, c, cred, token, "VTTC0012U", ORD_QTY="1", ORD_UNPR=str(ask))
+        odno = placed.json()["output"]["ODNO"]
+        records = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(r["CNTG_YN"] == "2" for r in records):
+            raw = await asyncio.wait_for(ws.recv(), 10)
+            assert not raw.startswith("1|H0STCNI0|")
+            if raw.startswith("1|H0STCNI9|"):
+                frame = parse_frame(raw, aes_key, aes_iv)
+                assert frame.encrypted and frame.tr_id == "H0STCNI9" and len(frame.records[0]) == 26
+                records.extend(frame.records)
+    receipt, fill = records[0], next(r for r in records if r["CNTG_YN"] == "2")
+    assert (receipt["ACPT_YN"], receipt["ODER_NO"], receipt["CUST_ID"]) == ("1", odno, "hogapaper")
+    assert fill["ODER_NO"] == odno and fill["SELN_BYOV_CLS"] == "02" and int(fill["CNTG_UNPR"]) <= ask
+
+
+@pytest.mark.asyncio
 async def test_paper_listener_refuses_nxt_and_integrated_feeds(tradebox: SandboxThread) -> None:
     cred = fresh_credential("paper")
     key = httpx.post(
@@ -192,3 +259,83 @@ async def test_paper_listener_refuses_nxt_and_integrated_feeds(tradebox: Sandbox
             await ws.send(json.dumps(msg))
             body = json.loads(await ws.recv())["body"]
             assert (body["rt_cd"], body["msg_cd"]) == ("1", expect)
+
+
+def test_modify_and_cancel_take_the_open_part_off_the_book_with_orders_of_their_own(tradebox: SandboxThread) -> None:
+    c, cred, token = session(tradebox, "paper")
+    _, _, lower = quote_price(c, cred, token)
+    placed = order(c, cred, token, "VTTC0012U", ORD_QTY="5", ORD_UNPR=str(lower))  # rests: nothing prints that low
+    odno = placed.json()["output"]["ODNO"]
+
+    def revise(tr_id: str = "VTTC0013U", **body: str) -> dict:
+        payload = {**ACCOUNT, "KRX_FWDG_ORD_ORGNO": "06010", "ORGN_ODNO": odno, "ORD_DVSN": "00",
+                   "RVSE_CNCL_DVSN_CD": "02", "ORD_QTY": "0", "ORD_UNPR": "0", "QTY_ALL_ORD_YN": "Y",
+                   "EXCG_ID_DVSN_CD": "KRX", **body}  # fmt: skip
+        return c.post(f"{T}/order-rvsecncl", json=payload, headers=data_headers(token, cred, tr_id)).json()
+
+    for body, msg_cd in [
+        ({"ORGN_ODNO": "9999999999"}, "APBK1031"),  # no such order
+        ({"RVSE_CNCL_DVSN_CD": "03"}, "APBK1032"),
+        ({"QTY_ALL_ORD_YN": "N", "ORD_QTY": "6"}, "APBK0905"),  # more than is open
+        ({"QTY_ALL_ORD_YN": "N", "ORD_QTY": "x"}, "APBK0905"),
+        ({"RVSE_CNCL_DVSN_CD": "01", "ORD_UNPR": str(lower + 1)}, "APBK0907"),  # a modify off the tick grid
+    ]:
+        answer = revise(**body)
+        assert (answer["rt_cd"], answer["msg_cd"]) == ("1", msg_cd), body
+    assert revise("TTTC0013U")["msg_cd"] == "OPSQ0002"  # the real TR on the paper server
+
+    part = revise(QTY_ALL_ORD_YN="N", ORD_QTY="2")
+    assert (part["rt_cd"], part["msg_cd"]) == ("0", "40650000") and part["output"]["ODNO"] != odno
+    modified = revise(RVSE_CNCL_DVSN_CD="01", ORD_UNPR=str(lower))  # the other 3 move to an order of their own
+    assert modified["msg_cd"] == "40640000"
+    modify_no = modified["output"]["ODNO"]
+    assert revise(ORGN_ODNO=modify_no)["rt_cd"] == "0"
+    assert revise()["msg_cd"] == "APBK0344"  # nothing open any more
+
+    rows = c.get(
+        f"{T}/inquire-daily-ccld",
+        params={
+            **ACCOUNT,
+            "INQR_STRT_DT": "20260220",
+            "INQR_END_DT": "20260220",
+            "SLL_BUY_DVSN_CD": "00",
+            "CCLD_DVSN": "00",
+            "EXCG_ID_DVSN_CD": "ALL",
+        },  # fmt: skip
+        headers=data_headers(token, cred, "VTTC0081R"),
+    ).json()["output1"]
+    by_no = {r["odno"]: r for r in rows}
+    assert len(rows) == 4
+    original = by_no[odno]
+    assert (original["cnc_cfrm_qty"], original["rmn_qty"], original["orgn_odno"], original["cncl_yn"]) == (
+        "5", "0", "", "N")  # fmt: skip
+    cancel = by_no[part["output"]["ODNO"]]
+    assert (cancel["orgn_odno"], cancel["cncl_yn"], cancel["ord_qty"], cancel["rmn_qty"]) == (odno, "Y", "2", "0")
+    modify = by_no[modify_no]
+    assert (modify["orgn_odno"], modify["cncl_yn"], modify["ord_qty"], modify["cnc_cfrm_qty"]) == (odno, "N", "3", "3")
+    open_rows = c.get(
+        f"{T}/inquire-daily-ccld",
+        params={**ACCOUNT, "INQR_STRT_DT": "20260220", "INQR_END_DT": "20260220", "CCLD_DVSN": "02"},
+        headers=data_headers(token, cred, "VTTC0081R"),
+    ).json()["output1"]
+    assert open_rows == []
+
+
+def test_a_cancel_confirm_notice_names_the_original_and_the_cancelled_quantity() -> None:
+    from apps.brokers.kis.orders import parse_notice_record
+    from apps.sandbox.orders import SandboxOrder, notice_fields
+
+    cancel = SandboxOrder(
+        number="0000000009", account="5000123401", appkey="k", mode="paper", code="005930", name="삼성전자",
+        side="02", ord_dvsn="00", quantity=2, price=50_000, venue="KRX", accepted_ms=36_000_000, tr_id="VTTC0013U",
+        cancelled=2, original="0000000007", kind="cancel",
+    )  # fmt: skip
+    fields = notice_fields(cancel, None, 36_000_000, "hogauser1")
+    assert len(fields) == 26
+    assert (fields[2], fields[3], fields[5], fields[9], fields[13], fields[14], fields[16]) == (
+        "0000000009", "0000000007", "2", "2", "1", "2", "2")  # fmt: skip
+    notice = parse_notice_record(fields)
+    assert notice.is_cancel and not notice.is_fill and notice.original_order_no == "0000000007"
+    plain = parse_notice_record(notice_fields(SandboxOrder(**{**cancel.__dict__, "kind": "new", "original": ""}),
+                                              None, 36_000_000, "hogauser1"))  # fmt: skip
+    assert not plain.is_cancel and plain.revision == "new" and plain.accept_state == "1"

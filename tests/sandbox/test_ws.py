@@ -12,9 +12,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from apps.core.krx.rules import TickTable
 from apps.sandbox.layouts import H0STASP0_FIELDS, H0STCNT0_FIELDS, parse_frame
 from apps.sandbox.server import SandboxThread
-from apps.sandbox.ticks import TickTable
 
 from .conftest import ADMIN, base_config, fresh_credential, rest_url, shared_market
 
@@ -271,3 +271,30 @@ async def test_slow_client_queue_overflow_drops_only_that_client() -> None:
                 for _ in range(10000):
                     await asyncio.wait_for(ws.recv(), 3)
         assert not hub.connections
+
+
+@pytest.mark.asyncio
+async def test_send_log_records_every_print_written_with_its_time(tmp_path) -> None:
+    """SANDBOX_SEND_LOG: one line per H0STCNT0 record written to a client (code, cumulative volume, price and
+    the wall time of the write), the same prints the client receives, and no line for book frames."""
+    log = tmp_path / "sent.log"
+    cfg = base_config(speed=120.0, send_log=log)
+    with SandboxThread(cfg, shared_market(cfg)) as box:
+        key = approval(box)
+        received: list[tuple[str, int, int, float]] = []
+        async with websockets.connect(url(box)) as ws:
+            await ws.send(sub(key, "H0STCNT0", "005930"))
+            await ws.send(sub(key, "H0STASP0", "005930"))
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and len(received) < 20:
+                raw = await asyncio.wait_for(ws.recv(), 3)
+                if raw.startswith("0|H0STCNT0|"):
+                    at = time.time()
+                    for rec in parse_frame(raw).records:
+                        received.append(("005930", int(rec["ACML_VOL"]), int(rec["STCK_PRPR"]), at))
+    lines = [line.split() for line in log.read_text().splitlines()]
+    logged = {(code, int(cum)): (int(price), float(sent)) for code, cum, price, sent in lines}
+    assert len(received) >= 20 and len(logged) == len(lines)  # one line per print
+    for code, cum, price, at in received:
+        sent_price, sent_at = logged[(code, cum)]
+        assert sent_price == price and sent_at <= at < sent_at + 5

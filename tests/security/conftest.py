@@ -31,10 +31,10 @@ def api_for(user):
 
 @pytest.fixture
 def open_clock(monkeypatch):
-    """The market clock pinned to an open session (as in tests/paper_trading): orders are accepted."""
-    from tests.orders.conftest import open_market
+    """The market clock pinned to an open session (as in tests/trading/paper_trading): orders are accepted."""
+    from tests.trading.orders.conftest import open_market
 
-    monkeypatch.setattr("apps.orders.services.market_now", lambda calendar: open_market())
+    monkeypatch.setattr("apps.trading.orders.placement.market_now", lambda calendar: open_market())
     return open_market()
 
 
@@ -42,7 +42,7 @@ def make_stock(code: str, rank: int | None = None):
     import datetime as dt
 
     from apps.marketdata.models import DailyBar, Stock
-    from tests.orders.conftest import BASE, TRADING_DATE
+    from tests.trading.orders.conftest import BASE, TRADING_DATE
 
     stock = Stock.objects.create(code=code, name=f"Stock {code}", market="KOSPI", rank=rank)
     DailyBar.objects.create(
@@ -57,7 +57,7 @@ def samsung(db):
     import datetime as dt
 
     from apps.marketdata.models import DailyBar, Stock
-    from tests.orders.conftest import BASE, TRADING_DATE
+    from tests.trading.orders.conftest import BASE, TRADING_DATE
 
     stock = Stock.objects.create(code="005930", name="삼성전자", market="KOSPI", rank=1)
     DailyBar.objects.create(

@@ -9,9 +9,9 @@ from channels.testing import WebsocketCommunicator
 from django.core import mail
 from django.test import Client
 
+from apps.brokers.base import ConditionInfo
 from apps.conditions.models import Condition, ConditionEvent
 from apps.conditions.services import broker_connection_link, condition_alert_record, conditions_sync
-from apps.marketdata.brokers.base import ConditionInfo
 from tests.conditions.conftest import alert
 
 from .conftest import api_for
@@ -90,7 +90,7 @@ async def test_the_conditions_socket_joins_only_visible_conditions(async_db_clea
 def test_alert_email_goes_to_the_verified_address_only(victim, operator_conditions, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
-    from apps.accounts.models import VerifiedEmail
+    from apps.trading.accounts.models import VerifiedEmail
 
     api = api_for(victim)
     pk = operator_conditions["0"].pk
@@ -144,8 +144,8 @@ def test_operator_shares_a_condition_with_a_group_read_only(attacker, operator_c
 def test_a_verification_link_proves_nothing_for_another_account(victim, attacker, settings):
     from django.core import signing
 
-    from apps.accounts.models import VerifiedEmail
-    from apps.accounts.services import EMAIL_VERIFY_SALT
+    from apps.trading.accounts.models import VerifiedEmail
+    from apps.trading.accounts.services import EMAIL_VERIFY_SALT
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     page = Client()
@@ -170,7 +170,7 @@ def test_a_verification_link_proves_nothing_for_another_account(victim, attacker
 
 def test_the_admin_links_a_key_to_one_user_only(admin_client, victim, attacker):
     from apps.conditions.models import BrokerConnection
-    from apps.conditions.services import current_key_id
+    from apps.conditions.selectors import current_key_id
 
     linked = admin_client.post(
         "/admin/conditions/brokerconnection/add/", {"owner": victim.pk, "key_id": current_key_id()}

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from apps.marketdata.feed.demand import overflow, plan, read_demand
-from apps.marketdata.realtime import keys
+from apps.live.feed.demand import overflow, plan, read_demand
+from apps.live.realtime import keys
 
 from .conftest import make_stock
 
@@ -23,7 +23,7 @@ PER_CONNECTION = 20  # stocks of one KIS connection (41 registrations)
 
 
 async def _socket(user) -> WebsocketCommunicator:
-    from apps.marketdata.consumers import MarketConsumer
+    from apps.live.consumers import MarketConsumer
 
     communicator = WebsocketCommunicator(MarketConsumer.as_asgi(), "/ws/market/")
     communicator.scope["user"] = user
@@ -156,8 +156,9 @@ async def test_sockets_watching_many_stocks_do_not_push_a_real_viewer_off_the_fe
 
 @pytest.mark.django_db
 def test_parked_orders_of_one_user_leave_another_users_order_a_live_slot(attacker, victim, open_clock, clean_redis):
-    from apps.accounts.services import paper_account_ensure
-    from apps.orders.services import order_demand_sync, order_place
+    from apps.trading.accounts.services import paper_account_ensure
+    from apps.trading.orders.demand import order_demand_sync
+    from apps.trading.orders.placement import order_place
 
     parked = [make_stock(f"{i:06d}") for i in range(30)]
     wanted = make_stock("000099")
@@ -215,17 +216,18 @@ def test_a_stock_without_a_live_slot_is_polled_and_its_order_fills_marked_poll(s
     from channels.layers import get_channel_layer
     from django.conf import settings
 
-    from apps.accounts.services import paper_account_ensure
+    from apps.brokers.kis.client import AsyncKisClient
+    from apps.brokers.kis.config import KisConfig
+    from apps.core.krx.rules import DEFAULT_TICKS
+    from apps.live.feed.poller import RestPoller
+    from apps.live.realtime.fillpath import FillTickReader, order_demand_add
+    from apps.live.realtime.publisher import QuotePublisher
     from apps.marketdata.broker_services import DatabaseTokenStore
-    from apps.marketdata.brokers.kis.client import AsyncKisClient
-    from apps.marketdata.brokers.kis.config import KisConfig
-    from apps.marketdata.feed.poller import RestPoller
-    from apps.marketdata.krx_rules import DEFAULT_TICKS
-    from apps.marketdata.realtime.fillpath import FillTickReader, order_demand_add
-    from apps.marketdata.realtime.publisher import QuotePublisher
-    from apps.orders.models import Execution
-    from apps.orders.services import order_fills_apply, order_place
-    from tests.orders.conftest import TRADING_DATE, open_market
+    from apps.trading.accounts.services import paper_account_ensure
+    from apps.trading.orders.fills import order_fills_apply
+    from apps.trading.orders.models import Execution
+    from apps.trading.orders.placement import order_place
+    from tests.trading.orders.conftest import TRADING_DATE, open_market
 
     port = sandbox.ports.paper_rest
     code = httpx.get(f"http://127.0.0.1:{port}/sandbox/clock", timeout=10).json()["universe"][0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from apps.orders.models import Order
+from apps.trading.orders.models import Order
 
 from .conftest import api_for
 
@@ -124,8 +124,8 @@ def test_pagination_has_a_ceiling_and_a_bounded_offset(attacker, settings):
 def _consumers():
     from apps.conditions.consumers import ConditionsConsumer, NotificationsConsumer
     from apps.core.consumers import PingConsumer
-    from apps.marketdata.consumers import MarketConsumer
-    from apps.orders.consumers import OrdersConsumer
+    from apps.live.consumers import MarketConsumer
+    from apps.trading.orders.consumers import OrdersConsumer
 
     return [PingConsumer, OrdersConsumer, NotificationsConsumer, ConditionsConsumer, MarketConsumer]
 

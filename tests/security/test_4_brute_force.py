@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.orders.models import Order
+from apps.trading.orders.models import Order
 
 from .conftest import api_for
 
@@ -32,7 +32,7 @@ def test_thirty_wrong_passwords_lock_the_login_page_with_a_clear_message(victim,
     assert set(answers[5:]) == {429}
     assert right_password.status_code == 429  # locked out: not even the right password gets in
     text = right_password.content.decode()
-    assert "[login_locked]" in text and "Too many failed logins" in text
+    assert "[login_locked]" in text and "로그인이 잠시 잠겼습니다" in text
     assert "_auth_user_id" not in client.session
 
 

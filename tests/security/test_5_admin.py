@@ -8,16 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from apps.accounts.models import PaperAccount
-from apps.orders.models import Order
+from apps.trading.accounts.models import PaperAccount
+from apps.trading.orders.models import Order
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def resting(victim, samsung, open_clock):
-    from apps.accounts.services import paper_account_ensure
-    from apps.orders.services import order_place
+    from apps.trading.accounts.services import paper_account_ensure
+    from apps.trading.orders.placement import order_place
 
     account = paper_account_ensure(user=victim)
     return order_place(account=account, user=victim, code="005930", side="BUY", order_type="LIMIT", quantity=5,

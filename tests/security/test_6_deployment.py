@@ -50,8 +50,17 @@ def test_compose_keeps_the_sandbox_flower_and_data_services_off_the_public_netwo
     for secret in ("SANDBOX_ADMIN_TOKEN", "FLOWER_BASIC_AUTH", "POSTGRES_PASSWORD"):
         assert f"${{{secret}:?" in text  # compose refuses to start without a generated secret
     assert "sandbox-admin" not in (ROOT / "config" / "settings" / "base.py").read_text()
-    daphne = [line for line in (ROOT / "bin" / "hoga-process").read_text().splitlines() if "daphne" in line]
-    assert daphne and not any("--proxy-headers" in line and not line.lstrip().startswith("#") for line in daphne)
+    # The web server believes no X-Forwarded-* itself: apps/core/proxy.py does, from HOGA_TRUSTED_PROXIES only.
+    script = [
+        line for line in (ROOT / "bin" / "hoga-process").read_text().splitlines() if not line.strip().startswith("#")
+    ]
+    assert any("gunicorn --config config/gunicorn.py" in line for line in script)
+    assert not any("--proxy-headers" in line or "--forwarded-allow-ips" in line for line in script)
+    from apps.core.web import HogaUvicornWorker
+
+    assert HogaUvicornWorker.CONFIG_KWARGS["proxy_headers"] is False
+    assert HogaUvicornWorker.CONFIG_KWARGS["lifespan"] == "off"
+    assert 'forwarded_allow_ips = ""' in (ROOT / "config" / "gunicorn.py").read_text()
     assert "HOGA_CONTAINER=1" in (ROOT / "Dockerfile").read_text()
 
 
@@ -139,7 +148,7 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(settings, peer,
 
 
 def test_the_calendar_cache_never_unpickles_from_a_shared_or_foreign_directory(tmp_path, settings):
-    from apps.marketdata import calendar
+    from apps.core.krx import calendar
 
     marker = tmp_path / "pwned"
 

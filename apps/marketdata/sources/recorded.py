@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from ..calendar import KST
+from apps.core.krx.calendar import KST
+
 from .base import SourceBar, SourceUnavailable
 
 CLOSING_PRINT = time(15, 30)

@@ -9,7 +9,8 @@
   (1511 missing field, 1517 bad format, 1901 market, 1902 unknown stock).
 - ka10081 rows are the recorded daily bars the KIS quotation TRs use plus today's bar so far, newest
   first, prices unsigned as in the reference sample; ka10080 rows are the replayed day's prints up to the
-  sandbox clock aggregated per ``tic_scope`` minutes from 09:00, labelled with the bar's first minute like
+  sandbox clock and then every earlier recorded day's modelled minute bars (``history.past_minute_bars``),
+  aggregated per ``tic_scope`` minutes from the session's open, labelled with the bar's first minute like
   the KIS minute chart (label convention UNCONFIRMED), prices signed.
 - The sandbox clock and fault admin routes (``/sandbox/clock``, ``/sandbox/faults``) are served here too.
 """
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from apps.sandbox import fundamentals
 from apps.sandbox.clock import KST, OPEN_S
 from apps.sandbox.data import DailyBar, ymd_date
 from apps.sandbox.history import past_minute_bars
@@ -279,7 +281,6 @@ class KiwoomRestApi:
         당기순이익 of the latest published year in 억원, EV/EBITDA-style ``ev`` as market cap over operating income,
         and ``mac_wght`` the stock's share of the sandbox universe's market cap (the universe stands in for the
         market: UNCONFIRMED how Kiwoom weighs it)."""
-        from apps.sandbox import fundamentals
 
         market = self.core.market
         shares = tape.instrument.listed_shares
@@ -344,7 +345,8 @@ class KiwoomRestApi:
         return {"stk_cd": str(body.get("stk_cd")), "stk_dt_pole_chart_qry": out}, (ymd(rest[0].date) if rest else "")
 
     def minute_chart(self, body: Body, next_key: str) -> Page:
-        """ka10080 주식분봉차트조회요청: the replayed day's bars up to the sandbox clock, newest first."""
+        """ka10080 주식분봉차트조회요청: the replayed day's bars up to the sandbox clock, then each earlier recorded
+        day's, newest first, from ``base_dt`` or the continuation key."""
         tape = self._tape(body)
         scope = _required(body, "tic_scope")
         if scope not in TIC_SCOPES:

@@ -13,8 +13,9 @@ JSON text frames, every message has ``trnm``. Flow and choices (UNCONFIRMED poin
   ``{"trnm":"REG","return_code":0,"return_msg":""}``; errors return_code 1 with a text. At most
   ``kiwoom_ws_max_registrations`` (item, type) pairs per connection ("등록 종목수 초과").
 - ``REAL`` pushes: ``0B`` one entry per replayed print, ``0D`` one entry per book update (after every print
-  and between prints), several entries per frame; ``item`` echoes the registered key (``005930_AL``). FID 14
-  is in 백만원 (UNCONFIRMED).
+  and between prints), several entries per frame; ``item`` echoes the registered key (``005930_AL``). Every
+  FID of Kiwoom's spec is sent (0B 43, 0D 163, in the spec's order; ``TRADE_FIDS``/``BOOK_FIDS``); the values
+  and the UNCONFIRMED choices are listed in docs/sandbox-protocol-notes.md. FID 14 is in 백만원 (the spec).
   The prints and books are the ones the KIS listeners send for the same moment.
 - Condition search: ``CNSRLST`` must come first on the connection; a ``CNSRREQ`` before it gets no reply
   (only PINGs). ``CNSRREQ`` search_type 0 answers pages of ``kiwoom_condition_page_size`` rows with body
@@ -29,16 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import operator
 import re
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from apps.sandbox.auction import CLOSING_AUCTION_S, OPENING_PUBLISH_S, expected_at
 from apps.sandbox.kiwoom import formats
 from apps.sandbox.kiwoom.auth import KiwoomError, KiwoomToken, declared_mode
 from apps.sandbox.kiwoom.conditions import Alert
@@ -91,64 +95,212 @@ class KiwoomConnection(WsConnection):
         return out
 
 
-#: FIDs of a ``0B`` entry in the order they are sent (A6).
+#: FIDs of a ``0B`` 주식체결 entry, all 43 in the order of Kiwoom's published spec (``kiwoom_api_spec.json`` of
+#: Kiwoom-REST-API, the table its client decodes with; the KOA list of kiwoom-api.md B3 has the same order, with
+#: 822 where the REST spec has 852 and 9081 at the end).
 TRADE_FIDS: tuple[str, ...] = (
-    "20", "10", "11", "12", "27", "28", "15", "13", "14", "16", "17", "18", "25", "26", "228", "311", "290",
-    "1030", "1031", "1313",
+    "20", "10", "11", "12", "27", "28", "15", "13", "14", "16", "17", "18", "25", "26", "29", "30", "31", "32",
+    "228", "311", "290", "691", "567", "568", "851", "1890", "1891", "1892", "1030", "1031", "1032", "1071", "1072",
+    "1313", "1315", "1316", "1314", "1497", "1498", "620", "732", "852", "9081",
 )  # fmt: skip
-#: FIDs of a ``0D`` entry in the order they are sent: 21, then per level ask/bid price (41+, 51+), ask/bid
-#: quantity (61+, 71+) and their changes (81+, 91+), then the totals.
+#: FIDs of a ``0D`` 주식호가잔량 entry, all 163 in the spec's order (kiwoom-api.md B3): 21; per level i = 1..10
+#: 매도호가 40+i, 매도잔량 60+i, 매도대비 80+i, 매수호가 50+i, 매수잔량 70+i, 매수대비 90+i; totals and expected
+#: prices; LP 621/631 .. 630/640; 13 299 215 216; the KRX/NXT split 6044-6087; the mid-price fields 6100-6115.
 BOOK_FIDS: tuple[str, ...] = (
     "21",
-    *(str(base + i) for i in range(10) for base in (41, 51, 61, 71, 81, 91)),
-    *("121", "122", "125", "126", "23", "24", "128", "129", "138", "139", "13"),
+    *(str(base + i) for i in range(1, 11) for base in (40, 60, 80, 50, 70, 90)),
+    *("121", "122", "125", "126", "23", "24", "128", "129", "138", "139", "200", "201", "238"),
+    *("291", "292", "293", "294", "295"),
+    *(str(base + i) for i in range(10) for base in (621, 631)),
+    *("13", "299", "215", "216"),
+    *(str(fid) for fid in range(6044, 6088)),
+    *(str(fid) for fid in range(6100, 6116)),
 )
+#: FIDs whose value never changes on the sandbox (see docs/sandbox-protocol-notes.md): 32 거래비용, 691 K.O
+#: 접근도 (ELW), 851 전일 동시간 거래량 비율 (empty: the previous day's intraday volume is not replayed), the CFD and
+#: 대주 margins and costs; in 0D the LP quantities (no stock of the universe has a liquidity provider), 215/216
+#: (empty, as Kiwoom's own sample shows them), the NXT half of the split and the mid-price order quantities
+#: (the replayed book is KRX's and holds no mid-price orders).
+TRADE_CONSTANTS: dict[str, str] = {
+    "32": "0", "691": "0", "851": "", "1497": "0", "1498": "0", "732": "0", "852": "0",
+}  # fmt: skip
+BOOK_CONSTANTS: dict[str, str] = {
+    **{str(base + i): "0" for i in range(10) for base in (621, 631)},
+    "215": "",
+    "216": "",
+    **{str(fid): "0" for fid in range(6066, 6088)},
+    **{fid: "0" for fid in ("6100", "6101", "6103", "6104", "6105", "6106", "6107", "6108", "6109", "6113")},
+    "6114": "3",
+    "6115": "0.00",
+}
+#: 9081 거래소구분 by the registered item's suffix (mapping UNCONFIRMED, the same as REAL 02's): 1 KRX, 2 NXT, 3 통합.
+ITEM_EXCHANGE = {"": "1", "_NX": "2", "_AL": "3"}
+#: 290 장구분 (Kiwoom's spec): 1 장전 시간외, 2 장중, 3 장후 시간외.
+SESSION_PRE, SESSION_REGULAR, SESSION_POST = "1", "2", "3"
 
 
-def _json_keys(fids: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(('{"' if n == 0 else '","') + fid + '":"' for n, fid in enumerate(fids))
+def _layout(fids: tuple[str, ...], constants: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """JSON text around the values of the FIDs not in ``constants``: one segment before each such value (the
+    constant FIDs before it folded in), and the text after the last one (trailing constants, no closing brace)."""
+    keys: list[str] = []
+    pending = ""
+    for n, fid in enumerate(fids):
+        seg = ('{"' if n == 0 else '","') + fid + '":"'
+        if fid in constants:
+            pending += seg + constants[fid]
+        else:
+            keys.append(pending + seg)
+            pending = ""
+    return tuple(keys), pending + '"'
 
 
-_TRADE_KEYS = _json_keys(TRADE_FIDS)
-_BOOK_KEYS = _json_keys(BOOK_FIDS)
+#: 0B without 9081 (appended per item), 0D complete.
+_TRADE_KEYS, _TRADE_END = _layout(TRADE_FIDS[:-1], TRADE_CONSTANTS)
+_BOOK_KEYS, _BOOK_END = _layout(BOOK_FIDS, BOOK_CONSTANTS)
+_BOOK_END += "}"
+_TRADE_TAILS = {suffix: _TRADE_END + ',"9081":"' + code + '"}' for suffix, code in ITEM_EXCHANGE.items()}
+TRADE_VARIABLE = tuple(f for f in TRADE_FIDS[:-1] if f not in TRADE_CONSTANTS)
+BOOK_VARIABLE = tuple(f for f in BOOK_FIDS if f not in BOOK_CONSTANTS)
 
 
-def values_json(keys: tuple[str, ...], row: list[str]) -> str:
+def values_json(keys: tuple[str, ...], row: list[str], end: str = '"}') -> str:
     """``json.dumps(dict(zip(fids, row)))`` (compact) for rows of plain number strings, without the dict."""
-    return "".join(map(operator.add, keys, row)) + '"}'
+    return "".join(map(operator.add, keys, row)) + end
+
+
+def _pct(num: int, den: int) -> str:
+    return f"{num / den * 100:.2f}" if den else "0.00"
+
+
+#: hhmmss of the open/high/low times: a few distinct values a day, formatted once.
+_hms = functools.lru_cache(maxsize=4096)(hhmmss)
+
+
+def _hms_or_zero(t_ms: int, hit: bool) -> str:
+    return _hms(t_ms) if hit else "000000"
+
+
+def session_code(tape: DayTape, t_ms: int) -> str:
+    """290 장구분 of a moment: before the open 1, through the closing print 2, after it 3."""
+    if t_ms < tape.times.open_s * 1000:
+        return SESSION_PRE
+    if t_ms <= tape.closing_print_ms:
+        return SESSION_REGULAR
+    return SESSION_POST
 
 
 def trade_row(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> list[str]:
-    """Values of one ``0B`` 주식체결 entry in ``TRADE_FIDS`` order; ``st`` includes ``tick``."""
+    """Values of one ``0B`` 주식체결 entry for ``TRADE_VARIABLE`` (in ``TRADE_FIDS`` order); ``st`` includes
+    ``tick``."""
     prev = tape.prev_close
     price = formats.price
+    signed = formats.signed
+    listed = tape.instrument.listed_shares
+    vol, value = st.volume, st.value
+    buy, sell = st.buy_volume, st.sell_volume
+    is_buy = tick.side == BUY
+    prev_vol = tape.prev_volume
     return [
-        hhmmss(tick.t_ms),
-        price(tick.price, prev),
-        formats.signed(tick.price - prev),
-        formats.rate(tick.price - prev, prev),
-        price(book.asks[0], prev),
-        price(book.bids[0], prev),
-        ("+" if tick.side == BUY else "-") + str(tick.volume),
-        str(st.volume),
-        str(st.value // 1_000_000),
-        price(st.open, prev),
-        price(st.high, prev),
-        price(st.low, prev),
-        sign_code(tick.price, prev, tape.upper_limit, tape.lower_limit),
-        formats.signed(st.volume - tape.prev_volume),
-        f"{st.buy_volume / st.sell_volume * 100:.2f}" if st.sell_volume else "0.00",
-        str(tick.price * tape.instrument.listed_shares // 100_000_000),
-        "2",
-        str(st.sell_volume),
-        str(st.buy_volume),
-        str(tick.price * tick.volume),
+        hhmmss(tick.t_ms),  # 20
+        price(tick.price, prev),  # 10
+        signed(tick.price - prev),  # 11
+        formats.rate(tick.price - prev, prev),  # 12
+        price(book.asks[0], prev),  # 27
+        price(book.bids[0], prev),  # 28
+        ("+" if is_buy else "-") + str(tick.volume),  # 15
+        str(vol),  # 13
+        str(value // 1_000_000),  # 14 (백만원)
+        price(st.open, prev),  # 16
+        price(st.high, prev),  # 17
+        price(st.low, prev),  # 18
+        sign_code(tick.price, prev, tape.upper_limit, tape.lower_limit),  # 25
+        signed(vol - prev_vol),  # 26
+        signed(value - tape.prev_value),  # 29 (원)
+        (("-" if vol < prev_vol else "+" if vol > prev_vol else "") + _pct(vol, prev_vol))
+        if prev_vol
+        else "0.00",  # 30
+        _pct(vol, listed),  # 31
+        _pct(buy, sell),  # 228
+        str(tick.price * listed // 100_000_000),  # 311 (억)
+        session_code(tape, tick.t_ms),  # 290
+        _hms_or_zero(st.high_ms, st.high >= tape.upper_limit),  # 567
+        _hms_or_zero(st.low_ms, st.low <= tape.lower_limit),  # 568
+        _hms(st.open_ms),  # 1890
+        _hms(st.high_ms),  # 1891
+        _hms(st.low_ms),  # 1892
+        str(sell),  # 1030
+        str(buy),  # 1031
+        _pct(buy, buy + sell),  # 1032
+        str(st.sell_count),  # 1071
+        str(st.buy_count),  # 1072
+        str(tick.price * tick.volume),  # 1313
+        "0" if is_buy else str(tick.volume),  # 1315
+        str(tick.volume) if is_buy else "0",  # 1316
+        signed(buy - sell),  # 1314
+        price(value // vol, prev) if vol else "0",  # 620
     ]
 
 
-def trade_values(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> dict[str, str]:
-    """FIDs of one ``0B`` 주식체결 entry (A6 order); ``st`` includes ``tick``."""
-    return dict(zip(TRADE_FIDS, trade_row(tape, tick, st, book), strict=True))
+def trade_values(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook, item: str = "") -> dict[str, str]:
+    """All FIDs of one ``0B`` 주식체결 entry in ``TRADE_FIDS`` order; ``item`` is the registered key (its suffix
+    picks 9081); ``st`` includes ``tick``."""
+    values = dict(TRADE_CONSTANTS)
+    values.update(zip(TRADE_VARIABLE, trade_row(tape, tick, st, book), strict=True))
+    values["9081"] = ITEM_EXCHANGE[_suffix(item)]
+    return {fid: values[fid] for fid in TRADE_FIDS}
+
+
+def _suffix(item: str) -> str:
+    return item[-3:] if item.endswith(("_NX", "_AL")) else ""
+
+
+def encode_trade(tape: DayTape, tick: Tick, st: RunningState, book: OrderBook) -> str:
+    """The ``values`` JSON of a ``0B`` entry up to (not including) 9081; ``_TRADE_TAILS`` closes it per item."""
+    return values_json(_TRADE_KEYS, trade_row(tape, tick, st, book), "")
+
+
+def _expected_fields(tape: DayTape, t_ms: int) -> list[str]:
+    """23 24 | 200 201 238 291 292 293 294 295: the auction's expected price and quantity while one runs
+    (``apps.sandbox.auction``), zeros (sign 3) otherwise."""
+    open_ms, close_ms = tape.times.open_s * 1000, tape.times.close_s * 1000
+    in_window = open_ms - OPENING_PUBLISH_S * 1000 <= t_ms < open_ms or close_ms - CLOSING_AUCTION_S * 1000 <= t_ms
+    exp = expected_at(tape, t_ms) if in_window and t_ms < tape.closing_print_ms else None
+    if exp is None or not exp.price:
+        return _NO_EXPECTED
+    prev = tape.prev_close
+    change = exp.price - prev
+    signed, rate = formats.signed(change), formats.rate(change, prev)
+    sign = sign_code(exp.price, prev, tape.upper_limit, tape.lower_limit)
+    p, q = str(exp.price), str(exp.quantity)
+    return [p, q, signed, rate, sign, p, q, sign, signed, rate]
+
+
+_NO_EXPECTED = ["0", "0", "0", "0.00", "3", "0", "0", "3", "0", "0.00"]
+
+
+#: Per (ask prices, bid prices): their signed strings and the mid-price fields (``_ladder``).
+Ladders = dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[list[str], list[str], tuple[str, str, str, str]]]
+
+
+def _ladder(tape: DayTape, book: OrderBook) -> tuple[list[str], list[str], tuple[str, str, str, str]]:
+    """Signed price strings of both sides and the mid-price fields 6102/6110/6111/6112 of a ladder."""
+    pc = tape.prev_close
+    asks = [formats.price(p, pc) for p in book.asks]
+    bids = [formats.price(p, pc) for p in book.bids]
+    ask1, bid1 = book.asks[0], book.bids[0]
+    mid = (ask1 + bid1) // 2 if ask1 and bid1 else 0
+    if not mid:
+        return asks, bids, ("0", "0", "3", "0.00")
+    sign = sign_code(mid, pc, tape.upper_limit, tape.lower_limit)
+    return asks, bids, (formats.price(mid, pc), formats.signed(mid - pc), sign, formats.rate(mid - pc, pc))
+
+
+def _changes(now: tuple[int, ...], before: tuple[int, ...]) -> list[str]:
+    """Per-level quantity changes (a quote update changes one level: most are 0)."""
+    if now == before:
+        return _ZEROS
+    signed = formats.signed
+    return [signed(a - b) if a != b else "0" for a, b in zip(now, before, strict=True)]
 
 
 def book_row(
@@ -157,49 +309,71 @@ def book_row(
     st: RunningState,
     book: OrderBook,
     prev: OrderBook | None,
-    ladders: dict[tuple[int, ...], list[str]] | None = None,
+    ladders: Ladders | None = None,
 ) -> list[str]:
-    """Values of one ``0D`` 주식호가잔량 entry in ``BOOK_FIDS`` order. ``ladders`` caches the signed price
-    strings of a ladder (consecutive books mostly share theirs)."""
-    pc = tape.prev_close
-    cache = ladders if ladders is not None else {}
-    asks = cache.get(book.asks)
-    if asks is None:
-        asks = cache[book.asks] = [formats.price(p, pc) for p in book.asks]
-    bids = cache.get(book.bids)
-    if bids is None:
-        bids = cache[book.bids] = [formats.price(p, pc) for p in book.bids]
-    aq, bq = book.ask_qty, book.bid_qty
+    """Values of one ``0D`` 주식호가잔량 entry for ``BOOK_VARIABLE`` (in ``BOOK_FIDS`` order). ``ladders`` caches
+    the strings that depend on the prices only (consecutive books mostly share their ladder)."""
+    key = (book.asks, book.bids)
+    cached = ladders.get(key) if ladders is not None else None
+    if cached is None:
+        cached = _ladder(tape, book)
+        if ladders is not None:
+            ladders[key] = cached
+    asks, bids, mid = cached
+    aq = list(map(str, book.ask_qty))
+    bq = list(map(str, book.bid_qty))
     signed = formats.signed
-    if prev is not None:  # a quote update changes one level: most differences are 0
-        da = [signed(a - b) if a != b else "0" for a, b in zip(aq, prev.ask_qty, strict=True)]
-        db = [signed(a - b) if a != b else "0" for a, b in zip(bq, prev.bid_qty, strict=True)]
+    if prev is not None:
+        da, db = _changes(book.ask_qty, prev.ask_qty), _changes(book.bid_qty, prev.bid_qty)
     else:
-        da = db = ["0"] * 10
+        da = db = _ZEROS
     row = [hhmmss(t_ms)]
-    for i in range(10):
-        row += (asks[i], bids[i], str(aq[i]), str(bq[i]), da[i], db[i])
+    row += chain.from_iterable(zip(asks, aq, da, bids, bq, db, strict=True))
     total_ask, total_bid = book.total_ask, book.total_bid
-    total = total_ask + total_bid
+    ta, tb = str(total_ask), str(total_bid)
+    expected = _expected_fields(tape, t_ms)
     row += (
-        str(total_ask),
-        signed(total_ask - prev.total_ask) if prev else "0",
-        str(total_bid),
-        signed(total_bid - prev.total_bid) if prev else "0",
-        "0",
-        "0",
-        signed(total_bid - total_ask),
-        f"{total_bid / total * 100:.2f}" if total else "0.00",
-        signed(total_ask - total_bid),
-        f"{total_ask / total * 100:.2f}" if total else "0.00",
-        str(st.volume),
+        ta,  # 121
+        signed(total_ask - prev.total_ask) if prev else "0",  # 122
+        tb,  # 125
+        signed(total_bid - prev.total_bid) if prev else "0",  # 126
+        expected[0],  # 23
+        expected[1],  # 24
+        signed(total_bid - total_ask),  # 128
+        _pct(total_bid, total_ask),  # 129 매수비율 = 매수총잔량 / 매도총잔량 (Kiwoom's sample: 114.51)
+        signed(total_ask - total_bid),  # 138
+        _pct(total_ask, total_bid),  # 139
     )
+    row += expected[2:]  # 200 201 238 291 292 293 294 295
+    row.append(str(st.volume))  # 13
+    row.append(_pct(int(expected[1]), tape.prev_volume) if expected is not _NO_EXPECTED else "0.00")  # 299
+    row += aq  # 6044-6053 KRX 매도호가잔량
+    row += bq  # 6054-6063 KRX 매수호가잔량
+    row += (ta, tb)  # 6064 6065
+    row += mid  # 6102 6110 6111 6112
     return row
 
 
+_ZEROS = ["0"] * 10
+
+
 def book_values(tape: DayTape, t_ms: int, st: RunningState, book: OrderBook, prev: OrderBook | None) -> dict[str, str]:
-    """FIDs of one ``0D`` 주식호가잔량 entry (A6): 21, 41-50, 51-60, 61-70, 71-80, 81-100, 121-126, ..."""
-    return dict(zip(BOOK_FIDS, book_row(tape, t_ms, st, book, prev), strict=True))
+    """All FIDs of one ``0D`` 주식호가잔량 entry in ``BOOK_FIDS`` order."""
+    values = dict(BOOK_CONSTANTS)
+    values.update(zip(BOOK_VARIABLE, book_row(tape, t_ms, st, book, prev), strict=True))
+    return {fid: values[fid] for fid in BOOK_FIDS}
+
+
+def encode_book(
+    tape: DayTape,
+    t_ms: int,
+    st: RunningState,
+    book: OrderBook,
+    prev: OrderBook | None,
+    ladders: Ladders | None = None,
+) -> str:
+    """The complete ``values`` JSON of a ``0D`` entry."""
+    return values_json(_BOOK_KEYS, book_row(tape, t_ms, st, book, prev, ladders), _BOOK_END)
 
 
 class KiwoomHub(WsHub):
@@ -266,9 +440,16 @@ class KiwoomHub(WsHub):
         cfg = self.core.config
         step = max(0.01, min(cfg.kiwoom_ping_interval, cfg.kiwoom_ping_timeout / 4, 1.0))
         next_ping: float | None = None
+        woke = time.monotonic()
         while not conn.closing:
             await asyncio.sleep(step)
             now = time.monotonic()
+            # The sandbox's own loop was held (a page of condition results, a tape generated after a jump): the
+            # client's echo may be waiting unread, so the time the loop stood still is not the client's silence.
+            stalled = now - woke - step
+            woke = now
+            if stalled > step and conn.ping_pending_since is not None:
+                conn.ping_pending_since += stalled
             if conn.token is None:
                 if now - conn.connected_at > cfg.kiwoom_ping_timeout:
                     await self._system(conn, "R10004", MSG_R10004)
@@ -591,13 +772,12 @@ class KiwoomHub(WsHub):
             want_trades, want_books = "0B" in types, "0D" in types
             rows: list[str] = []
             book_rows: list[str] = []
-            ladders: dict[tuple[int, ...], list[str]] = {}
+            ladders: Ladders = {}
             for ev in tape.events(after_ms, now_ms):
                 if ev.tick is not None and want_trades:
-                    rows.append(values_json(_TRADE_KEYS, trade_row(tape, ev.tick, ev.state, ev.book)))
+                    rows.append(encode_trade(tape, ev.tick, ev.state, ev.book))
                 if want_books:
-                    row = book_row(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders)
-                    book_rows.append(values_json(_BOOK_KEYS, row))
+                    book_rows.append(encode_book(tape, ev.t_ms, ev.state, ev.book, ev.prev_book, ladders))
             if rows:
                 trades[code] = rows
             if book_rows:
@@ -611,7 +791,9 @@ class KiwoomHub(WsHub):
                 if encoded:
                     name = "주식체결" if typ == "0B" else "주식호가잔량"
                     head = f'{{"type":"{typ}","name":"{name}","item":{json.dumps(item)},"values":'
-                    entries.extend(head + values + "}" for values in encoded)
+                    # 0B values end with 9081, which names the item's venue; 0D values are complete.
+                    tail = _TRADE_TAILS[_suffix(item)] + "}" if typ == "0B" else "}"
+                    entries.extend(head + values + tail for values in encoded)
             for i in range(0, len(entries), MAX_ENTRIES_PER_FRAME):
                 self.enqueue(conn, '{"trnm":"REAL","data":[' + ",".join(entries[i : i + MAX_ENTRIES_PER_FRAME]) + "]}")
                 self.frames_sent += 1

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import websockets
 
+from apps.core.demo_credentials import kiwoom_demo_credentials
 from apps.sandbox.config import AppCredential
-from apps.sandbox.credentials import kiwoom_demo_credentials
 from apps.sandbox.server import SandboxThread
 
 from ..conftest import ADMIN, base_config, shared_market
@@ -32,6 +32,9 @@ def kiwoom_config(**overrides: object):  # noqa: ANN201 - SandboxConfig
         "kiwoom_ws_port": 0,
         "kiwoom_ping_interval": 0.3,
         "kiwoom_ping_timeout": 1.5,
+        # The KIS listeners here serve only the cross-protocol comparisons, not PINGPONG tests: a busy machine must
+        # not drop them for an echo that came late.
+        "pingpong_timeout": 10.0,
         "kiwoom_app_credentials": KIWOOM_EXTRA,
         "speed": 60.0,
     }

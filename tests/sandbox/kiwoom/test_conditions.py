@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,10 +20,30 @@ from .conftest import admin, login, recv_json, set_clock, start_box, write_rules
 pytestmark = pytest.mark.asyncio
 
 
-async def reply_to(ws: websockets.ClientConnection, trnm: str, timeout: float = 5.0) -> dict:
+@pytest.fixture(scope="module")
+def kbox() -> Iterator[SandboxThread]:
+    """The module's box answers PINGs left unanswered for 6 s with R10002 (the shared box: 1.5 s): these tests
+    hold a socket across fault switches and page evaluations, which a loaded machine can stretch past 1.5 s,
+    and none of them is about the heartbeat (test_ws.py is)."""
+    box = start_box(kiwoom_ping_timeout=6.0)
+    core = box.server.core  # type: ignore[union-attr]
+    # The replayed day generated up front: a condition search after a clock jump evaluates every stock, and
+    # generating their tapes then would hold the box's loop while a socket waits for PINGs.
+    box.call(lambda: [t.prepare(len(t.bars) - 1) for t in core.market.tapes.values()], timeout=120)
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+async def reply_to(ws: websockets.ClientConnection, trnm: str, timeout: float = 30.0) -> dict:
+    """The next message of ``trnm``; PINGs in between are echoed as a client must (the test box closes a socket
+    that leaves one unanswered for the box's ping timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         msg = await recv_json(ws, max(0.05, deadline - time.monotonic()))
+        if msg == {"trnm": "PING"}:
+            await ws.send(json.dumps(msg))
         if msg["trnm"] == trnm:
             return msg
 
@@ -107,7 +128,10 @@ async def test_cnsrreq_before_cnsrlst_gets_no_reply_only_pings(kbox: SandboxThre
 
 async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Path) -> None:
     rules = {"conditions": [{"seq": "4", "name": "전체", "rule": "change_rate", "min_rate": -100}]}
-    box = start_box(kiwoom_conditions=write_rules(tmp_path, rules), kiwoom_condition_page_size=4)
+    # A generous heartbeat: evaluating every stock's state for a page can hold the box's loop on a loaded machine.
+    box = start_box(
+        kiwoom_conditions=write_rules(tmp_path, rules), kiwoom_condition_page_size=4, kiwoom_ping_timeout=15.0
+    )
     try:
         set_clock(box, "09:30:00")
         with admin(box) as client:
@@ -119,7 +143,7 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
         pages = 0
         while True:
             await ws.send(json.dumps(request))
-            reply = await reply_to(ws, "CNSRREQ")
+            reply = await reply_to(ws, "CNSRREQ", timeout=60.0)  # every stock's state at real density, loaded box
             assert list(reply) == ["trnm", "seq", "cont_yn", "next_key", "return_code", "return_msg", "data"]
             assert reply["seq"] == "4  " and reply["return_code"] == 0 and len(reply["data"]) <= 4
             rows.extend(reply["data"])
@@ -128,6 +152,10 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
                 assert reply["next_key"] == ""
                 break
             request = dict(request, cont_yn="Y", next_key=reply["next_key"])
+        await ws.send(json.dumps({"trnm": "CNSRREQ", "seq": "9", "search_type": "0", "stex_tp": "K"}))
+        unknown = await reply_to(ws, "CNSRREQ")
+        assert unknown["return_code"] == 1 and unknown["seq"] == "9"
+        await ws.close()  # before the checks below, which answer no PINGs
         universe = list(core.market.tapes)
         assert [r["9001"] for r in rows] == ["A" + c for c in universe] and pages == -(-len(universe) // 4) > 1
         now_ms = core.clock.now_ms()
@@ -146,10 +174,6 @@ async def test_search_type_0_pages_with_the_reference_number_format(tmp_path: Pa
                 st.high,
                 st.low,
             )
-        await ws.send(json.dumps({"trnm": "CNSRREQ", "seq": "9", "search_type": "0", "stex_tp": "K"}))
-        unknown = await reply_to(ws, "CNSRREQ")
-        assert unknown["return_code"] == 1 and unknown["seq"] == "9"
-        await ws.close()
     finally:
         box.stop()
 
@@ -180,6 +204,7 @@ async def test_realtime_alerts_follow_the_replay_and_clear_stops_them(kbox: Sand
         v = a["values"]
         assert (a["type"], a["name"], a["item"]) == ("02", "조건검색", v["9001"])
         assert v["841"] == "2" and len(v["20"]) == 6 and v.get("907", "1") in "12"
+        assert v["9081"] == "1"  # 거래소구분 of a condition asked with stex_tp K (kiwoom-api.md A6)
         code = v["9001"]
         if v["843"] == "I":
             assert code not in members

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from apps.core.demo_credentials import kiwoom_demo_credentials
 from apps.sandbox.clock import KST
-from apps.sandbox.credentials import kiwoom_demo_credentials
 from apps.sandbox.quotes import amount
 from apps.sandbox.server import SandboxThread
 
@@ -290,3 +290,37 @@ def test_expire_tokens_fault_expires_kiwoom_tokens(box: SandboxThread) -> None:
         {"return_code": 3, "return_msg": "인증에 실패했습니다[8005:Token이 유효하지 않습니다]"},
     )
     assert call(box, issue_token(box), "ka10001", "stkinfo", {"stk_cd": "005930"}).json()["return_code"] == 0
+
+
+def test_header_names_case_and_order_on_the_wire(box: SandboxThread) -> None:
+    """kiwoom-api.md A3: ``Content-Type: application/json;charset=UTF-8`` first, then the lower-case ``api-id``,
+    ``cont-yn``, ``next-key``, on data answers, token answers and errors alike."""
+    token = issue_token(box)
+    answers = {
+        "data": call(box, token, "ka10081", "chart", {"stk_cd": "005930", "base_dt": "20260220", "upd_stkpc_tp": "1"}),
+        "error": call(box, token, "ka10081", "chart", {"stk_cd": "005930", "upd_stkpc_tp": "9"}),
+        "token": httpx.post(f"{rest(box)}/oauth2/token", json={"grant_type": "client_credentials"}, timeout=10),
+    }
+    for kind, resp in answers.items():
+        raw = [(k.decode(), v.decode()) for k, v in resp.headers.raw]
+        assert [k for k, _ in raw][:4] == ["Content-Type", "api-id", "cont-yn", "next-key"], kind
+        assert raw[0][1] == "application/json;charset=UTF-8", kind
+        assert "content-type" not in [k for k, _ in raw], kind
+    assert answers["data"].headers["api-id"] == "ka10081" and answers["data"].headers["cont-yn"] == "Y"
+    assert answers["error"].json()["return_code"] != 0 and answers["error"].headers["cont-yn"] == "N"
+    assert answers["token"].headers["api-id"] == "au10001"
+
+
+def test_basic_info_fundamentals_are_filled_and_consistent(box: SandboxThread) -> None:
+    """ka10001's PER, EPS, ROE, PBR, BPS and market-cap weight come from one synthetic company model, flagged."""
+    token = issue_token(box)
+    resp = call(box, token, "ka10001", "stkinfo", {"stk_cd": "005930"})
+    info = resp.json()
+    assert resp.headers["X-Sandbox-Synthetic"] == "fundamentals"
+    price = int(info["cur_prc"].lstrip("+-"))
+    eps, bps = int(info["eps"]), int(info["bps"])
+    assert eps > 0 and bps > 0 and float(info["roe"]) != 0
+    assert float(info["per"]) == pytest.approx(price / eps, abs=0.01)
+    assert float(info["pbr"]) == pytest.approx(price / bps, abs=0.01)
+    assert 0 < float(info["mac_wght"]) <= 100
+    assert int(info["sale_amt"]) > int(info["bus_pro"]) > 0

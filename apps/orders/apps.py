@@ -1,7 +1,0 @@
-from django.apps import AppConfig
-
-
-class OrdersConfig(AppConfig):
-    name = "apps.orders"
-    label = "orders"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -1,1 +1,0 @@
-from tests.orders.conftest import _empty_redis, account, make_stock, market, place, stock, tick  # noqa: F401
