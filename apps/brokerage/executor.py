@@ -9,16 +9,18 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.core.exceptions import parse_id
 from apps.core.krx.calendar import KST
 from apps.marketdata.models import Stock
 from apps.trading.orders.executors import ExternalExecution, ExternalHolding, ExternalHoldings, ExternalOrder
 
-from .models import BrokerEnv, BrokerExecution, BrokerOrder
+from .models import BrokerEnv, BrokerExecution, BrokerLink, BrokerOrder
 from .selectors import broker_balance, broker_link_for_account
 from .services import broker_order_cancel, broker_order_place
+
+LINK_ENV_ANNOTATION = "broker_link_env"
 
 OPEN = (
     BrokerOrder.Status.PENDING,
@@ -76,7 +78,15 @@ class BrokerOrderExecutor:
     name = "broker"
     statuses = tuple(BrokerOrder.Status.values)
 
+    def account_annotations(self) -> dict[str, Any]:
+        """The env of the account's active link, read with the account by the order API (``handles``)."""
+        active = BrokerLink.objects.filter(account=OuterRef("pk"), active=True).order_by("pk").values("env")[:1]
+        return {LINK_ENV_ANNOTATION: Subquery(active)}
+
     def handles(self, account: Any) -> str | None:
+        if LINK_ENV_ANNOTATION in vars(account):  # read with the account (account_annotations)
+            env = vars(account)[LINK_ENV_ANNOTATION]
+            return executed_by(env) if env else None
         link = broker_link_for_account(account=account)
         return executed_by(link.env) if link is not None else None
 

@@ -32,7 +32,8 @@ class ProcessCache(Generic[T]):
     def ttl(self) -> float:
         return float(self._ttl() if callable(self._ttl) else self._ttl)
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], keep: Callable[[T], bool] | None = None) -> T:
+        """``keep``: whether a computed value is stored (e.g. only found values: a miss is asked again)."""
         ttl = self.ttl()
         if ttl <= 0:
             return compute()
@@ -41,6 +42,8 @@ class ProcessCache(Generic[T]):
         if entry is not None and now - entry[0] < ttl:
             return entry[1]
         value = compute()
+        if keep is not None and not keep(value):
+            return value
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 for stale in list(self._entries)[: max(1, self.max_entries // 10)]:

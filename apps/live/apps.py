@@ -15,3 +15,13 @@ class LiveConfig(AppConfig):
         from .health import check_feed
 
         register_check("feed", check_feed)
+
+        from django.db.models.signals import post_delete, post_save
+
+        from apps.marketdata.models import DailyBar, ReferencePrice
+
+        from .reference import reference_cache_clear
+
+        for model in (DailyBar, ReferencePrice):  # a corrected close or base price is read again at once
+            post_save.connect(reference_cache_clear, sender=model, dispatch_uid=f"reference-cache-{model.__name__}")
+            post_delete.connect(reference_cache_clear, sender=model, dispatch_uid=f"reference-cache-{model.__name__}-d")

@@ -17,10 +17,12 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.brokers.base import BrokerError
 from apps.core.krx.calendar import KST
+from apps.core.process_cache import ProcessCache
 from apps.core.redis import get_redis
 from apps.marketdata.broker_services import kis_client_sync, kis_config
 from apps.marketdata.models import BarSource, DailyBar, ReferencePrice, Stock
@@ -51,13 +53,41 @@ class Reference:
         }.get(self.source, f"the previous close ({self.source.partition(':')[2] or 'stored'})")
 
 
+def _reference_cache_seconds() -> float:
+    return float(settings.CALENDAR_CACHE_SECONDS)
+
+
+#: Found references per (stock, trading date, provisional), kept like the calendar and the stock rows: every order
+#: and every fill asks, and the day's base price does not change once known. A bar or reference saved in this
+#: process clears it at once (signals in apps.py), one saved elsewhere is seen within CALENDAR_CACHE_SECONDS.
+_references: ProcessCache[Reference | None] = ProcessCache(
+    "reference_prices", ttl=_reference_cache_seconds, max_entries=20_000
+)
+
+
+def reference_cache_clear(*_args: object, **_kwargs: object) -> None:
+    _references.invalidate()
+
+
 def reference_stored(
     *, stock_id: int, trading_date: date, calendar=None, provisional: bool = False
 ) -> Reference | None:
     """Sources 1 and 2 (no network). ``calendar`` (a ``KrxCalendar``) decides which day was the previous
     trading day; the selectors' calendar when omitted. ``provisional``: for an order queued for a later
     session, the newest stored close is taken even if the sessions since have not been collected yet (the
-    order is checked again against its session's base at that session's first tick)."""
+    order is checked again against its session's base at that session's first tick). A found reference is
+    kept per process (``_references``); a miss is read again next time."""
+    return _references.get(
+        (stock_id, trading_date, provisional),
+        lambda: _reference_stored(stock_id=stock_id, trading_date=trading_date, calendar=calendar,
+                                  provisional=provisional),
+        keep=lambda found: found is not None,
+    )  # fmt: skip
+
+
+def _reference_stored(
+    *, stock_id: int, trading_date: date, calendar=None, provisional: bool = False
+) -> Reference | None:
     rows = list(
         DailyBar.objects.filter(stock_id=stock_id, date__lt=trading_date)
         .order_by("-date")

@@ -248,3 +248,29 @@ def test_the_scheduled_run_reconciles_orders_then_the_balance(sandbox, factory, 
     assert BrokerOrder.objects.get(pk=placed["id"]).filled_qty == 2
     assert broker_positions(link=link) == [{"code": CODE, "quantity": 2}]
     assert BrokerBalance.objects.get(link=link).holdings[0]["quantity"] == 2
+
+
+def test_where_an_order_goes_is_read_with_the_account_and_an_unlink_counts_at_once(user):
+    """The order API reads the account's active link with the account (one query, nothing kept per process):
+    linking and unlinking take effect on the very next order, and an account read without the hint asks."""
+    from apps.brokerage.services import broker_link_save
+    from apps.trading.accounts.selectors import paper_account_for_user
+    from apps.trading.accounts.services import paper_account_ensure
+    from apps.trading.orders.executors import executor_account_annotations, executor_for
+
+    def read():
+        return paper_account_ensure(user=user, annotations=executor_account_annotations())
+
+    paper_account_ensure(user=user)  # created (a new account is read without the hint)
+    account = read()
+    assert executor_for(account) is None and vars(account)["broker_link_env"] is None
+    link = broker_link_save(
+        account=account, env="paper", cano="87654321", product_code="01", hts_id="hogauser1",
+        app_key="P" * 36, app_secret="S" * 180, daily_value_limit=0,
+    )  # fmt: skip
+    for found in (read(), paper_account_for_user(user=user, account_id=account.pk,
+                                                 annotations=executor_account_annotations())):  # fmt: skip
+        assert executor_for(found) is not None and executor_for(found).handles(found) == "kis_paper"
+    BrokerLink.objects.filter(pk=link.pk).update(active=False)
+    assert executor_for(read()) is None
+    assert executor_for(paper_account_ensure(user=user)) is None  # no hint: the executor asks the database

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFound, parse_id
@@ -14,9 +16,13 @@ def paper_account_list_for_user(*, user: AnyUser) -> QuerySet[PaperAccount]:
     return PaperAccount.objects.filter(user=user).order_by("id")
 
 
-def paper_account_for_user(*, user: AnyUser, account_id: int) -> PaperAccount:
-    """The user's account ``account_id``; ``AccountNotFound`` (404) when it is missing or someone else's."""
-    account = PaperAccount.objects.filter(pk=account_id, user=user).first() if parse_id(account_id) else None
+def paper_account_for_user(
+    *, user: AnyUser, account_id: int, annotations: dict[str, Any] | None = None
+) -> PaperAccount:
+    """The user's account ``account_id``; ``AccountNotFound`` (404) when it is missing or someone else's.
+    ``annotations`` are read with it."""
+    found = PaperAccount.objects.filter(pk=account_id, user=user).annotate(**(annotations or {}))
+    account = found.first() if parse_id(account_id) else None
     if account is None:
         raise AccountNotFound(f"Paper account {account_id} not found.", fields={"account_id": ["Not found."]})
     return account

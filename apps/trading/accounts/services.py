@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -25,10 +26,10 @@ def paper_account_create(
     return account
 
 
-def paper_account_ensure(*, user: AnyUser) -> PaperAccount:
+def paper_account_ensure(*, user: AnyUser, annotations: dict[str, Any] | None = None) -> PaperAccount:
     """The user's first paper account, created on first use (idempotent). Every API request asks: the read
-    needs no transaction; only the creation takes one."""
-    account = PaperAccount.objects.filter(user=user).order_by("id").first()
+    needs no transaction; only the creation takes one. ``annotations`` are read with an existing account."""
+    account = PaperAccount.objects.filter(user=user).annotate(**(annotations or {})).order_by("id").first()
     if account is not None:
         return account
     with transaction.atomic():

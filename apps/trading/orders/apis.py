@@ -19,6 +19,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ValidationFailed, parse_id
+from apps.core.serializers import SharedFieldsSerializer
 from apps.trading.accounts.params import account_from_request
 
 from .exceptions import OrderNotFound
@@ -26,6 +27,7 @@ from .executors import (
     PAPER_ENGINE,
     ExternalExecution,
     ExternalOrder,
+    executor_account_annotations,
     external_executions_for_user,
     external_orders_for_user,
     external_statuses,
@@ -38,7 +40,7 @@ from .release import order_cancel
 from .selectors import execution_list_for_user, order_get_for_user, order_list_for_user
 
 
-class OrderOutput(serializers.Serializer[Any]):
+class OrderOutput(SharedFieldsSerializer):
     id = serializers.IntegerField()
     account = serializers.IntegerField(source="account_id")
     code = serializers.CharField(source="stock.code")
@@ -126,7 +128,7 @@ def external_execution_data(e: ExternalExecution) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class OrderInput(serializers.Serializer[Any]):
+class OrderInput(SharedFieldsSerializer):
     account = serializers.IntegerField(required=False, help_text="default: your first account")
     code = serializers.CharField(max_length=12)
     side = serializers.CharField(help_text="BUY or SELL")
@@ -165,7 +167,7 @@ class OrderInput(serializers.Serializer[Any]):
     )
 
 
-class ExecutionOutput(serializers.Serializer[Any]):
+class ExecutionOutput(SharedFieldsSerializer):
     id = serializers.IntegerField()
     order = serializers.IntegerField(source="order_id")
     account = serializers.IntegerField(source="account_id")
@@ -270,7 +272,7 @@ class OrderListApi(APIView):
         data = OrderInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        account = account_from_request(request)
+        account = account_from_request(request, annotations=executor_account_annotations())
         side = str(values["side"]).upper()
         trigger_type = str(values.get("trigger_type") or "").strip().upper() or None
         order_type = str(values.get("order_type") or "").strip().upper()

@@ -192,6 +192,18 @@ def order_executor(name: str) -> OrderExecutor | None:
     return _EXECUTORS.get(name)
 
 
+def executor_account_annotations() -> dict[str, Any]:
+    """The annotations the registered executors read in ``handles`` (an executor may define
+    ``account_annotations()``): the order API reads them with the account, so deciding where a new order goes
+    costs no query of its own."""
+    found: dict[str, Any] = {}
+    for executor in _EXECUTORS.values():
+        hook = getattr(executor, "account_annotations", None)
+        if hook is not None:
+            found.update(hook())
+    return found
+
+
 def executor_for(account: Any) -> OrderExecutor | None:
     """The executor that takes ``account``'s new orders, or None: the paper engine."""
     for executor in _EXECUTORS.values():

@@ -1,6 +1,7 @@
 """The order path's database work: a placement through the API with a real token costs a fixed, small number
-of queries (the calendar, the token and the stock are kept per process for a few seconds), and the second
-order of a client costs no more than its first. Counted, never timed."""
+of queries (the calendar, the token, the stock and the day's reference price are kept per process for a few
+seconds; whether the account is broker-linked is read with the account), and the second order of a client costs
+no more than its first. Counted, never timed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.trading.orders.conftest import TRADING_DATE, open_market
 
 pytestmark = pytest.mark.django_db
 
-WARM_PLACEMENT_QUERIES = 4  # the account, its executor (a broker link?), the reference price, the guarded insert
+WARM_PLACEMENT_QUERIES = 2  # the account with its executor hint (a broker link?), the guarded insert
 
 
 @pytest.fixture(autouse=True)
