@@ -31,8 +31,10 @@ class Plain(serializers.Serializer[Any]):
 
 
 def _row(n: int) -> SimpleNamespace:
-    return SimpleNamespace(id=n, stock=SimpleNamespace(code=f"{n:06d}"), price=None if n % 3 else n * 10,
-                           ratio=None if n % 2 else "1.5", side="BUY" if n % 2 else "SELL", flag=bool(n % 5))  # fmt: skip
+    return SimpleNamespace(
+        id=n, stock=SimpleNamespace(code=f"{n:06d}"), price=None if n % 3 else n * 10,
+        ratio=None if n % 2 else "1.5", side="BUY" if n % 2 else "SELL", flag=bool(n % 5),
+    )  # fmt: skip
 
 
 def test_output_is_drfs_and_the_fields_are_built_once():
