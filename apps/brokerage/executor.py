@@ -9,18 +9,19 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, QuerySet
 
 from apps.core.exceptions import parse_id
 from apps.core.krx.calendar import KST
 from apps.marketdata.models import Stock
 from apps.trading.orders.executors import ExternalExecution, ExternalHolding, ExternalHoldings, ExternalOrder
 
-from .models import BrokerEnv, BrokerExecution, BrokerLink, BrokerOrder
+from .models import BrokerEnv, BrokerExecution, BrokerOrder
 from .selectors import broker_balance, broker_link_for_account
 from .services import broker_order_cancel, broker_order_place
 
 LINK_ENV_ANNOTATION = "broker_link_env"
+LINK_ACTIVE_ANNOTATION = "broker_link_active"
 
 OPEN = (
     BrokerOrder.Status.PENDING,
@@ -79,14 +80,14 @@ class BrokerOrderExecutor:
     statuses = tuple(BrokerOrder.Status.values)
 
     def account_annotations(self) -> dict[str, Any]:
-        """The env of the account's active link, read with the account by the order API (``handles``)."""
-        active = BrokerLink.objects.filter(account=OuterRef("pk"), active=True).order_by("pk").values("env")[:1]
-        return {LINK_ENV_ANNOTATION: Subquery(active)}
+        """The account's link (one at most: a one-to-one) and whether it is active, read with the account by the
+        order API (``handles``): a LEFT JOIN, far cheaper for the ORM to build than a subquery."""
+        return {LINK_ENV_ANNOTATION: F("broker_link__env"), LINK_ACTIVE_ANNOTATION: F("broker_link__active")}
 
     def handles(self, account: Any) -> str | None:
         if LINK_ENV_ANNOTATION in vars(account):  # read with the account (account_annotations)
-            env = vars(account)[LINK_ENV_ANNOTATION]
-            return executed_by(env) if env else None
+            env, active = vars(account)[LINK_ENV_ANNOTATION], vars(account).get(LINK_ACTIVE_ANNOTATION)
+            return executed_by(env) if env and active else None
         link = broker_link_for_account(account=account)
         return executed_by(link.env) if link is not None else None
 

@@ -4,8 +4,9 @@ Django's own ``ASGIHandler`` runs a sync view and each sync-capable middleware t
 request makes a dozen hops between the event loop and a thread started for it (asgiref's per-request
 ``ThreadSensitiveContext``), and the loop blocks while that thread is joined at the end. Every Hoga view and
 middleware is synchronous, so this handler builds the middleware chain in sync mode (as under WSGI) and runs
-``request_started``, the chain and the view, and ``response.close()`` (``request_finished``) in one thread of
-a fixed pool, one hop there and back per request. The loop only reads the body and writes the response.
+``request_started``, the chain and the view, and ``response.close()`` (``request_finished``; a streaming
+response's after it was sent) in one thread of a fixed pool, one hop there and back per request. The loop only
+reads the body and writes the response.
 
 ``WEB_THREADS`` threads per process (default 10; at most ``DB_POOL_MAX_SIZE`` when the database pool is on, so
 no thread waits for a connection; 0 serves HTTP with Django's own ASGI handler instead) serve requests
@@ -65,6 +66,8 @@ class PooledASGIHandler(ASGIHandler):
             response.block_size = self.chunk_size
         if response.streaming:  # iterated on the loop's side: this thread's connections go back now
             close_old_connections()
+        else:  # its content is bytes already: request_finished here saves a second hop to the pool
+            response.close()
         return response
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -82,8 +85,6 @@ class PooledASGIHandler(ASGIHandler):
             finally:
                 if response.streaming:  # its iterator may have used a thread of its own: close there
                     await sync_to_async(response.close)()
-                else:
-                    await self._in_pool(response.close)()
         finally:
             body_file.close()
 
