@@ -92,3 +92,21 @@ def test_reset_twice_writes_two_audit_rows(account):
     paper_account_reset(account_id=account.pk)
     paper_account_reset(account_id=account.pk)
     assert PaperAccountReset.objects.filter(account=account).count() == 2
+
+
+def test_the_first_account_read_is_the_same_with_compiled_sql_and_with_parameters_of_its_own(user, django_user_model):
+    """``paper_account_ensure`` reads through SQL compiled once per set of annotations: the same account, its
+    annotations, and another user's account never; an annotation with parameters of its own takes the ORM."""
+    from django.db.models import F, Value
+
+    first = paper_account_create(user=user, initial_cash=1_000_000)
+    paper_account_create(user=user, name="second", initial_cash=2_000_000)
+    other = django_user_model.objects.create_user(username="other-first", password="pw-other-12345")
+    theirs = paper_account_create(user=other, initial_cash=3_000_000)
+    for extra in ({}, {"doubled": F("cash") * 2}, {"seven": Value(7)}):
+        for _ in range(2):  # compiled, then reused
+            mine = paper_account_ensure(user=user, annotations=extra)
+            its = paper_account_ensure(user=other, annotations=extra)
+            assert (mine.pk, mine.cash, its.pk) == (first.pk, 1_000_000, theirs.pk)
+            for name in extra:
+                assert vars(mine)[name] == {"doubled": 2_000_000, "seven": 7}[name]
