@@ -8,8 +8,10 @@ Every part is a real process: the sandbox broker (``runsandbox``, real-market ta
 of ``HOGA_DATA_DIR`` when set), the feed holder (``runfeed``, the feed worker's code: three KIS connections of
 20 stocks each, so all ``--stocks`` are live), the web role (``bin/hoga-process web``: gunicorn with
 ``WEB_CONCURRENCY`` uvicorn workers, one run per ``--web-workers`` entry) and the browsers: plain
-``websockets`` clients with a session cookie in ``--client-procs`` processes, each subscribed to
-``--codes-per-client`` stocks.
+``websockets`` protocol clients (on uvloop) with a session cookie in ``--client-procs`` processes, each
+subscribed to ``--codes-per-client`` stocks. A client stamps each frame when its bytes arrive and keeps them;
+frames are decoded after the run, so the clients' own parsing neither delays a receipt nor competes for the
+cores (see :func:`client_worker`).
 
 Each run pauses the tape (the sandbox's ``ws_stall`` fault) while its clients connect, moves the replay clock
 to the busiest ``--duration`` seconds of the day at the run's speed, lets it play, pauses it again and drains.
@@ -60,65 +62,140 @@ STOCKS_PER_CONNECTION = 20  # KIS: 41 registrations per connection, 2 per stock
 
 
 def client_worker(port: int, cookie: str, plans: list[list[str]], conn) -> None:
-    """Runs ``len(plans)`` browsers; sends ``ready`` once all subscribed, then on ``stop`` their records."""
-    import websockets
+    """Runs ``len(plans)`` browsers; sends ``ready`` once all subscribed, then on ``stop`` their records.
 
-    url = f"ws://127.0.0.1:{port}/ws/market/"
-    headers = {"Cookie": f"sessionid={cookie}"}
-    origin = f"http://127.0.0.1:{port}"
+    A browser is a plain WebSocket client: ``websockets``' own protocol (handshake, frame parsing, answers
+    to the server's pings, close) driven from an asyncio protocol on uvloop. It stamps the bytes it reads
+    when they arrive (every frame completed by one read gets that read's time) and keeps each text frame's
+    bytes; frames are decoded after the run (:meth:`Browser.record`), so neither the clients' parsing nor
+    a task switch per message delays a receipt or competes with the stack for the cores."""
+    import uvloop
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.typing import Origin
+    from websockets.uri import parse_uri
+
+    uri = parse_uri(f"ws://127.0.0.1:{port}/ws/market/")
+    origin = Origin(f"http://127.0.0.1:{port}")
+    now = time.time
+
+    class Link(asyncio.Protocol):
+        """One connection of a browser."""
+
+        def __init__(self, browser: Browser):
+            self.browser = browser
+            self.ws = ClientProtocol(uri, origin=origin, max_size=2**22)
+            self.transport: asyncio.Transport | None = None
+            self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.frames: list[tuple[float, bytes]] = []  # (receipt time, the text frame's bytes), in order
+            self.live = False  # handshake done and subscribed: a loss from then on is a reconnect
+
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+            request = self.ws.connect()
+            request.headers["Cookie"] = f"sessionid={cookie}"
+            self.ws.send_request(request)
+            self.write()
+
+        def data_received(self, data: bytes) -> None:
+            at = now()
+            ws = self.ws
+            ws.receive_data(data)
+            for event in ws.events_received():
+                if isinstance(event, Frame):
+                    if event.opcode is Opcode.TEXT:
+                        self.frames.append((at, event.data))
+                elif not self.opened.done():  # the handshake's response
+                    if ws.handshake_exc is None:
+                        self.opened.set_result(None)
+                    else:
+                        self.opened.set_exception(ws.handshake_exc)
+            self.write()
+
+        def eof_received(self) -> None:
+            self.ws.receive_eof()
+            self.write()
+
+        def connection_lost(self, exc) -> None:
+            if not self.opened.done():
+                self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+            if self.live and not stopping.is_set():
+                self.live = False
+                asyncio.ensure_future(self.browser.reopen())
+
+        def write(self) -> None:
+            for data in self.ws.data_to_send():
+                if data:
+                    self.transport.write(data)
+                elif self.transport.can_write_eof():
+                    self.transport.write_eof()
+
+        def close(self) -> None:
+            self.live = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.ws.send_close(1000)
+                self.write()
+                self.transport.close()
 
     class Browser:
         def __init__(self, codes: list[str]):
             self.codes = codes
-            # code -> (receipt, cumulative volume, the feed's receipt time of the print)
-            self.timeline: dict[str, list[tuple[float, int, str]]] = {c: [] for c in codes}
-            self.frames: list[float] = []
+            self.links: list[Link] = []  # a reconnect opens another
             self.reconnects = 0
-            self.gaps = 0  # seq not previous + 1 on one connection
             self.failed = ""
             self.dead = False  # lost and could not reconnect
-            self.ws = None
 
         async def open(self) -> None:
+            loop = asyncio.get_running_loop()
             for attempt in range(5):
+                link = Link(self)
                 try:
-                    self.ws = await websockets.connect(
-                        url, origin=origin, additional_headers=headers, max_size=2**22, open_timeout=60
-                    )
-                    await self.ws.send(json.dumps({"type": "subscribe", "codes": self.codes}))
-                    return
-                except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                    await loop.create_connection(lambda: link, "127.0.0.1", port)  # noqa: B023
+                    await asyncio.wait_for(link.opened, 60)
+                except Exception as exc:  # noqa: BLE001 - refused, reset, timed out, handshake refused
                     self.failed = repr(exc)
+                    if link.transport is not None:
+                        link.transport.abort()
                     await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                link.ws.send_text(json.dumps({"type": "subscribe", "codes": self.codes}).encode())
+                link.write()
+                link.live = True
+                self.links.append(link)
+                return
             raise RuntimeError(f"could not connect: {self.failed}")
 
-        async def read(self) -> None:
-            loads, now = json.loads, time.time
-            while True:
+        async def reopen(self) -> None:
+            self.reconnects += 1
+            try:
+                await self.open()
+            except RuntimeError:
+                self.dead = True
+
+        def close(self) -> None:
+            for link in self.links:
+                link.close()
+
+        def record(self) -> dict:
+            """What the orchestrator joins with the sandbox's send log: per stock, every snapshot received
+            (receipt, cumulative volume, the feed's receipt time of the print); batch frame times; seq gaps."""
+            timeline: dict[str, list[tuple[float, int, str]]] = {c: [] for c in self.codes}
+            batch_times: list[float] = []
+            gaps = 0  # seq not previous + 1 on one connection
+            for link in self.links:
                 last_seq = 0
-                try:
-                    async for raw in self.ws:
-                        at = now()
-                        message = loads(raw)
-                        if message.get("type") != "batch":
-                            continue
-                        self.frames.append(at)
-                        if message["seq"] != last_seq + 1:
-                            self.gaps += 1
-                        last_seq = message["seq"]
-                        for code, quote in message["quotes"].items():
-                            self.timeline[code].append((at, quote["cum_volume"], quote["received_at"]))
-                    return  # closed by us
-                except websockets.ConnectionClosed:
-                    pass
-                if stopping.is_set():
-                    return
-                self.reconnects += 1
-                try:
-                    await self.open()
-                except RuntimeError:
-                    self.dead = True
-                    return
+                for at, raw in link.frames:
+                    message = json.loads(raw)
+                    if message.get("type") != "batch":
+                        continue
+                    batch_times.append(at)
+                    if message["seq"] != last_seq + 1:
+                        gaps += 1
+                    last_seq = message["seq"]
+                    for code, quote in message["quotes"].items():
+                        timeline[code].append((at, quote["cum_volume"], quote["received_at"]))
+            return {"codes": self.codes, "timeline": timeline, "frames": batch_times, "reconnects": self.reconnects,
+                    "gaps": gaps, "alive": not self.dead}  # fmt: skip
 
     stopping = asyncio.Event()
 
@@ -126,23 +203,18 @@ def client_worker(port: int, cookie: str, plans: list[list[str]], conn) -> None:
         browsers = [Browser(codes) for codes in plans]
         for i in range(0, len(browsers), 50):  # connect in waves: the server's accept queue is finite
             await asyncio.gather(*(b.open() for b in browsers[i : i + 50]))
-        readers = [asyncio.create_task(b.read()) for b in browsers]
         await asyncio.sleep(1.0)  # subscribed and initial snapshots in
         loop = asyncio.get_running_loop()
         conn.send("ready")
         await loop.run_in_executor(None, conn.recv)  # "stop"
         stopping.set()
         for b in browsers:
-            await b.ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
-        return [
-            {"codes": b.codes, "timeline": b.timeline, "frames": b.frames, "reconnects": b.reconnects,
-             "gaps": b.gaps, "alive": not b.dead}
-            for b in browsers
-        ]  # fmt: skip
+            b.close()
+        await asyncio.sleep(0.5)
+        return [b.record() for b in browsers]
 
     try:
-        conn.send(asyncio.run(main()))
+        conn.send(uvloop.run(main()))  # as the web processes: the clients' own overhead stays small
     except Exception as exc:  # reported to the orchestrator instead of hanging it
         conn.send({"error": repr(exc)})
 

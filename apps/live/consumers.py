@@ -28,8 +28,8 @@ Invariants:
 - Interest is registered with the hub for validated codes only; group names (``apps.core.groups``) never come
   from raw client text.
 - Fan-out (``realtime.hub``): the process's hub joins the quote bucket groups and the status group once; this
-  consumer only registers its stocks with it. Each connection has an :class:`~.realtime.hub.Outbox`: its
-  sender writes a frame at once when idle; snapshots arriving while a write is in flight, or within the frame
+  consumer only registers its stocks with it. Each connection has an :class:`~.realtime.hub.Outbox`: the hub
+  writes its frame at once when it is idle; snapshots arriving while a write is in flight, or within the frame
   interval of ``MARKET_WS_MAX_FPS``, are conflated into the next ``batch`` frame (the latest snapshot of
   every changed stock, ``seq`` counting the frames of this connection from 1). A slow browser holds at most
   one pending snapshot per stock and kind and never delays the hub or other browsers. Snapshots are full, so
@@ -52,6 +52,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
+from channels.sessions import InstanceSessionWrapper
 from django.conf import settings
 
 from apps.core import groups
@@ -123,6 +124,20 @@ def write_backlog(send: Any) -> int | None:
     return len(buffered) - int(getattr(transport, "offset", 0)) + int(getattr(transport, "_tempDataLen", 0))
 
 
+def server_send(send: Any) -> Any:
+    """The ASGI server's own ``send`` under Channels' session middleware, for frames that need none of it.
+
+    ``SessionMiddleware`` wraps ``send`` (``InstanceSessionWrapper.send``) to save the session and set its
+    cookie on an HTTP response start; for every other message it only reads the session's state and passes
+    the message on. A WebSocket frame never saves a session, and with hundreds of browsers that pass-through
+    was a tenth of a web process's CPU (bench/fanout.py), so the sender writes through the server's ``send``.
+    Any other wrapper is kept as it is.
+    """
+    while getattr(send, "__func__", None) is InstanceSessionWrapper.send:
+        send = send.__self__.real_send
+    return send
+
+
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -153,6 +168,7 @@ class MarketConsumer(SafeJsonConsumer):
         self._tasks: list[asyncio.Task[None]] = []
         self._accepted = False
         self._registered = False
+        self._frame_send: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -170,10 +186,12 @@ class MarketConsumer(SafeJsonConsumer):
             return
         self._accepted = True
         metrics.CONNECTED_CLIENTS.inc()
+        self._frame_send = server_send(self.base_send)
         self.outbox = Outbox(
             self._send_text,
             max_fps=settings.MARKET_WS_MAX_FPS,
-            wait_writable=self._wait_writable,
+            # only a server whose write buffer can be seen (Daphne) needs the check; uvicorn's send waits itself
+            wait_writable=self._wait_writable if write_backlog(self._frame_send) is not None else None,
             name=self.connection_id,
         )
         await get_hub(self.channel_layer).register(self.outbox)
@@ -209,6 +227,8 @@ class MarketConsumer(SafeJsonConsumer):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.outbox is not None:
+            await self.outbox.close()
         await self.unbind_session()
         if self._registered and self.user_id is not None:
             try:
@@ -341,10 +361,10 @@ class MarketConsumer(SafeJsonConsumer):
     # --- the sender ----------------------------------------------------------------------------------
 
     async def _send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})  # what self.send(text_data=) sends
+        await self._frame_send({"type": "websocket.send", "text": text})  # what self.send(text_data=) sends
 
     async def _wait_writable(self) -> None:
-        while (backlog := write_backlog(self.base_send)) is not None and backlog > WRITE_HIGH_WATER:
+        while (backlog := write_backlog(self._frame_send)) is not None and backlog > WRITE_HIGH_WATER:
             await asyncio.sleep(WRITE_POLL)
 
     async def _sender(self) -> None:

@@ -159,23 +159,32 @@ def _member_parts(member: bytes | str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def _viewer_pairs(members: Iterable[bytes | str]) -> set[tuple[str, str]]:
+    """Members → distinct (code, viewer) pairs (malformed members are ignored)."""
+    return {parts for member in members if (parts := _member_parts(member)) is not None}
+
+
 def viewer_counts(members: Iterable[bytes | str]) -> dict[str, int]:
     """Members → distinct viewers (users) per code (malformed members are ignored)."""
-    viewers: dict[str, set[str]] = {}
-    for member in members:
-        parts = _member_parts(member)
-        if parts is not None:
-            viewers.setdefault(parts[0], set()).add(parts[1])
-    return {code: len(who) for code, who in viewers.items()}
+    return _counts(_viewer_pairs(members))
+
+
+def _counts(pairs: Iterable[tuple[str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for code, _viewer in pairs:  # distinct pairs: one per viewer of the code
+        counts[code] = counts.get(code, 0) + 1
+    return counts
 
 
 def viewer_weights(members: Iterable[bytes | str]) -> dict[str, float]:
     """Members → per code, Σ over its viewers of 1 / (number of stocks that viewer watches)."""
+    return _weights(_viewer_pairs(members))
+
+
+def _weights(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
     by_viewer: dict[str, set[str]] = {}
-    for member in members:
-        parts = _member_parts(member)
-        if parts is not None:
-            by_viewer.setdefault(parts[1], set()).add(parts[0])
+    for code, viewer in pairs:
+        by_viewer.setdefault(viewer, set()).add(code)
     weights: dict[str, float] = {}
     for codes in by_viewer.values():
         for code in codes:
@@ -199,6 +208,19 @@ def order_users(fields: Mapping[bytes | str, bytes | str]) -> dict[str, list[str
     return {user: [code for _at, code in sorted(items)] for user, items in entries.items()}
 
 
+#: The live viewers' members as ONE newline-joined string: with hundreds of browsers the set holds thousands of
+#: members, and parsing them as thousands of replies took a quarter of the feed holder's CPU, in bursts that
+#: held up its publishing (bench/fanout.py at 500 clients). Members never contain a newline (validated codes,
+#: integer user ids, hex connection ids).
+LIVE_VIEWERS_SCRIPT = "return table.concat(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf'), '\\n')"
+
+
+def _split_members(joined: bytes | str | None) -> list[str]:
+    if not joined:
+        return []
+    return (joined.decode() if isinstance(joined, bytes) else joined).split("\n")
+
+
 async def read_demand(
     redis: Any, *, now: float, watchlist: Sequence[str], grace: float, viewer_ttl: float = keys.VIEWER_TTL
 ) -> Demand:
@@ -210,12 +232,13 @@ async def read_demand(
     cutoff = now - viewer_ttl
     pipe = redis.pipeline(transaction=False)
     pipe.zremrangebyscore(keys.VIEWERS_ZSET, "-inf", f"({cutoff}")
-    pipe.zrangebyscore(keys.VIEWERS_ZSET, cutoff, "+inf")
+    pipe.eval(LIVE_VIEWERS_SCRIPT, 1, keys.VIEWERS_ZSET, repr(cutoff))
     pipe.sunion(keys.ORDERS_SET, keys.STRATEGY_CODES_SET)  # running strategies' stocks rank like orders
     pipe.hgetall(RECENT_HASH)
     pipe.hgetall(ORDER_USERS_HASH)
     pipe.hgetall(keys.STRATEGY_USERS_HASH)  # a running strategy's stocks count in its owner's share
-    _pruned, members, orders_raw, recent_raw, users_raw, strategy_users_raw = await pipe.execute()
+    _pruned, joined, orders_raw, recent_raw, users_raw, strategy_users_raw = await pipe.execute()
+    pairs = _viewer_pairs(_split_members(joined))  # parsed once for both figures
     users_raw = {**strategy_users_raw, **users_raw}
     orders = frozenset(m.decode() if isinstance(m, bytes) else m for m in orders_raw)
     recent: dict[str, float] = {}
@@ -227,8 +250,8 @@ async def read_demand(
             continue
     demand = Demand(
         orders=orders,
-        viewers=viewer_counts(members),
-        viewer_weights=viewer_weights(members),
+        viewers=_counts(pairs),
+        viewer_weights=_weights(pairs),
         order_users={u: tuple(c for c in codes if c in orders) for u, codes in order_users(users_raw).items()},
         recent=recent,
         watchlist=tuple(watchlist),

@@ -7,14 +7,17 @@ snapshot already JSON-encoded: the hub hands those strings to the :class:`Outbox
 wants the stock, and an outbox splices them into its frame, so a snapshot is encoded once, by the feed, and
 never decoded or re-encoded per connection.
 
-:class:`Outbox` (one per connection) conflates: it holds at most one pending snapshot per stock and kind. Its
-sender writes at once when idle; whatever arrives while a write is in flight (or within the frame interval of
-``MARKET_WS_MAX_FPS``) goes out as ONE frame with the latest snapshot of every changed stock::
+:class:`Outbox` (one per connection) conflates: it holds at most one pending snapshot per stock and kind. Once
+the hub has dispatched every message it has at hand, it flushes the outboxes it gave snapshots to: an idle
+connection gets its frame at once, written by the hub itself (:meth:`Outbox.flush`: the server's ``send``
+normally completes without waiting, so no task wakes per frame). Whatever arrives while a write is in flight
+(a send that had to wait is finished by a task) or within the frame interval of ``MARKET_WS_MAX_FPS`` goes out
+as ONE frame, written by the connection's sender task, with the latest snapshot of every changed stock::
 
     {"type": "batch", "seq": <1, 2, ...>, "quotes": {code: {...}}, "books": {code: {...}}}
 
 A slow browser therefore costs one dict entry per stock, never a growing queue, and never delays the hub or
-any other connection (the hub only writes into dicts and sets an event).
+any other connection (for a busy connection the hub only writes into dicts and sets an event).
 
 The hub leaves its groups when the last connection of its loop unregisters.
 """
@@ -26,7 +29,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from apps.core import groups
@@ -49,7 +52,7 @@ class Outbox:
 
     def __init__(
         self,
-        send_text: Callable[[str], Awaitable[None]],
+        send_text: Callable[[str], Coroutine[Any, Any, None]],  # an async function (see flush)
         *,
         max_fps: float,
         wait_writable: Callable[[], Awaitable[None]] | None = None,
@@ -71,6 +74,11 @@ class Outbox:
         self.conflated = 0
         self._last_frame = float("-inf")
         self._wakeup = asyncio.Event()
+        self._busy = False  # the sender task is writing (or waiting to)
+        self._resuming: asyncio.Task[None] | None = None  # a send started by flush() that had to wait
+        self._failed: BaseException | None = None  # a send started by flush() failed: the sender raises it
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None  # flush() at the end of the frame interval
 
     # --- producers (never block, never send) ---------------------------------------------------------
 
@@ -78,9 +86,12 @@ class Outbox:
         """``field``: ``quotes`` or ``books``; ``payload``: the snapshot's JSON text."""
         self.offer_member(field, code, member(code, payload), at, replace=replace)
 
-    def offer_member(self, field: str, code: str, text: str, at: float | None, *, replace: bool = True) -> None:
+    def offer_member(
+        self, field: str, code: str, text: str, at: float | None, *, replace: bool = True, wake: bool = True
+    ) -> None:
         """As :meth:`offer`, with the frame's member for the snapshot already spliced (:func:`member`): the hub
-        builds it once per snapshot for all the connections that want it."""
+        builds it once per snapshot for all the connections that want it. ``wake=False``: the caller sends
+        the pending frame itself (:meth:`flush`) once it has offered everything it has."""
         pending = self.quotes if field == "quotes" else self.books
         if code in pending:
             if not replace:
@@ -90,7 +101,8 @@ class Outbox:
         pending[code] = text
         if at is not None and (self.oldest_at is None or at < self.oldest_at):
             self.oldest_at = at
-        self._wakeup.set()
+        if wake:
+            self._wakeup.set()
 
     def offer_status(self, status: str) -> None:
         self.status = status
@@ -123,28 +135,138 @@ class Outbox:
             )
         )
 
+    def flush(self) -> None:
+        """Writes the pending frame now, from the caller (the hub, once it has dispatched every message it had),
+        when nothing else is being written to this connection and its frame interval has elapsed; else the
+        sender task writes it when it can.
+
+        The server's ``send`` normally completes without waiting (uvicorn writes to the socket at once), so the
+        frame goes out without waking the connection's task: per frame, that wake-up was most of a web
+        process's CPU after the write itself (bench/fanout.py). Within the frame interval a timer calls
+        this again at its end. A send that has to wait (a full write buffer) is finished by a task, and until
+        then snapshots are conflated as usual."""
+        if self._closed or self._resuming is not None or self._failed is not None:
+            return  # closing, or the end of the waiting send wakes the sender task
+        if self._busy:  # the sender task writes these once its current write is done
+            self._wakeup.set()
+            return
+        if self._wait_writable is not None:
+            self._wakeup.set()
+            return
+        if self._interval:
+            now = time.monotonic()
+            if now < self._last_frame + self._interval:  # the FPS cap: a timer flushes at the interval's end
+                if self._timer is None:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(self._last_frame + self._interval - now, self._flush_later)
+                return
+        at = self.oldest_at
+        frame = self.take_frame()
+        if frame is None:
+            return
+        if self._interval:
+            self._last_frame = now
+        try:
+            waiting = start(self._send_text(frame))
+        except Exception as exc:  # the browser left: the sender task raises it, the consumer closes
+            self._failed = exc
+            self._wakeup.set()
+            return
+        if waiting is not None:
+            self._resuming = waiting
+            waiting.add_done_callback(self._resumed)
+        self.frames += 1
+        metrics.TALLY.frame(self.snapshots, at)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def _resumed(self, task: asyncio.Task[None]) -> None:
+        self._resuming = None
+        if not task.cancelled() and task.exception() is not None:
+            self._failed = task.exception()
+        self._wakeup.set()  # the sender writes what arrived meanwhile (or raises the failure)
+
     async def run(self) -> None:
+        # Per frame: one wake-up, one send, no timer unless the frame interval has not elapsed yet.
+        wakeup, send_text, monotonic, tally = self._wakeup, self._send_text, time.monotonic, metrics.TALLY
+        interval, wait_writable = self._interval, self._wait_writable
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if self.status is not None:
-                status, self.status = self.status, None
-                await self._send_text(json.dumps({"type": "status", "status": status}))
-            if not self.quotes and not self.books:
+            await wakeup.wait()
+            wakeup.clear()
+            if self._failed is not None:
+                raise self._failed
+            if self._resuming is not None:  # a send started by flush() is waiting: its end wakes this task
                 continue
-            delay = self._last_frame + self._interval - time.monotonic()
-            if delay > 0:  # the FPS cap: what arrives meanwhile joins this frame
-                await asyncio.sleep(delay)
-            if self._wait_writable is not None:
-                await self._wait_writable()
-            at = self.oldest_at
-            frame = self.take_frame()
-            if frame is None:  # an unsubscribe emptied it meanwhile
-                continue
-            self._last_frame = time.monotonic()
-            await self._send_text(frame)
-            self.frames += 1
-            metrics.TALLY.frame(self.snapshots, None if at is None else max(0.0, time.time() - at))
+            self._busy = True
+            try:
+                if self.status is not None:
+                    status, self.status = self.status, None
+                    await send_text(json.dumps({"type": "status", "status": status}))
+                if not self.quotes and not self.books:
+                    continue
+                if interval:
+                    delay = self._last_frame + interval - monotonic()
+                    if delay > 0:  # the FPS cap: what arrives meanwhile joins this frame
+                        await asyncio.sleep(delay)
+                if wait_writable is not None:
+                    await wait_writable()
+                at = self.oldest_at
+                frame = self.take_frame()
+                if frame is None:  # an unsubscribe emptied it meanwhile
+                    continue
+                if interval:
+                    self._last_frame = monotonic()
+                await send_text(frame)
+                self.frames += 1
+                tally.frame(self.snapshots, at)
+            finally:
+                self._busy = False
+
+    async def close(self) -> None:
+        """No more frames from :meth:`flush`; ends a send of it that is still waiting (the connection closes)."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._resuming is not None:
+            self._resuming.cancel()
+            await asyncio.gather(self._resuming, return_exceptions=True)
+
+
+def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Runs ``coro`` now, in the caller, up to its first real wait: None when it completed without one (its
+    exception, if any, is raised here), else the task that finishes it (as ``asyncio.eager_task_factory`` of
+    Python 3.12 does)."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    except BaseException:
+        coro.close()
+        raise
+    task = asyncio.ensure_future(_finish(coro, waiting))
+    task.add_done_callback(lambda _: coro.close())  # cancelled before its first step: the coroutine unwinds too
+    return task
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Steps ``coro``, suspended on the future ``waiting`` (None: a bare yield), to its end as its task would:
+    the coroutine reads the future's outcome itself; a cancellation of this task is thrown into it."""
+    while True:
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait((waiting,))  # done, whatever its outcome (never raised here)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        try:
+            waiting = coro.send(None) if cancelled is None else coro.throw(cancelled)
+        except StopIteration:
+            return
 
 
 class FanoutHub:
@@ -161,6 +283,9 @@ class FanoutHub:
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # outboxes given snapshots since the last flush; the flush runs once the messages at hand are dispatched
+        self._dirty: set[Outbox] = set()
+        self._flush_soon: asyncio.Handle | None = None
 
     @property
     def running(self) -> bool:
@@ -182,6 +307,7 @@ class FanoutHub:
     async def unregister(self, outbox: Outbox) -> None:
         """Removes a connection; the last one makes the hub leave its groups."""
         self.unwatch(outbox, list(outbox.codes))
+        self._dirty.discard(outbox)
         async with self._lock:
             self.outboxes.discard(outbox)
             if self.outboxes or not self.running:
@@ -228,11 +354,25 @@ class FanoutHub:
                         continue
                     text = member(code, payload)  # once per snapshot, whatever the number of connections
                     for outbox in watchers:
-                        outbox.offer_member(field, code, text, at)
+                        outbox.offer_member(field, code, text, at, wake=False)
+                    self._dirty.update(watchers)
+            if self._dirty and self._flush_soon is None:
+                # after every message already received: the layer hands them over without yielding in between
+                self._flush_soon = asyncio.get_running_loop().call_soon(self.flush)
         elif kind == "feed.status":
             status = str(message.get("status") or "unknown")
             for outbox in self.outboxes:
                 outbox.offer_status(status)
+
+    def flush(self) -> None:
+        """Sends every connection given snapshots since the last flush its frame (:meth:`Outbox.flush`)."""
+        self._flush_soon = None
+        dirty, self._dirty = self._dirty, set()
+        for outbox in dirty:
+            try:
+                outbox.flush()
+            except Exception:  # one connection never stops the others' frames
+                logger.exception("fan-out hub: frame not sent to %s", outbox.name)
 
     async def _flush_loop(self) -> None:
         while True:

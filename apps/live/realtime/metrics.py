@@ -9,6 +9,7 @@ hundred nanoseconds per update.
 from __future__ import annotations
 
 import bisect
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -61,11 +62,13 @@ class FrameTally:
         self.size_counts = [0] * len(self._size_bounds)
         self.size_sum = 0
 
-    def frame(self, snapshots: int, latency: float | None) -> None:
+    def frame(self, snapshots: int, published_at: float | None) -> None:
+        """A frame of ``snapshots`` sent now; ``published_at``: the publish time (epoch s) of its oldest batch."""
         self.frames += 1
         self.size_sum += snapshots
         self.size_counts[bisect.bisect_left(self._size_bounds, snapshots)] += 1
-        if latency is not None:
+        if published_at is not None:
+            latency = max(0.0, time.time() - published_at)
             self.latency_sum += latency
             self.latency_counts[bisect.bisect_left(self._latency_bounds, latency)] += 1
 

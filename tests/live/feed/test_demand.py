@@ -91,3 +91,18 @@ async def test_read_demand_prunes_stale_viewers_and_keeps_grace_in_redis(aredis,
     assert "035420" in plan(later, now=NOW + 20, grace=30, per_connection=20)
     gone = await read_demand(aredis, now=NOW + 31, watchlist=[], grace=30, viewer_ttl=30)
     assert "035420" not in plan(gone, now=NOW + 31, grace=30, per_connection=20)
+
+
+@pytest.mark.asyncio
+async def test_read_demand_reads_thousands_of_viewers_and_none(aredis, shared_keys) -> None:
+    """The live members come back joined in one reply: 500 users x 10 stocks, each user on two connections,
+    count 500 viewers per stock; an empty set is no viewers."""
+    codes = [f"{i:06d}" for i in range(10)]
+    members = {f"{code}|{user}|conn{user}-{n}": NOW for user in range(500) for n in range(2) for code in codes}
+    await aredis.zadd(keys.VIEWERS_ZSET, members)
+    demand = await read_demand(aredis, now=NOW, watchlist=[], grace=30, viewer_ttl=30)
+    assert dict(demand.viewers) == dict.fromkeys(codes, 500)
+    assert dict(demand.viewer_weights) == pytest.approx(dict.fromkeys(codes, 50.0))
+
+    await aredis.delete(keys.VIEWERS_ZSET)
+    assert dict((await read_demand(aredis, now=NOW, watchlist=[], grace=30, viewer_ttl=30)).viewers) == {}
