@@ -8,6 +8,20 @@ import pytest_asyncio
 
 
 @pytest.fixture(autouse=True)
+def _rate_windows_held_still(monkeypatch):
+    """The rate limits count in fixed windows (``apps.core.ratelimits``): a test that sends N requests and expects
+    the (limit+1)-th refused must not see a window end between them, which a loaded machine can make happen. The
+    limits' clock stands at the test's start for its whole run."""
+    import time
+    from types import SimpleNamespace
+
+    import apps.core.ratelimits as ratelimits
+
+    start = time.time()
+    monkeypatch.setattr(ratelimits, "time", SimpleNamespace(time=lambda: start))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Every test starts and ends without the per-process caches (calendar, API tokens, stocks): each test's
     database is rolled back, which sends no signal that would clear them."""

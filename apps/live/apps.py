@@ -16,11 +16,11 @@ class LiveConfig(AppConfig):
 
         register_check("feed", check_feed)
 
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_save  # deferred: hooks after the registry is ready
 
-        from apps.marketdata.models import DailyBar, ReferencePrice
+        from apps.marketdata.models import DailyBar, ReferencePrice  # deferred: models need the app registry
 
-        from .reference import reference_cache_clear
+        from .reference import reference_cache_clear  # deferred: imports the models
 
         for model in (DailyBar, ReferencePrice):  # a corrected close or base price is read again at once
             post_save.connect(reference_cache_clear, sender=model, dispatch_uid=f"reference-cache-{model.__name__}")
