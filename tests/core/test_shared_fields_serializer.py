@@ -3,6 +3,7 @@ fields, shared only where nothing can read the instance through a field, and saf
 
 from __future__ import annotations
 
+import copy
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -21,13 +22,8 @@ class Shared(SharedFieldsSerializer):
     flag = serializers.BooleanField(required=False, default=False)
 
 
-class Plain(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    code = serializers.CharField(max_length=6, source="stock.code")
-    price = serializers.IntegerField(allow_null=True, min_value=1)
-    ratio = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
-    side = serializers.ChoiceField(choices=["BUY", "SELL"])
-    flag = serializers.BooleanField(required=False, default=False)
+#: DRF's own serializer with the same fields, built per instance.
+Plain = type("Plain", (serializers.Serializer,), copy.deepcopy(Shared._declared_fields))
 
 
 def _row(n: int) -> SimpleNamespace:
