@@ -31,6 +31,7 @@ from apps.core.groups import valid_code
 from apps.core.krx.phases import KRX
 from apps.core.ratelimits import over_limit
 from apps.core.security import client_ip
+from apps.core.throttling import SearchRateThrottle
 from apps.marketdata.models import Stock
 from apps.marketdata.on_demand import on_demand_touch, stock_bars_ensure
 from apps.marketdata.search import MAX_QUERY
@@ -291,8 +292,17 @@ def watchlists_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def stock_search_page(request: HttpRequest) -> HttpResponse:
-    """The search box without JavaScript: open the best match of ``?q=`` (or say there is none)."""
+    """The search box without JavaScript: open the best match of ``?q=`` (or say there is none). Counted with
+    the search API's ``API_SEARCH_RATE``."""
     query = request.GET.get("q", "").strip()[:MAX_QUERY]
+    if query and not SearchRateThrottle().allow_request(request, None):  # the API's count: one per user for both
+        messages.error(
+            request,
+            _("Too many searches: at most %(rate)s. Wait a moment and search again.")
+            % {"rate": settings.API_SEARCH_RATE}
+            + " [throttled]",
+        )
+        return redirect(reverse("pages:dashboard"))
     hits = stock_search(query=query, limit=1) if query and query.isprintable() else []
     if hits:
         return redirect(reverse("pages:stock", args=[hits[0].entry.code]))

@@ -400,3 +400,25 @@ def test_strategies_are_capped_per_user(attacker, victim, victims, settings):
     assert answers[2].json()["error"]["code"] == "too_many_strategies"
     mine = {**body, "account_id": victims["account"]}
     assert api_for(victim).post("/api/strategies/", mine, format="json").status_code == 201  # a cap of one's own
+
+
+@pytest.mark.django_db
+def test_the_search_page_shares_the_search_apis_count(attacker, victim, settings):
+    """The no-JavaScript search page (``/stocks/?q=``) counts against the same ``API_SEARCH_RATE`` as the API: a
+    flood through the page, the API or both is refused past the rate, with a message and no search, per user."""
+    from django.test import Client
+
+    make_stock("005930", rank=1)
+    settings.API_SEARCH_RATE = "4/min"
+    page, other = Client(), Client()
+    page.force_login(attacker)
+    other.force_login(victim)
+
+    answers = [page.get("/stocks/", {"q": "005930"}).headers["Location"] for _ in range(3)]
+    answers.append(str(api_for(attacker).get("/api/marketdata/stocks/search", {"q": "stock"}).status_code))
+    refused = page.get("/stocks/", {"q": "005930"}, follow=True)
+
+    assert answers == ["/stocks/005930/"] * 3 + ["200"]
+    assert refused.redirect_chain[-1][0] == "/" and "[throttled]" in refused.content.decode()
+    assert api_for(attacker).get("/api/marketdata/stocks/search", {"q": "stock"}).status_code == 429
+    assert other.get("/stocks/", {"q": "005930"}).headers["Location"] == "/stocks/005930/"
