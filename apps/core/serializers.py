@@ -22,6 +22,10 @@ from rest_framework.utils.serializer_helpers import BindingDict
 _lock = threading.Lock()
 
 
+#: DRF's own field building (``Serializer.fields`` is a ``cached_property``): the declared fields copied and bound.
+_build_fields = serializers.Serializer.fields.func  # type: ignore[attr-defined]
+
+
 class SharedFieldsSerializer(serializers.Serializer[Any]):
     """A ``Serializer`` of plain fields (no nested serializers, no context-reading fields), built once per class."""
 
@@ -31,10 +35,7 @@ class SharedFieldsSerializer(serializers.Serializer[Any]):
         if own is not None:
             return own
         if self._context or self.partial:
-            own = BindingDict(self)
-            for name, field in self.get_fields().items():
-                own[name] = field
-            self.__dict__["_own_fields"] = own
+            own = self.__dict__["_own_fields"] = _build_fields(self)
             return own
         cls = type(self)
         shared = cls.__dict__.get("_shared_fields")
@@ -44,8 +45,6 @@ class SharedFieldsSerializer(serializers.Serializer[Any]):
                 if shared is None:
                     template = cls.__new__(cls)
                     serializers.Serializer.__init__(template)
-                    shared = BindingDict(template)
-                    for name, field in template.get_fields().items():
-                        shared[name] = field
+                    shared = _build_fields(template)
                     cls._shared_fields = shared  # type: ignore[attr-defined]
         return shared
