@@ -61,6 +61,15 @@ def _memory_trace(**_kwargs):
 
 
 @worker_ready.connect
+def _tune_garbage_collector(**_kwargs):
+    """Once the worker and its bootsteps have started: the garbage collector's settings (apps/core/gc_tuning.py,
+    ``GC_GEN0_THRESHOLD``); pool processes forked later inherit them."""
+    from apps.core.gc_tuning import tune_after_startup
+
+    tune_after_startup()
+
+
+@worker_ready.connect
 def _start_up_fill(sender=None, **_kwargs):
     """A worker consuming the `default` queue enqueues the start-up fill (apps/marketdata/bootstrap.py) when it
     is ready; workers starting together enqueue it once, and one fill runs at a time (a Redis lock)."""

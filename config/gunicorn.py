@@ -132,9 +132,15 @@ def _own_listener(worker) -> None:
 
 
 def post_worker_init(worker):
-    """A listening socket of the worker's own (``_own_listener``); HOGA_TRACEMALLOC_DIR: allocation growth
+    """A listening socket of the worker's own (``_own_listener``); the garbage collector's settings
+    (apps/core/gc_tuning.py, ``GC_GEN0_THRESHOLD``); HOGA_TRACEMALLOC_DIR: allocation growth
     reports of each web worker, for soak runs (apps/core/memtrace.py)."""
     _own_listener(worker)
+    from django.urls import get_resolver
+
+    from apps.core.gc_tuning import tune_after_startup
     from apps.core.memtrace import start_from_environment
 
+    get_resolver().check()  # the URL patterns load with the first request otherwise: loaded before the freeze
+    tune_after_startup()
     start_from_environment()

@@ -262,6 +262,9 @@ API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=10.0)
 # Seconds a process reuses the KRX calendar (overrides and the broker's answers) before reading it again.
 CALENDAR_CACHE_SECONDS = env.float("CALENDAR_CACHE_SECONDS", default=10.0)
+# Long-running processes freeze what they hold after start-up and collect cyclic garbage after this many
+# allocations (CPython: 700); 0 keeps CPython's defaults (apps/core/gc_tuning.py).
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=50_000)
 # Bearer token Prometheus sends to GET /metrics (staff sessions need none); empty = staff only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Largest JSON body and deepest nesting the API parses (deeper: json_too_deep, 400).
