@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import gc
 import hashlib
 import json
 import multiprocessing as mp
@@ -205,8 +206,15 @@ def client_worker(port: int, cookie: str, plans: list[list[str]], conn) -> None:
             await asyncio.gather(*(b.open() for b in browsers[i : i + 50]))
         await asyncio.sleep(1.0)  # subscribed and initial snapshots in
         loop = asyncio.get_running_loop()
+        # While the browsers record, this process's cyclic garbage collector stays off: the frames they keep
+        # (a tuple per read) would make it walk a growing heap, and its pauses would count as the server's
+        # latency (a browser's own collector does not run in the page's network thread).
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         conn.send("ready")
         await loop.run_in_executor(None, conn.recv)  # "stop"
+        gc.enable()
         stopping.set()
         for b in browsers:
             b.close()
