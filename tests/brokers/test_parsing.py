@@ -82,6 +82,36 @@ def test_parse_int_and_decimal():
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0000071500", 71500), (" 71500 ", 71500), ("71,500", 71500), ("0", 0), ("\u0661\u0662", 12)],
+)
+def test_parse_int_plain_digits_and_the_rest_agree(raw, expected):
+    """Plain ASCII digits take a shortcut; padded, grouped or other-script digits the checked path, as before."""
+    assert parsing.parse_int(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "1_000", "0x10", "12 3", "\uff11\uff12a"])
+def test_parse_int_refuses_what_int_alone_would_take_or_misread(raw):
+    with pytest.raises(BrokerProtocolError):
+        parsing.parse_int(raw)
+
+
+def test_parse_date_plain_and_refused():
+    assert parsing.parse_date("20260220") == dt.date(2026, 2, 20)
+    assert parsing.parse_date(" 20260220 ") == dt.date(2026, 2, 20)
+    for bad in (
+        "20260230",
+        "20261301",
+        "2026022",
+        "2026-02-20",
+        "",
+        "\u0662\u0660\u0662\u0666\u0660\u0662\u0662\u0660x",
+    ):
+        with pytest.raises(BrokerProtocolError):
+            parsing.parse_date(bad)
+
+
+@pytest.mark.parametrize(
     ("sign", "raw", "expected"),
     [
         ("1", "2900", 2900),

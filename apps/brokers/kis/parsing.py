@@ -45,6 +45,8 @@ def normalize_code(code: str) -> str:
 
 def parse_int(value: Any, *, field: str = "", default: int | None = 0) -> int:
     """``"71500"`` / ``"-500"`` / ``"+500"`` / ``"71500.00"`` → int; blank → ``default`` (or an error when None)."""
+    if type(value) is str and value.isdigit() and value.isascii():  # most fields: plain digits (0-9 only)
+        return int(value)
     if isinstance(value, bool):
         raise BrokerProtocolError(f"field {field or '?'} is a boolean")
     if isinstance(value, int):
@@ -100,6 +102,8 @@ def signed_decimal(magnitude: Decimal, sign: PriceSign | None) -> Decimal:
 def parse_date(value: Any, *, field: str = "stck_bsop_date") -> dt.date:
     text = str(value or "").strip()
     try:
+        if len(text) == 8 and text.isdigit() and text.isascii():  # the usual form, without strptime's cost
+            return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
         return dt.datetime.strptime(text, "%Y%m%d").date()  # noqa: DTZ007 - a calendar date, no time zone
     except ValueError as exc:
         raise BrokerProtocolError(f"field {field} is not YYYYMMDD: {text!r}") from exc

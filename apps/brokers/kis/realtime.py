@@ -226,6 +226,9 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 _MKO = {name: i for i, name in enumerate(H0STMKO0_FIELDS)}
 _CNT = {name: i for i, name in enumerate(H0STCNT0_FIELDS)}
 _ASP = {name: i for i, name in enumerate(H0STASP0_FIELDS)}
+# (price, quantity) field indexes of the 10 ask and 10 bid levels, best first
+_ASK_LEVELS = tuple((_ASP[f"ASKP{i}"], _ASP[f"ASKP_RSQN{i}"]) for i in range(1, 11))
+_BID_LEVELS = tuple((_ASP[f"BIDP{i}"], _ASP[f"BIDP_RSQN{i}"]) for i in range(1, 11))
 
 RealtimeEvent = Tick | OrderBook | ExpectedTrade | MarketStatus
 #: One registration: (tr_id, tr_key).
@@ -476,13 +479,19 @@ def parse_order_book(fields: list[str], *, received_at: dt.datetime, day: dt.dat
     def num(name: str) -> int:
         return parse_int(fields[_ASP[name]], field=name)
 
+    def levels(indexes: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        return tuple(
+            (parse_int(fields[p], field=H0STASP0_FIELDS[p]), parse_int(fields[q], field=H0STASP0_FIELDS[q]))
+            for p, q in indexes
+        )
+
     clock = parse_hhmmss(fields[_ASP["BSOP_HOUR"]], field="BSOP_HOUR")
     expected = max(0, num("ANTC_CNPR"))
     return OrderBook(
         code=fields[_ASP["MKSC_SHRN_ISCD"]].strip(),
         at=dt.datetime.combine(day, clock, tzinfo=KST),
-        asks=tuple((num(f"ASKP{i}"), num(f"ASKP_RSQN{i}")) for i in range(1, 11)),
-        bids=tuple((num(f"BIDP{i}"), num(f"BIDP_RSQN{i}")) for i in range(1, 11)),
+        asks=levels(_ASK_LEVELS),
+        bids=levels(_BID_LEVELS),
         total_ask_qty=num("TOTAL_ASKP_RSQN"),
         total_bid_qty=num("TOTAL_BIDP_RSQN"),
         cum_volume=num("ACML_VOL"),

@@ -11,6 +11,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.gc_tuning import tune_after_startup
 from apps.core.groups import valid_code
 from apps.live.feed.holder import run_feed
 
@@ -41,4 +42,5 @@ class Command(BaseCommand):
                 loop.add_signal_handler(sig, stop.set)
             await run_feed(stop, watchlist=watchlist)
 
+        tune_after_startup()  # as the feed worker does once ready (apps/core/gc_tuning.py)
         asyncio.run(main())

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from apps.core.gc_tuning import tune_after_startup
 from apps.trading.orders.engine import FillEngine
 
 
@@ -25,4 +26,6 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        FillEngine(consumer=options["consumer"] or None).run(stop)
+        engine = FillEngine(consumer=options["consumer"] or None)
+        tune_after_startup()  # as the default workers do once ready (apps/core/gc_tuning.py)
+        engine.run(stop)
