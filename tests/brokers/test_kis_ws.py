@@ -133,6 +133,23 @@ def test_multi_record_frames_and_malformed_counts() -> None:
         parse_frame("1|H0STCNI0|001|c2VjcmV0")
 
 
+@pytest.mark.parametrize(("level", "value"), [(3, "abc"), (7, ""), (10, "\u00b2"), (1, "1_0")])
+def test_a_malformed_book_level_is_refused_by_its_name_and_a_blank_quantity_is_zero(level, value) -> None:
+    """The 40 level numbers are read in one pass when they are all plain digits; otherwise field by field, as
+    every other number: a blank is 0, anything else is refused naming the field."""
+    fields = _real_frames()[3].split("|", 3)[3].split("^")
+    names = realtime.H0STASP0_FIELDS
+    fields[names.index(f"BIDP_RSQN{level}")] = value
+    text = "0|H0STASP0|001|" + "^".join(fields)
+    if value == "":
+        book = parse_frame(text, received_at=RECEIVED)[0]
+        assert isinstance(book, OrderBook) and book.bids[level - 1][1] == 0
+        assert book.asks[0] == (71500, 224894)
+        return
+    with pytest.raises(BrokerProtocolError, match=f"BIDP_RSQN{level}"):
+        parse_frame(text, received_at=RECEIVED)
+
+
 def test_control_frames_and_ack_classification() -> None:
     ping = parse_control('{"header":{"tr_id":"PINGPONG","datetime":"20250102093000"}}')
     assert isinstance(ping, PingPong) and ping.datetime == "20250102093000"

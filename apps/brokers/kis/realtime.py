@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,9 +227,22 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 _MKO = {name: i for i, name in enumerate(H0STMKO0_FIELDS)}
 _CNT = {name: i for i, name in enumerate(H0STCNT0_FIELDS)}
 _ASP = {name: i for i, name in enumerate(H0STASP0_FIELDS)}
-# (price, quantity) field indexes of the 10 ask and 10 bid levels, best first
-_ASK_LEVELS = tuple((_ASP[f"ASKP{i}"], _ASP[f"ASKP_RSQN{i}"]) for i in range(1, 11))
-_BID_LEVELS = tuple((_ASP[f"BIDP{i}"], _ASP[f"BIDP_RSQN{i}"]) for i in range(1, 11))
+# Field indexes of the 10 ask levels then the 10 bid levels, best first, each as price, quantity
+_LEVELS = tuple(
+    _ASP[f"{side}{suffix}{i}"] for side in ("ASKP", "BIDP") for i in range(1, 11) for suffix in ("", "_RSQN")
+)
+_levels_of = operator.itemgetter(*_LEVELS)
+
+
+def _level_values(fields: list[str]) -> list[int]:
+    """The 40 level numbers of an H0STASP0 record (see ``_LEVELS``): plain digits, as they nearly always are,
+    converted in one pass; anything else field by field through :func:`parse_int` (its errors name the field)."""
+    raw = _levels_of(fields)
+    joined = "".join(raw)
+    if joined.isdigit() and joined.isascii() and all(raw):
+        return list(map(int, raw))
+    return [parse_int(fields[i], field=H0STASP0_FIELDS[i]) for i in _LEVELS]
+
 
 RealtimeEvent = Tick | OrderBook | ExpectedTrade | MarketStatus
 #: One registration: (tr_id, tr_key).
@@ -479,19 +493,14 @@ def parse_order_book(fields: list[str], *, received_at: dt.datetime, day: dt.dat
     def num(name: str) -> int:
         return parse_int(fields[_ASP[name]], field=name)
 
-    def levels(indexes: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-        return tuple(
-            (parse_int(fields[p], field=H0STASP0_FIELDS[p]), parse_int(fields[q], field=H0STASP0_FIELDS[q]))
-            for p, q in indexes
-        )
-
+    values = _level_values(fields)
     clock = parse_hhmmss(fields[_ASP["BSOP_HOUR"]], field="BSOP_HOUR")
     expected = max(0, num("ANTC_CNPR"))
     return OrderBook(
         code=fields[_ASP["MKSC_SHRN_ISCD"]].strip(),
         at=dt.datetime.combine(day, clock, tzinfo=KST),
-        asks=levels(_ASK_LEVELS),
-        bids=levels(_BID_LEVELS),
+        asks=tuple(zip(values[0:20:2], values[1:20:2], strict=True)),
+        bids=tuple(zip(values[20:40:2], values[21:40:2], strict=True)),
         total_ask_qty=num("TOTAL_ASKP_RSQN"),
         total_bid_qty=num("TOTAL_BIDP_RSQN"),
         cum_volume=num("ACML_VOL"),
