@@ -211,6 +211,7 @@ class StrategyHost:
         self._leased = self._claim = False
         self._last_sync = float("-inf")
         self.passes = 0
+        self.idle = False  # the last pass found no running strategy (it read nothing)
 
     def lease(self) -> bool:
         """Hold (or take) the host lease; a new holder first takes over the unacknowledged entries."""
@@ -235,9 +236,18 @@ class StrategyHost:
             self.redis.delete(LEASE_KEY)
 
     def step(self, *, block_ms: int | None = None) -> int:
-        """One pass: returns the number of prints read (0 without the lease)."""
+        """One pass: returns the number of prints read (0 without the lease, and while no strategy runs)."""
         if not self.lease():
             return 0
+        now = time.monotonic()
+        if now - self._last_sync >= 10:
+            strategy_codes_sync()
+            self._last_sync = now
+        running = list(Strategy.objects.filter(status=StrategyStatus.RUNNING).values_list("pk", flat=True))
+        if not running:
+            self._idle_pass()
+            return 0
+        self.idle = False
         ticks: list[FillTick] = []
         if self._claim:
             self._claim = False
@@ -245,15 +255,23 @@ class StrategyHost:
         ticks += self.reader.read(count=settings.PAPER_FILL_BATCH,
                                   block_ms=settings.STRATEGY_BLOCK_MS if block_ms is None else block_ms)  # fmt: skip
         ticks.sort(key=lambda t: stream_id_key(t.stream_id))
-        now = time.monotonic()
-        if now - self._last_sync >= 10:
-            strategy_codes_sync()
-            self._last_sync = now
-        for strategy_id in Strategy.objects.filter(status=StrategyStatus.RUNNING).values_list("pk", flat=True):
+        for strategy_id in running:
             self.run_one(strategy_id, ticks)
         self.reader.ack(ticks)
         self.passes += 1
         return len(ticks)
+
+    def _idle_pass(self) -> None:
+        """No strategy runs: the prints are not read. Reading them cost a fifth of a default worker's CPU
+        during a busy session (py-spy, ``bench/orders.py``), beside the fill engine in the same process, for
+        nothing. The group is kept at the stream's end, so a strategy started later begins with the prints
+        from its start (at most one pass, ``STRATEGY_BLOCK_MS``, earlier), never with a backlog; a dead
+        holder's unacknowledged prints are dropped."""
+        self.reader.skip_to_latest()  # (and the group again after a flushed Redis)
+        if self._claim:
+            self._claim = False
+            self.reader.ack(self.reader.claim_stale(min_idle_ms=0, count=10_000))
+        self.idle = True
 
     def run_one(self, strategy_id: int, ticks: list[FillTick]) -> None:
         try:
@@ -283,7 +301,7 @@ class StrategyHost:
         failures = 0
         while not stop.is_set():
             try:
-                if self.step() == 0 and not self._leased:
+                if self.step() == 0 and (not self._leased or self.idle):
                     stop.wait(settings.STRATEGY_BLOCK_MS / 1000)
                 failures = 0
             except Exception:

@@ -235,3 +235,42 @@ def test_alerts_recorded_while_stopped_are_not_acted_on_after_a_restart(live, us
     assert [(s.side, s.outcome) for s in Signal.objects.filter(strategy=strategy).order_by("at")] == [
         ("SELL", Outcome.SKIPPED), ("BUY", Outcome.PLACED)
     ]  # fmt: skip
+
+
+def test_without_a_running_strategy_the_host_reads_no_print_and_a_new_strategy_starts_from_now(live, make_strategy):
+    """A session's prints are not read while no strategy runs (they would cost the worker's CPU beside its fill
+    engine); a strategy started afterwards begins with the prints from its start, not with that backlog."""
+    stream, group = "hoga:rt:fill-ticks", "strategies"
+    for second in range(5):
+        xadd(live.redis, "005930", 70_000 + second * 100, 1, at(9, 1, second))
+    assert live.host.step(block_ms=5) == 0
+    assert live.host.idle is True
+    assert live.redis.xpending(stream, group)["pending"] == 0
+    xadd(live.redis, "005930", 70_500, 1, at(9, 1, 10))  # while still idle: skipped at the next pass
+    assert live.host.step(block_ms=5) == 0
+
+    make_strategy()
+    xadd(live.redis, "005930", 70_600, 1, at(9, 1, 20))
+    assert live.host.step(block_ms=5) == 1  # the print after the start only
+    assert live.host.idle is False
+    assert live.redis.xpending(stream, group)["pending"] == 0
+
+
+def test_an_idle_host_drops_a_dead_holders_unacknowledged_prints(live, clean_redis):
+    """A holder died with prints read and not acknowledged; the next holder, with no strategy to run them,
+    acknowledges them instead of leaving them pending for a strategy started later."""
+    stream, group = "hoga:rt:fill-ticks", "strategies"
+    xadd(clean_redis, "005930", 70_000, 1, at(9, 1))
+    clean_redis.xreadgroup(group, "dead-holder", {stream: ">"}, count=10)
+    assert clean_redis.xpending(stream, group)["pending"] == 1
+    clean_redis.delete(LEASE_KEY)
+    successor = StrategyHost(redis=clean_redis, holder="successor")
+    assert successor.step(block_ms=5) == 0
+    assert clean_redis.xpending(stream, group)["pending"] == 0
+
+
+def test_an_idle_host_recreates_its_group_after_redis_lost_it(live, clean_redis):
+    clean_redis.delete("hoga:rt:fill-ticks")  # the stream and its groups, as a flushed Redis
+    assert live.host.step(block_ms=5) == 0
+    groups = [g["name"].decode() for g in clean_redis.xinfo_groups("hoga:rt:fill-ticks")]
+    assert "strategies" in groups

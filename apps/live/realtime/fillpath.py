@@ -118,6 +118,19 @@ class FillTickReader:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def skip_to_latest(self) -> None:
+        """Move the group to the stream's end: entries appended so far are never delivered to it (entries it
+        delivered and nobody acknowledged stay pending)."""
+        import redis as redis_lib
+
+        try:
+            self.redis.xgroup_setid(self.stream, self.group, id="$")
+        except redis_lib.ResponseError as exc:  # no group (or no stream) any more: a flushed Redis
+            text = str(exc)
+            if "NOGROUP" not in text and "requires the key to exist" not in text:
+                raise
+            self.ensure_group()
+
     def read(self, *, count: int = 500, block_ms: int = 1000) -> list[FillTick]:
         """New entries for this consumer, oldest first; waits at most ``block_ms``."""
         replies = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
