@@ -66,3 +66,11 @@ def test_web_and_celery_workers_tune_it_once_started():
     assert any(receiver() is celery_config._tune_garbage_collector for _, receiver in worker_ready.receivers)
     source = gunicorn.post_worker_init.__code__.co_names
     assert "tune_after_startup" in source and "get_resolver" in source
+
+
+def test_the_foreground_feed_and_fill_commands_tune_it_as_the_workers_do():
+    from apps.live.management.commands.runfeed import Command as RunFeed
+    from apps.trading.orders.management.commands.runfills import Command as RunFills
+
+    for command in (RunFeed, RunFills):
+        assert "tune_after_startup" in command.handle.__code__.co_names
