@@ -1,7 +1,7 @@
 """Celery application: settings come from Django (CELERY_* names), tasks from every app."""
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_ready
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
 
 from config.settings_module import ensure_settings_module
 
@@ -61,9 +61,11 @@ def _memory_trace(**_kwargs):
 
 
 @worker_ready.connect
+@worker_process_init.connect
 def _tune_garbage_collector(**_kwargs):
-    """Once the worker and its bootsteps have started: the garbage collector's settings (apps/core/gc_tuning.py,
-    ``GC_GEN0_THRESHOLD``); pool processes forked later inherit them."""
+    """The garbage collector's settings (apps/core/gc_tuning.py, ``GC_GEN0_THRESHOLD``): in the worker's main
+    process once it and its bootsteps (the fill engine, the feed holder) have started, and in each process of
+    its pool as it starts."""
     from apps.core.gc_tuning import tune_after_startup
 
     tune_after_startup()

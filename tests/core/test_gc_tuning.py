@@ -58,12 +58,13 @@ def test_zero_keeps_cpython_defaults(collector_restored, settings):
 
 def test_web_and_celery_workers_tune_it_once_started():
     """gunicorn's post_worker_init (after the app and its URL patterns have loaded) and Celery's worker_ready."""
-    from celery.signals import worker_ready
+    from celery.signals import worker_process_init, worker_ready
 
     import config.celery as celery_config
     from config import gunicorn
 
-    assert any(receiver() is celery_config._tune_garbage_collector for _, receiver in worker_ready.receivers)
+    for signal in (worker_ready, worker_process_init):
+        assert any(receiver() is celery_config._tune_garbage_collector for _, receiver in signal.receivers)
     source = gunicorn.post_worker_init.__code__.co_names
     assert "tune_after_startup" in source and "get_resolver" in source
 
