@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.brokers.kis.master import MasterRow
+from apps.core.krx.calendar import KST
 from apps.marketdata.listing import listing_refresh, listing_sync, listing_synced_on, master_base_url
 from apps.marketdata.models import CollectionRun, Stock
 
@@ -122,7 +123,7 @@ def test_the_listing_is_loaded_from_the_brokers_master_files(sandbox_broker, set
         }  # fmt: skip
         assert listed.filter(halted=True).count() == 118
     assert list(Stock.objects.filter(in_universe=True).values_list("code", flat=True)) == ["005930"]
-    assert "created" in run.note and listing_synced_on(run.started_at.date())
+    assert "created" in run.note and listing_synced_on(run.started_at.astimezone(KST).date())  # the KST day
     assert listing_sync_if_due() is None  # once a day
 
 
