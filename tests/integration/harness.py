@@ -28,10 +28,45 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_PORT_BLOCK = 2_000  # ports per process below the kernel's ephemeral range (one block per pytest-xdist worker)
+_port_cursor: list[int] = []  # this process's next candidate, once its block is known
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a child server to listen on. Port 0's answer is drawn from the kernel's ephemeral range, where
+    every outgoing connection on the box (another worker's clients, the database's) also draws its local port, so
+    it could be taken between this check and the child's bind (seen as a sandbox's "address already in use").
+    Ports come instead from a block below that range of this pytest-xdist worker's own (benchmarks and plain
+    runs use the block after the workers'), in turn from an offset of this process's, each checked free by
+    binding it; port 0 when the range leaves no room below it."""
+    low = _ephemeral_low()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 8
+    top = low - index * _PORT_BLOCK
+    bottom = top - _PORT_BLOCK
+    if bottom < 10_000:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    if not _port_cursor:
+        _port_cursor.append(bottom + os.getpid() % _PORT_BLOCK)
+    for _ in range(_PORT_BLOCK):
+        port = _port_cursor[0]
+        _port_cursor[0] = bottom + (port + 1 - bottom) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {bottom}-{top - 1}")
 
 
 def test_database_url() -> str:
