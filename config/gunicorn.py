@@ -141,6 +141,6 @@ def post_worker_init(worker):
     from apps.core.gc_tuning import tune_after_startup
     from apps.core.memtrace import start_from_environment
 
-    get_resolver().check()  # the URL patterns load with the first request otherwise: loaded before the freeze
+    _ = get_resolver().url_patterns  # they load with the first request otherwise: loaded before the freeze
     tune_after_startup()
     start_from_environment()

@@ -14,13 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.integration.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(port: int, **extra: str) -> subprocess.Popen:
@@ -73,7 +69,7 @@ def _held(workers: list[psutil.Process], port: int) -> list[int]:
 
 @pytest.mark.integration
 def test_a_burst_of_connections_is_spread_over_the_workers_and_a_port_in_use_is_refused():
-    port = _free_port()
+    port = free_port()
     proc = _start(port)
     try:
         workers = _workers_up(proc, port)

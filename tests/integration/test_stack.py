@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,10 @@ import httpx
 import psutil
 import pytest
 
+from tests.integration.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -90,16 +85,16 @@ def _embedded_redis_pid(var_dir: Path) -> int:
 def test_make_run_brings_the_stack_up_reports_redis_failure_and_recovers(tmp_path):
     var_dir = tmp_path / "var"
     log = tmp_path / "run.log"
-    web_port = _free_port()
+    web_port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(
         HOGA_VAR_DIR=str(var_dir),
         HOGA_PORT=str(web_port),
-        FLOWER_PORT=str(_free_port()),
-        SANDBOX_REAL_REST_PORT=str(_free_port()),
-        SANDBOX_PAPER_REST_PORT=str(_free_port()),
-        SANDBOX_REAL_WS_PORT=str(_free_port()),
-        SANDBOX_PAPER_WS_PORT=str(_free_port()),
+        FLOWER_PORT=str(free_port()),
+        SANDBOX_REAL_REST_PORT=str(free_port()),
+        SANDBOX_PAPER_REST_PORT=str(free_port()),
+        SANDBOX_REAL_WS_PORT=str(free_port()),
+        SANDBOX_PAPER_WS_PORT=str(free_port()),
         HOGA_DEMO_PASSWORD="demo-pass-1234",
         HOGA_ADMIN_PASSWORD="admin-pass-1234",
     )

@@ -15,16 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.conftest import test_database_url
+from tests.integration.harness import free_port
 
 from .conftest import make_tick
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
@@ -42,7 +37,7 @@ def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 20.0) ->
 
 @pytest.fixture
 def daphne_server(transactional_db, realtime_redis):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
