@@ -61,7 +61,7 @@ class Stack(ProcessStack):
     """The integration tests' process harness with the benchmark's settings: a fast replay, generous
     sandbox rate limits, quiet logs."""
 
-    def __init__(self, *, database_url: str, speed: float, logdir: Path):
+    def __init__(self, *, database_url: str, speed: float, logdir: Path, log_level: str = "WARNING"):
         super().__init__(
             logdir,
             admin_token=ADMIN,
@@ -69,8 +69,8 @@ class Stack(ProcessStack):
             SANDBOX_SPEED=str(speed),
             SANDBOX_PAPER_RATE_LIMIT="50",
             KIS_PAPER_RATE_LIMIT="40",
-            LOG_LEVEL="WARNING",
-            PAPER_FILL_HEARTBEAT="5",  # fill engines log their stream lag every 5 s (visible with LOG_LEVEL=INFO)
+            LOG_LEVEL=log_level,
+            PAPER_FILL_HEARTBEAT="1",  # fill engines log their stream lag and longest batch every second (INFO)
         )
 
     def start_workers(self, fill_workers: int, fill_runner: str = "celery") -> None:
@@ -80,6 +80,27 @@ class Stack(ProcessStack):
                 self.start(f"fills{n}", [sys.executable, "manage.py", "runfills"])
             else:  # the engine in a default-queue Celery worker (its bootstep), as make run starts it
                 self.start_worker(f"fills{n}", "default")
+        if fill_runner == "celery":
+            self.wait_workers_ready(["feed", *(f"fills{n}" for n in range(1, fill_workers + 1))])
+
+    def wait_workers_ready(self, names: list[str], timeout: float = 180.0) -> None:
+        """Until every Celery worker answers a control ping (it does once its consumer and bootsteps have started),
+        then a moment for its ``worker_ready`` handlers: a burst begun while a worker still imports and runs its
+        checks measures its start-up, not its steady state."""
+        import socket
+
+        from config.celery import app
+
+        wanted = {f"{name}@{socket.gethostname()}" for name in names}
+        deadline = time.monotonic() + timeout
+        while True:
+            replies = app.control.ping(timeout=1.0)
+            answered = {host for reply in replies for host in reply}
+            if wanted <= answered:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers not ready after {timeout:.0f} s: {sorted(wanted - answered)}")
+        time.sleep(2.0)
 
     def start_web_server(self, server: str, workers: int, nice: int = 0, threads: str = "") -> str:
         """The web role with ``workers`` processes under ``server``; returns the process name. HOGA_PROCESS_ROLE=web
@@ -119,7 +140,27 @@ class Stack(ProcessStack):
             raise SystemExit(f"unknown web server {server}")
         self._spawn(name, prefix + args, env_role)
         self.wait_port(int(port), name)
+        self.wait_settled(name, workers if server in ("gunicorn", "uvicorn", "granian") else 0)
         return name
+
+    def wait_settled(self, name: str, workers: int, timeout: float = 60.0) -> None:
+        """Until ``workers`` children of the web process run and the process tree is idle (under 5 % of a core
+        over half a second): the port answers as soon as the master listens, while its workers may still import
+        and collect, and a burst begun then measures their start-up."""
+        import psutil
+
+        parent = psutil.Process(self.procs[name].pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tree = [parent, *parent.children(recursive=True)]
+            if len(tree) - 1 >= workers:
+                before = sum(sum(p.cpu_times()[:2]) for p in tree)
+                time.sleep(0.5)
+                if sum(sum(p.cpu_times()[:2]) for p in tree) - before < 0.025:
+                    return
+            else:
+                time.sleep(0.2)
+        print(f"  ({name} still busy after {timeout:.0f} s; measuring anyway)")
 
     def _spawn(self, name: str, args: list[str], extra: dict, fds: tuple[int, ...] = ()) -> None:
         import subprocess
@@ -150,7 +191,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--orders", type=int, default=20, help="orders per client (the last 3 are SELLs)")
     parser.add_argument("--stocks", type=int, default=10)
-    parser.add_argument("--fill-workers", type=int, default=2)
+    parser.add_argument("--fill-workers", type=int, default=1, help="fill engines (make run starts one)")
     parser.add_argument("--speed", type=float, default=10.0, help="sandbox replay speed")
     parser.add_argument("--fill-timeout", type=float, default=30.0, help="longest wait for the crossing orders")
     parser.add_argument(
@@ -158,6 +199,9 @@ def main() -> None:
         help="run each fill engine in a default-queue Celery worker (as make run does) or in manage.py runfills",
     )  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help="keep the test database for inspection")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="LOG_LEVEL of every process (INFO shows the fill engines' heartbeats)"
+    )
     parser.add_argument(
         "--web-nice",
         type=int,
@@ -194,7 +238,7 @@ def main() -> None:
     parts = urlsplit(os.environ["DATABASE_URL"])
     database_url = urlunsplit(parts._replace(path="/" + test_db))
     logdir = Path(tempfile.mkdtemp(prefix="bench-orders-"))
-    stack = Stack(database_url=database_url, speed=args.speed, logdir=logdir)
+    stack = Stack(database_url=database_url, speed=args.speed, logdir=logdir, log_level=args.log_level)
     try:
         run(args, stack)
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from apps.core.krx.calendar import KST
@@ -86,6 +86,15 @@ def book_snapshot(code: str) -> dict[str, Any] | None:
     return parse_snapshot(get_redis().hget(BOOKS_HASH, code))
 
 
+def book_snapshots(codes: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """``book_snapshot`` of each code, in one round trip."""
+    if not codes:
+        return {}
+    return {
+        code: parse_snapshot(raw) for code, raw in zip(codes, get_redis().hmget(BOOKS_HASH, list(codes)), strict=True)
+    }
+
+
 def market_states(codes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The market state of each code the feed has one for: ``phase``, ``venue``, ``halted``, ``vi``
     ({"kind", "reference", "until"} or None), ``expected`` ({"price", "quantity", "phase"} or None) and ``nxt``
@@ -105,10 +114,18 @@ def market_state(code: str) -> dict[str, Any] | None:
 def quote_and_state(code: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``(quote_snapshot(code), market_state(code))`` in one Redis round trip."""
     pipe = get_redis().pipeline(transaction=False)
+    parse = quote_and_state_send(pipe, code)
+    return parse(*pipe.execute())
+
+
+def quote_and_state_send(
+    pipe: Any, code: str
+) -> Callable[[bytes | None, bytes | None], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Queue ``quote_and_state``'s two reads on a Redis pipeline; the function returned parses their two replies
+    (so other reads can share the round trip)."""
     pipe.hget(QUOTES_HASH, code)
     pipe.hget(STATES_HASH, code)
-    quote, state = pipe.execute()
-    return parse_snapshot(quote), parse_snapshot(state)
+    return lambda quote, state: (parse_snapshot(quote), parse_snapshot(state))
 
 
 def feed_status() -> str | None:

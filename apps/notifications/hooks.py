@@ -4,8 +4,10 @@ It runs in the process that committed the order change (a fill worker, a web req
 it only picks the snapshots worth telling and queues one task for them; no sending here. To keep Celery's
 dispatch (about 2 ms) off fills nobody listens to, it first drops the snapshots of accounts whose owner has
 no enabled, verified channel: that set of users is kept per process and reloaded when the channels change
-anywhere (a version token in Redis, replaced on every change; one GET per batch). Redis trouble fails open
-(the task is queued and the service decides).
+anywhere (a version token in Redis, replaced on every change). The token is read at most once per
+``NOTIFICATIONS_LISTENERS_RECHECK`` seconds per process (one GET per fill batch was a tenth of a busy fill
+engine's time), and at once after a change made in the same process: a channel enabled elsewhere is heard of
+within that delay. Redis trouble fails open (the task is queued and the service decides).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.core.process_cache import ProcessCache
@@ -27,6 +30,9 @@ TOLD_STATUSES = frozenset({"FILLED", "PARTIALLY_FILLED", "REJECTED", "CANCELLED"
 VERSION_KEY = "hoga:notifications:channels-version"
 _listening = ProcessCache[frozenset[int]]("notifications.listening_users", ttl=3600.0, max_entries=4)
 _owners = ProcessCache[int | None]("notifications.account_owners", ttl=3600.0)  # an account never changes owner
+_version = ProcessCache[bytes | None](
+    "notifications.channels_version", ttl=lambda: settings.NOTIFICATIONS_LISTENERS_RECHECK, max_entries=1
+)
 
 
 def channels_changed() -> None:
@@ -34,6 +40,7 @@ def channels_changed() -> None:
     (a process reloading in between would otherwise keep the uncommitted state)."""
 
     def bump() -> None:
+        _version.invalidate()  # this process reads the new token at its next batch
         try:
             get_redis().set(VERSION_KEY, uuid.uuid4().hex)
         except Exception:
@@ -43,14 +50,24 @@ def channels_changed() -> None:
     transaction.on_commit(bump)
 
 
-def _listening_users() -> frozenset[int] | None:
-    """Users with an enabled, verified channel; None when unknown (Redis unavailable)."""
-    try:
+def _channels_version() -> bytes | None:
+    """The channels' version token, read from Redis at most once per ``NOTIFICATIONS_LISTENERS_RECHECK`` s."""
+
+    def read() -> bytes | None:
         redis = get_redis()
         version = redis.get(VERSION_KEY)
         if version is None:
             redis.set(VERSION_KEY, uuid.uuid4().hex, nx=True)
             version = redis.get(VERSION_KEY)
+        return version
+
+    return _version.get("token", read, keep=lambda version: version is not None)
+
+
+def _listening_users() -> frozenset[int] | None:
+    """Users with an enabled, verified channel; None when unknown (Redis unavailable)."""
+    try:
+        version = _channels_version()
     except Exception:
         return None
     return _listening.get(

@@ -660,6 +660,9 @@ NOTIFICATIONS_RATE_WINDOW = env.int("NOTIFICATIONS_RATE_WINDOW", default=60)
 NOTIFICATIONS_VERIFY_TTL = env.int("NOTIFICATIONS_VERIFY_TTL", default=600)  # seconds a verification code is valid
 NOTIFICATIONS_VERIFY_INTERVAL = env.int("NOTIFICATIONS_VERIFY_INTERVAL", default=30)  # s between codes per channel
 NOTIFICATIONS_VERIFY_RATE_PER_HOUR = env.int("NOTIFICATIONS_VERIFY_RATE_PER_HOUR", default=10)  # codes per user
+# How long a process trusts its copy of the channels' version token (apps/notifications/hooks.py): a channel
+# enabled or verified in another process is heard of by the fill engines within this many seconds.
+NOTIFICATIONS_LISTENERS_RECHECK = env.float("NOTIFICATIONS_LISTENERS_RECHECK", default=1.0)
 
 # --- Portfolio analytics (apps/portfolio) ----------------------------------------------------------
 # Annual risk-free rate for Sharpe and Sortino, e.g. 0.03 for 3 % (a KTB yield); daily rate = (1 + r)^(1/252) - 1.

@@ -293,6 +293,36 @@ def test_the_hook_queues_nothing_for_accounts_nobody_listens_to(user, account, d
     assert order_events_received(None, snapshots=[filled, pending]) == 1
 
 
+def test_a_channel_change_in_another_process_is_heard_of_within_the_recheck_delay(
+    user, account, standin, settings, monkeypatch
+):
+    """Another process replaces the version token in Redis: this one keeps its copy for
+    NOTIFICATIONS_LISTENERS_RECHECK seconds (no GET per fill batch), then reloads who listens."""
+    import uuid
+
+    from django.utils import timezone
+
+    from apps.core import process_cache
+    from apps.core.redis import get_redis
+    from apps.notifications import hooks
+    from apps.notifications.models import Channel
+
+    clock = [1000.0]
+    monkeypatch.setattr(process_cache.time, "monotonic", lambda: clock[0])
+    settings.NOTIFICATIONS_LISTENERS_RECHECK = 1.0
+    filled = {
+        "id": 1, "account_id": account.pk, "code": "005930", "name": "삼성전자", "side": "BUY", "quantity": 1,
+        "filled_quantity": 1, "status": "FILLED", "avg_fill_price": "70000",
+    }  # fmt: skip
+    assert hooks.order_events_received(None, snapshots=[filled]) == 0  # nobody listens; token read now
+    Channel.objects.create(owner=user, kind="browser", label="browser", enabled=True, verified_at=timezone.now())
+    get_redis().set(hooks.VERSION_KEY, uuid.uuid4().hex)  # as channels_changed() in another process
+    clock[0] += 0.5
+    assert hooks.order_events_received(None, snapshots=[filled]) == 0  # within the delay: the copy
+    clock[0] += 0.6
+    assert hooks.order_events_received(None, snapshots=[filled]) == 1  # after it: reloaded
+
+
 def test_the_trigger_announcement_of_trading_reaches_the_channels(place, channels, standin, committed):
     from apps.trading.orders.realtime import order_trigger_announce_on_commit
 

@@ -131,9 +131,16 @@ class FillTickReader:
                 raise
             self.ensure_group()
 
-    def read(self, *, count: int = 500, block_ms: int = 1000) -> list[FillTick]:
-        """New entries for this consumer, oldest first; waits at most ``block_ms``."""
-        replies = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+    def read(self, *, count: int = 500, block_ms: int = 1000, ack: Sequence[FillTick] = ()) -> list[FillTick]:
+        """New entries for this consumer, oldest first; waits at most ``block_ms``. ``ack``: entries to
+        acknowledge first, in the same round trip (a pipeline of ``XACK`` and ``XREADGROUP``)."""
+        if ack:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xack(self.stream, self.group, *[t.stream_id for t in ack])
+            pipe.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+            _acked, replies = pipe.execute()
+        else:
+            replies = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         return [_decode(entry_id, fields) for _stream, entries in replies or [] for entry_id, fields in entries]
 
     def ack(self, ticks: Sequence[FillTick]) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
@@ -27,11 +29,26 @@ def fill_stream_position() -> str:
         newest = get_redis().xrevrange(keys.FILL_TICKS_STREAM, count=1)
     except Exception:  # Redis down: placement still works; the engine catches up when Redis is back
         logger.warning("fill stream unavailable at order placement; using the wall clock as its position")
-        return f"{int(time.time() * 1000)}-0"
+        return fill_stream_position_unknown()
+    return fill_stream_position_of(newest)
+
+
+def fill_stream_position_send(pipe: Any) -> Callable[[list], str]:
+    """Queue ``fill_stream_position``'s read on a Redis pipeline; the function returned reads its reply."""
+    pipe.xrevrange(keys.FILL_TICKS_STREAM, count=1)
+    return fill_stream_position_of
+
+
+def fill_stream_position_of(newest: list) -> str:
     if not newest:
         return "0-0"
     entry_id = newest[0][0]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def fill_stream_position_unknown() -> str:
+    """The wall clock as a stream position, for when Redis cannot be asked."""
+    return f"{int(time.time() * 1000)}-0"
 
 
 def demand_add_on_commit(code: str, *, user_id: int | None = None) -> None:

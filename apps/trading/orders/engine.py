@@ -9,7 +9,10 @@ harmless. Each pass of the loop:
 1. claims entries another consumer read but never acked for ``PAPER_FILL_CLAIM_IDLE_MS`` (it died);
 2. reads new entries (blocking at most ``PAPER_FILL_BLOCK_MS``);
 3. applies the batch with ``order_fills_apply``: in stream order, in one transaction (committed when it
-   returns; a burst of ticks of several stocks costs one commit, not one each), then acks the batch;
+   returns; a burst of ticks of several stocks costs one commit, not one each). The batch is acknowledged
+   with the next read, in its round trip (``FillTickReader.read(ack=...)``), or by ``flush_acks`` when the
+   loop stops: a tick is never acknowledged before its fills have committed, and an engine that dies between
+   the commit and the next read leaves its batch to ``claim_stale``, where it is a no-op;
 4. every ``PAPER_FILL_DEMAND_SYNC`` s rebuilds ``ORDERS_SET`` from the open orders in the database, every
    ``PAPER_FILL_EXPIRY_CHECK`` s expires DAY orders whose session has closed (market clock), and every
    ``PAPER_FILL_HEARTBEAT`` s logs a heartbeat with its counters.
@@ -93,10 +96,12 @@ class FillEngine:
         #: Ticks read but not applied because of a transient error (a deadlock, a lost connection): this
         #: engine retries them after its backoff instead of leaving them to ``claim_stale`` (30 s idle).
         self._retry: list[FillTick] = []
+        #: Ticks applied (committed) and not yet acknowledged: acknowledged with the next read.
+        self._unacked: list[FillTick] = []
 
     def apply(self, ticks: Sequence[FillTick]) -> int:
-        """Apply ``ticks`` (in stream order, in one transaction: ``order_fills_apply``), then ack them all;
-        return the number of executions created.
+        """Apply ``ticks`` (in stream order, in one transaction: ``order_fills_apply``), then queue them all for
+        acknowledgement (``flush_acks``, or the next ``step``'s read); return the number of executions created.
 
         A transient error propagates before the ack (the batch is retried). Any other error re-applies the
         batch one tick per transaction, so the tick that fails is logged and acked with the rest while the
@@ -120,7 +125,7 @@ class FillEngine:
             self.stats.max_lag_ms = max(self.stats.max_lag_ms, started * 1000 - oldest_ms)
             self.stats.max_apply_ms = max(self.stats.max_apply_ms, (time.time() - started) * 1000)
             observe_fills(ticks, executions, began=started)
-        self.reader.ack(ticks)
+        self._unacked.extend(ticks)
         self.stats.ticks += len(ticks)
         self.stats.executions += created
         return created
@@ -158,11 +163,23 @@ class FillEngine:
                 self.stats.claimed += len(claimed)
                 logger.info("claimed stale fill ticks", extra={"count": len(claimed)})
                 created += self.apply(claimed)
-        ticks = self.reader.read(count=settings.PAPER_FILL_BATCH, block_ms=settings.PAPER_FILL_BLOCK_MS)
+        ticks = self.reader.read(
+            count=settings.PAPER_FILL_BATCH, block_ms=settings.PAPER_FILL_BLOCK_MS, ack=self._unacked
+        )
+        self._unacked = []  # acknowledged with the read (an error keeps them for the next attempt: XACK repeats)
         if ticks:
             created += self.apply(ticks)
         self.housekeeping()
         return created
+
+    def flush_acks(self) -> int:
+        """Acknowledge the applied ticks not yet acknowledged (the loop does it with its next read)."""
+        unacked, self._unacked = self._unacked, []
+        try:
+            return self.reader.ack(unacked)
+        except Exception:
+            self._unacked = unacked + self._unacked
+            raise
 
     def housekeeping(self, *, force: bool = False) -> None:
 
@@ -212,4 +229,8 @@ class FillEngine:
                 delay = min(settings.PAPER_FILL_BACKOFF_BASE * 2 ** (failures - 1), settings.PAPER_FILL_BACKOFF_MAX)
                 logger.exception("fill engine error", extra={"delay_s": delay})
                 stop.wait(delay)
+        try:
+            self.flush_acks()
+        except TRANSIENT as exc:  # left pending: another engine claims them, and they are no-ops there
+            logger.warning("could not acknowledge the last fill ticks at stop", extra={"error": str(exc)})
         logger.info("fill engine stopped", extra={"consumer": self.reader.consumer, **asdict(self.stats)})

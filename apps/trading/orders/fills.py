@@ -48,7 +48,7 @@ from apps.core.db import insert_rows, pipeline, update_rows
 from apps.core.krx import phases
 from apps.core.krx.calendar import KST
 from apps.core.krx.rules import DEFAULT_TICKS
-from apps.live.quotes import book_snapshot
+from apps.live.quotes import book_snapshots
 from apps.live.realtime.fillpath import FillTick
 from apps.marketdata.models import Stock
 from apps.trading.accounts.models import PaperAccount
@@ -198,13 +198,35 @@ def _limit(limit_price: int | None) -> int:
     return limit_price
 
 
-def _book_levels(code: str, at: datetime) -> dict[str, list[list[int]]] | None:
-    """The stored order book of ``code`` when it is no older than PAPER_BOOK_MAX_AGE vs the tick."""
+def _books_prefetch(work: list[tuple[FillTick, date, list[int]]], candidates: dict[int, _Candidate]) -> dict[str, Any]:
+    """Before any lock, in one round trip: the stored order books of the stocks whose MARKET candidates a batch's
+    KRX continuous trade print may fill by walking the book (see ``_fills_book_locked``; a bracket leg armed by
+    an earlier print of the batch, which was no candidate, has its book read there)."""
+    codes = sorted(
+        {
+            tick.code
+            for tick, _day, ids in work
+            if tick.source == "tick" and tick.venue == phases.KRX and tick.phase == phases.CONTINUOUS
+            and any(candidates[pk].order_type == OrderType.MARKET for pk in ids)
+        }
+    )  # fmt: skip
+    return _books_read(codes)
+
+
+def _books_read(codes: list[str]) -> dict[str, Any]:
+    """``book_snapshots(codes)``; each code None when Redis cannot be asked."""
+    if not codes:
+        return {}
     try:
-        book = book_snapshot(code)
+        return book_snapshots(codes)
     except Exception:
-        logger.warning("order book unavailable for %s; market orders fill at the trade price", code)
-        return None
+        logger.warning("order books unavailable for %s; market orders fill at the trade price", ", ".join(codes))
+        return dict.fromkeys(codes)
+
+
+def _book_levels(book: dict[str, Any] | None, code: str, at: datetime) -> dict[str, list[list[int]]] | None:
+    """The stored order book ``book`` of ``code`` as sorted levels, when it is no older than PAPER_BOOK_MAX_AGE vs
+    the tick."""
     if book is None:
         return None
     try:
@@ -469,7 +491,8 @@ def order_fills_apply(*, ticks: list[FillTick]) -> list[Execution]:
             concerned.update((c.id, c) for c in found)
     if not work:
         return []
-    return _fills_apply_locked(work, list(concerned.values()))
+    books = _books_prefetch(work, concerned)
+    return _fills_apply_locked(work, list(concerned.values()), books)
 
 
 def _queued_orders_check(orders: list[Order]) -> set[int]:
@@ -578,7 +601,9 @@ def _linked_after_fill(
     fills.position_fills.append(PositionFill(order.account_id, HOLD, 0, shares, 0, stock_id=order.stock_id))
 
 
-def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]], candidates: list[_Candidate]) -> list[Execution]:
+def _fills_apply_locked(
+    work: list[tuple[FillTick, date, list[int]]], candidates: list[_Candidate], books: dict[str, Any] | None = None
+) -> list[Execution]:
     """The fill transaction, in three round trips when every position exists: (1) the ticks' markers, the
     locks of the candidate orders, their accounts and positions (a superset of what fills), and the tax
     rates; (2) only when a buy opens a position: its insert and lock; (3) every write, with the ``COMMIT``:
@@ -604,7 +629,7 @@ def _fills_apply_locked(work: list[tuple[FillTick, date, list[int]]], candidates
             positions = read_positions()
             accounts.close()
             tax_rates = {key: read() for key, read in read_tax.items()}
-        return _fills_book_locked(work, applied, locked, positions, tax_rates, until_committed)
+        return _fills_book_locked(work, applied, locked, positions, tax_rates, until_committed, books or {})
 
 
 def _fills_book_locked(
@@ -614,6 +639,7 @@ def _fills_book_locked(
     positions: dict[tuple[int, int], Position],
     tax_rates: dict[tuple[str, date], Decimal],
     until_committed: ExitStack,
+    books: dict[str, Any],
 ) -> list[Execution]:
     work = [entry for entry in work if entry[0].stream_id in applied]
     orders = {o.pk: o for o in locked}
@@ -664,7 +690,9 @@ def _fills_book_locked(
             and tick.phase == phases.CONTINUOUS
             and any(o.order_type == OrderType.MARKET for o in open_orders)
         )
-        book = _book_levels(tick.code, tick.at) if walks else None  # a polled snapshot walks no book
+        if walks and tick.code not in books:
+            books.update(_books_read([tick.code]))
+        book = _book_levels(books.get(tick.code), tick.code, tick.at) if walks else None  # a polled one walks none
         plans = _plan_side([o for o in open_orders if o.side == Side.BUY], tick, book["asks"] if book else None)
         plans += _plan_side([o for o in open_orders if o.side == Side.SELL], tick, book["bids"] if book else None)
         fills.book(plans, tick=tick, day=day, now=now)

@@ -131,13 +131,17 @@ class Order(TimeStampedModel):
       holds nothing until its entry fills.
     """
 
-    account = models.ForeignKey("accounts.PaperAccount", on_delete=models.CASCADE, related_name="orders")
-    stock = models.ForeignKey("marketdata.Stock", on_delete=models.PROTECT, related_name="paper_orders")
+    # Indexed by ``order_account_status`` and ``order_stock_status`` (their leading column), and open orders by
+    # ``order_open``: every index is written by each placement and each fill, so none is kept twice.
+    account = models.ForeignKey(
+        "accounts.PaperAccount", on_delete=models.CASCADE, related_name="orders", db_index=False
+    )
+    stock = models.ForeignKey("marketdata.Stock", on_delete=models.PROTECT, related_name="paper_orders", db_index=False)
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=18, choices=OrderType.choices)
     quantity = models.BigIntegerField(validators=[MinValueValidator(1)])
     limit_price = models.BigIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     filled_quantity = models.BigIntegerField(default=0)
     filled_amount = models.BigIntegerField(default=0, help_text="Σ price × quantity of the executions, KRW.")
     avg_fill_price = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
@@ -229,6 +233,8 @@ class Order(TimeStampedModel):
                 condition=Q(trigger_state="ARMED"),
                 name="order_armed_trigger",
             ),
+            # the open orders of every account and stock (demand sync, DAY-order expiry), without the closed ones
+            models.Index(fields=["trading_date"], condition=Q(status__in=OPEN_STATUSES), name="order_open"),
         ]
 
     def __str__(self) -> str:
@@ -277,7 +283,8 @@ class Execution(models.Model):
     volume traded since the previous snapshot, no order book walked.
     """
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="executions")
+    # indexed by ``execution_once_per_tick`` (its leading column)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="executions", db_index=False)
     account = models.ForeignKey("accounts.PaperAccount", on_delete=models.CASCADE, related_name="executions")
     stock = models.ForeignKey("marketdata.Stock", on_delete=models.PROTECT, related_name="paper_executions")
     side = models.CharField(max_length=4, choices=Side.choices)

@@ -19,9 +19,10 @@ from apps.core.jsonsafe import ANY_CONTROL_RE
 from apps.core.krx import phases
 from apps.core.krx.calendar import KST, KrxCalendar
 from apps.core.krx.rules import DEFAULT_TICKS
+from apps.core.redis import get_redis
 from apps.core.typing import AnyUser
 from apps.live.nxt import nxt_eligible
-from apps.live.quotes import quote_and_state, snapshot_price, snapshot_time
+from apps.live.quotes import quote_and_state_send, snapshot_price, snapshot_time
 from apps.live.reference import reference_price_resolve
 from apps.marketdata.market_clock import PRE_OPEN, MarketClockUnavailable, MarketNow, market_now
 from apps.marketdata.models import DailyBar, MinuteBar, Stock
@@ -32,7 +33,7 @@ from apps.trading.positions.services import (
     position_reserve_guard,
 )
 
-from .demand import demand_add_on_commit, fill_stream_position
+from .demand import demand_add_on_commit, fill_stream_position_send, fill_stream_position_unknown
 from .exceptions import (
     AccountNotFound,
     AfterHoursOutOfRange,
@@ -160,18 +161,24 @@ def _same_terms(
 AFTER_HOURS_RANGE_PERCENT = 10
 
 
-def _quote(code: str) -> dict[str, Any] | None:
-    """The stock's live quote snapshot (its last KRX price and time) with its market state over it (``halted``,
-    ``vi``, ``phase``: the state is published before the day's first trade too); None when Redis has neither or
-    is down."""
+def _quote_and_position(code: str) -> tuple[dict[str, Any] | None, str]:
+    """In one Redis round trip: the stock's live quote snapshot (its last KRX price and time) with its market
+    state over it (``halted``, ``vi``, ``phase``: the state is published before the day's first trade too; None
+    when Redis has neither), and where the fill-tick stream stands (``fill_stream_position``: ticks up to there
+    printed before the order existed). Redis down: no quote, and the wall clock as the position."""
     try:
-        snapshot, state = quote_and_state(code)
-    except Exception:  # Redis down: placement still works; the feed's per-stock state is then unknown
-        logger.warning("quote snapshot unavailable at order placement", extra={"code": code})
-        return None
-    if snapshot is None and state is None:
-        return None
-    return {**(snapshot or {}), **(state or {})}
+        pipe = get_redis().pipeline(transaction=False)
+        parse_quote = quote_and_state_send(pipe, code)
+        parse_position = fill_stream_position_send(pipe)
+        quote, state, newest = pipe.execute()
+    except Exception:  # placement still works; the feed's per-stock state is then unknown
+        logger.warning("quote snapshot and fill stream unavailable at order placement", extra={"code": code})
+        return None, fill_stream_position_unknown()
+    snapshot, market_state = parse_quote(quote, state)
+    position = parse_position(newest)
+    if snapshot is None and market_state is None:
+        return None, position
+    return {**(snapshot or {}), **(market_state or {})}, position
 
 
 def _stock_phase(snapshot: dict[str, Any] | None) -> str | None:
@@ -401,7 +408,7 @@ def order_place(
             f"A {order_type} order takes no limit_price ({what}).", fields={"limit_price": ["Must be empty."]}
         )
 
-    snapshot = _quote(stock.code)
+    snapshot, stream_position = _quote_and_position(stock.code)
     if snapshot is not None and snapshot.get("halted"):
         raise StockHalted(
             f"{stock.code} is halted (거래정지): it takes cancels only until trading resumes.",
@@ -497,7 +504,7 @@ def order_place(
         trading_date=trading_date,
         queued=queued,
         band_checked=not queued,
-        fill_after_id=fill_stream_position(),
+        fill_after_id=stream_position,
         route=route,
         phase=accepted_phase,
         accepted_at=market.now,

@@ -27,7 +27,10 @@ class Position(TimeStampedModel):
     A flat position (quantity 0) keeps its row so its realized P&L and fees stay counted until a reset.
     """
 
-    account = models.ForeignKey("accounts.PaperAccount", on_delete=models.CASCADE, related_name="positions")
+    # indexed by ``position_unique_per_account_stock`` (its leading column)
+    account = models.ForeignKey(
+        "accounts.PaperAccount", on_delete=models.CASCADE, related_name="positions", db_index=False
+    )
     stock = models.ForeignKey("marketdata.Stock", on_delete=models.PROTECT, related_name="positions")
     quantity = models.BigIntegerField(default=0)
     reserved_quantity = models.BigIntegerField(default=0, help_text="Shares held by open sell orders.")

@@ -43,6 +43,52 @@ def test_engine_applies_stream_ticks_and_acks_them(place, tick, clean_redis, fas
     assert engine.step() == 2
     order.refresh_from_db()
     assert (order.filled_quantity, order.status) == (8, OrderStatus.PARTIALLY_FILLED)
+    assert _pending(clean_redis) == 2  # committed; acknowledged with the next read, in its round trip
+    assert engine.step() == 0
+    assert _pending(clean_redis) == 0
+
+
+def test_applied_ticks_are_acknowledged_when_the_loop_stops(place, tick, clean_redis, fast, monkeypatch):
+    """The last batch before a stop is not left pending (for another engine to claim 30 s later)."""
+    monkeypatch.setattr(FillEngine, "_expire_due", staticmethod(lambda _fn: 0))
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    order = place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 4))
+    stop = threading.Event()
+    original = engine.step
+
+    def step_once():
+        created = original()
+        stop.set()
+        return created
+
+    engine.step = step_once
+    engine.run(stop)
+    order.refresh_from_db()
+    assert (order.filled_quantity, _pending(clean_redis)) == (4, 0)
+
+
+def test_an_unacknowledged_batch_is_kept_when_the_read_fails(place, tick, clean_redis, fast, monkeypatch):
+    """A Redis error on the read that carries the acknowledgement keeps the batch for the next attempt."""
+    import redis as redis_lib
+
+    engine = FillEngine(consumer="a")
+    engine.reader.ensure_group()
+    place("BUY", 10, 70_000)
+    _xadd(clean_redis, tick(70_000, 4))
+    assert engine.step() == 1
+    real_read = engine.reader.read
+
+    def down(**_kwargs):
+        raise redis_lib.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(engine.reader, "read", down)
+    with pytest.raises(redis_lib.ConnectionError):
+        engine.step()
+    assert _pending(clean_redis) == 1
+    monkeypatch.setattr(engine.reader, "read", real_read)
+    assert engine.step() == 0
     assert _pending(clean_redis) == 0
 
 
@@ -85,6 +131,7 @@ def test_a_poison_tick_is_logged_and_acked(place, tick, clean_redis, fast, monke
 
     monkeypatch.setattr(engine_module, "order_fills_apply", boom)
     engine.step()
+    engine.flush_acks()
     assert (engine.stats.poison, _pending(clean_redis)) == (1, 0)
 
 
@@ -107,6 +154,7 @@ def test_a_poison_tick_does_not_hold_back_the_rest_of_its_batch(place, tick, cle
 
     monkeypatch.setattr(engine_module, "order_fills_apply", fails_on_volume_3)
     assert engine.step() == 2
+    engine.flush_acks()
     order.refresh_from_db()
     assert (order.filled_quantity, engine.stats.poison, _pending(clean_redis)) == (6, 1, 0)
 

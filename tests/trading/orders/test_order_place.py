@@ -218,6 +218,50 @@ def test_placement_records_the_fill_stream_position(place, clean_redis):
     assert order.fill_after_id == entry.decode()
 
 
+def test_placement_reads_the_halt_and_the_fill_stream_position_in_one_round_trip(place, clean_redis, monkeypatch):
+    """The quote, the market state and the stream's newest id share one pipeline; a halt is still refused."""
+    import json
+
+    from apps.live.realtime import keys
+    from apps.trading.orders.exceptions import StockHalted
+
+    entry = clean_redis.xadd(keys.FILL_TICKS_STREAM, {"code": "005930"})
+    executed = []
+    real_pipeline = type(clean_redis).pipeline
+
+    def counting_pipeline(self, *args, **kwargs):
+        pipe = real_pipeline(self, *args, **kwargs)
+        real_execute = pipe.execute
+        pipe.execute = lambda *a, **k: executed.append(len(pipe.command_stack)) or real_execute(*a, **k)
+        return pipe
+
+    monkeypatch.setattr(type(clean_redis), "pipeline", counting_pipeline)
+    order = place("BUY", 1, 70_000)
+    assert (order.fill_after_id, executed) == (entry.decode(), [3])
+    clean_redis.hset(keys.STATES_HASH, "005930", json.dumps({"halted": True}))
+    with pytest.raises(StockHalted):
+        place("BUY", 1, 70_000)
+
+
+def test_placement_without_redis_uses_the_wall_clock_as_the_fill_stream_position(place, monkeypatch):
+    """Redis down: the order is still accepted, its fill position is the current ms (the stream ids' clock)."""
+    import time
+
+    import redis as redis_lib
+
+    from apps.trading.orders import placement
+
+    class Down:
+        def pipeline(self, **_kwargs):
+            raise redis_lib.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(placement, "get_redis", lambda: Down())
+    before = int(time.time() * 1000)
+    order = place("BUY", 1, 70_000)
+    at_ms = int(order.fill_after_id.partition("-")[0])
+    assert before <= at_ms <= int(time.time() * 1000)
+
+
 def test_placement_adds_the_code_to_the_demand_set_after_commit(place, clean_redis, django_capture_on_commit_callbacks):
     from apps.live.realtime import keys
 
