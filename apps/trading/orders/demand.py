@@ -33,13 +33,14 @@ def fill_stream_position() -> str:
     return fill_stream_position_of(newest)
 
 
-def fill_stream_position_send(pipe: Any) -> Callable[[list], str]:
+def fill_stream_position_send(pipe: Any) -> Callable[[Any], str]:
     """Queue ``fill_stream_position``'s read on a Redis pipeline; the function returned reads its reply."""
     pipe.xrevrange(keys.FILL_TICKS_STREAM, count=1)
     return fill_stream_position_of
 
 
-def fill_stream_position_of(newest: list) -> str:
+def fill_stream_position_of(newest: Any) -> str:
+    """The id of the first entry of an ``XREVRANGE ... COUNT 1`` reply ("0-0" for an empty stream)."""
     if not newest:
         return "0-0"
     entry_id = newest[0][0]
