@@ -42,8 +42,8 @@ def _columns(model: type[Model], names: tuple[str, ...] | None) -> tuple[tuple[F
     else:
         fields = tuple(meta.pk if name == "pk" else meta.get_field(name) for name in names)
     quote = conn.ops.quote_name
-    casts = [f.rel_db_type(conn) if f.primary_key else f.db_type(conn) for f in fields]
     # the primary key as a reference: bigint for a BigAutoField, not "bigint GENERATED ... AS IDENTITY"
+    casts = [f.rel_db_type(conn) if f.primary_key else f.db_type(conn) for f in fields]
     column_list = ", ".join(quote(f.column) for f in fields)
     unnest = "unnest(" + ", ".join(f"%s::{cast}[]" for cast in casts) + ")"
     return fields, column_list, unnest
@@ -88,9 +88,8 @@ def update_rows(
     if not assign and not add:
         raise ValueError("nothing to update")
     keys = ("pk", *assign, *add)
-    sql = _update_rows_sql(model, tuple(assign), tuple(add))
+    sql, fields = _update_rows_sql(model, tuple(assign), tuple(add))
     conn = connections[DEFAULT_DB_ALIAS]
-    fields = _columns(model, keys)[0]
     params = [[_prepared(f, row[key], conn) for row in rows] for f, key in zip(fields, keys, strict=True)]
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
@@ -98,16 +97,20 @@ def update_rows(
 
 
 @lru_cache(maxsize=64)
-def _update_rows_sql(model: type[Model], assign: tuple[str, ...], add: tuple[str, ...]) -> str:
+def _update_rows_sql(
+    model: type[Model], assign: tuple[str, ...], add: tuple[str, ...]
+) -> tuple[str, tuple[Field, ...]]:
+    """``update_rows``' statement and its fields (the primary key, then ``assign``, then ``add``)."""
     fields, column_list, unnest = _columns(model, ("pk", *assign, *add))
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     pk = quote(fields[0].column)
     sets = [f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1 : 1 + len(assign)]]
     sets += [f"{quote(f.column)} = t.{quote(f.column)} + v.{quote(f.column)}" for f in fields[1 + len(assign) :]]
-    return (
+    sql = (
         f"UPDATE {quote(model._meta.db_table)} AS t SET {', '.join(sets)} "
         f"FROM {unnest} AS v({column_list}) WHERE t.{pk} = v.{pk}"
     )
+    return sql, fields
 
 
 def insert_guarded(instance: Model, *, guard_sql: str, guard_params: Sequence[object]) -> bool:

@@ -111,18 +111,11 @@ def market_state(code: str) -> dict[str, Any] | None:
     return parse_snapshot(get_redis().hget(STATES_HASH, code))
 
 
-def quote_and_state(code: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``(quote_snapshot(code), market_state(code))`` in one Redis round trip."""
-    pipe = get_redis().pipeline(transaction=False)
-    parse = quote_and_state_send(pipe, code)
-    return parse(*pipe.execute())
-
-
 def quote_and_state_send(
     pipe: Any, code: str
 ) -> Callable[[bytes | None, bytes | None], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-    """Queue ``quote_and_state``'s two reads on a Redis pipeline; the function returned parses their two replies
-    (so other reads can share the round trip)."""
+    """Queue the reads of ``quote_snapshot(code)`` and ``market_state(code)`` on a Redis pipeline (so other reads
+    can share the round trip); the function returned parses their two replies into that pair."""
     pipe.hget(QUOTES_HASH, code)
     pipe.hget(STATES_HASH, code)
     return lambda quote, state: (parse_snapshot(quote), parse_snapshot(state))
